@@ -1,0 +1,22 @@
+# Is temperature the creativity parameter of LLMs? Replication pipeline (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.19")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/generate.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True
+
+
+onsuccess:
+    print_outputs()

@@ -1,0 +1,105 @@
+"""Validate a pipeline config against its JSON schema, fill defaults, and explain what is wrong.
+
+The schema lives with the workflow (``workflow/schemas/config.schema.yaml``); Snakemake and the tests
+pass its path. Errors name the field, the bad value and what is allowed, and are raised before any job runs.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from tempcreativity.errors import ConfigError
+from tempcreativity.grid import temperatures
+
+
+def _extend_with_defaults(validator_class):
+    """A validator that also fills each missing property with its schema default (a copy of it)."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, subschema in properties.items():
+                if "default" in subschema and name not in instance:
+                    instance[name] = copy.deepcopy(subschema["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_DefaultFillingValidator = _extend_with_defaults(jsonschema.Draft202012Validator)
+
+
+def load_schema(schema_path: str | Path) -> dict[str, Any]:
+    return yaml.safe_load(Path(schema_path).read_text())
+
+
+def _field_name(path) -> str:
+    name = ""
+    for part in path:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name or "(top level)"
+
+
+def _describe(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str:
+    field = _field_name(error.absolute_path)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return f"{field}: unknown key(s) {', '.join(map(repr, unknown))}; allowed keys: {', '.join(allowed)}"
+    if error.validator == "required":
+        what = error.schema.get("properties", {}).get(error.message.split("'")[1], {}).get("description")
+        return f"{field}: {error.message}" + (f" ({what})" if what else "")
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"{field}: {error.instance!r} is not allowed; allowed values: {allowed}"
+    description = error.schema.get("description") or _parent_description(error, schema)
+    message = f"{field}: {error.message}"
+    return f"{message}. Allowed: {' '.join(description.split())}" if description else message
+
+
+def _parent_description(error: jsonschema.ValidationError, schema: dict[str, Any]) -> str | None:
+    """The description of the nearest enclosing property in the schema, for errors in oneOf branches."""
+    node, found = schema, None
+    for part in error.absolute_path:
+        if isinstance(part, int):
+            node = node.get("items", {}) if isinstance(node, dict) else {}
+        else:
+            node = node.get("properties", {}).get(part, {}) if isinstance(node, dict) else {}
+        found = node.get("description", found) if isinstance(node, dict) else found
+    return found
+
+
+def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
+    """Validate ``config`` in place (filling defaults) and return it; raise ConfigError on the first problem."""
+    schema = load_schema(schema_path)
+    validator = _DefaultFillingValidator(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        raise ConfigError(f"invalid config: {_describe(error, schema)}")
+    _check_semantics(config)
+    return config
+
+
+def _check_semantics(config: dict[str, Any]) -> None:
+    """What JSON schema cannot say: unique prompt ids, log grids that start at 0, vLLM's temperature floor."""
+    ids = [prompt["id"] for prompt in config["prompts"]]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ConfigError(f"invalid config: prompts: duplicate id(s) {', '.join(duplicated)}; ids must be unique")
+    spec = config["temperatures"]
+    if isinstance(spec, dict) and spec.get("scale") == "log" and spec["start"] == 0:
+        raise ConfigError("invalid config: temperatures.start: a log-spaced grid needs start > 0. Allowed: 0 < start <= 2")
+    temperatures(config)  # raises for values below vLLM's floor
+
+
+def load_config(config_path: str | Path, schema_path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file and validate it (the tests and the standalone tools use this)."""
+    config = yaml.safe_load(Path(config_path).read_text()) or {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"invalid config: {config_path} must hold a mapping of keys to values")
+    return validate_config(config, schema_path)

@@ -1,0 +1,48 @@
+"""Atomic file writes: write to a temporary name beside the target, then rename, so that a killed job never
+leaves a file that looks complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _temporary_beside(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    os.chmod(name, 0o666 & ~_UMASK)  # mkstemp makes 0600; finished files get the usual permissions
+    return Path(name)
+
+
+def write_parquet_atomic(frame: pl.DataFrame, path: str | Path) -> None:
+    """Write Parquet deterministically (same frame, same polars: same bytes) and atomically."""
+    path = Path(path)
+    temporary = _temporary_beside(path)
+    try:
+        frame.write_parquet(temporary, compression="zstd", statistics=True)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(text: str, path: str | Path) -> None:
+    path = Path(path)
+    temporary = _temporary_beside(path)
+    try:
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_json_atomic(data: Any, path: str | Path) -> None:
+    write_text_atomic(json.dumps(data, indent=2, sort_keys=True) + "\n", path)

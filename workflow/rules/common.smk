@@ -1,0 +1,80 @@
+# Config validation, the story grid, every output path, and the rules' input functions.
+from pathlib import Path
+
+from tempcreativity.config import validate_config
+from tempcreativity.grid import expand_grid, split_into_shards
+from tempcreativity.model import EMBEDDED, model_slug
+
+validate_config(config, Path(workflow.current_basedir) / "../schemas/config.schema.yaml")
+
+EXPERIMENT = config["experiment"]
+STORIES = expand_grid(config)
+SHARDS = split_into_shards(STORIES, config["sharding"]["shards"])
+SHARD_INDICES = [index for index, plan in enumerate(SHARDS) if plan.requests]
+
+MODELS_DIR = "resources/models"
+MODEL_SLUG = model_slug(config["model"]["path"])
+GENERATION_CACHE = "results/cache/generations"
+
+
+wildcard_constraints:
+    shard=r"\d+",
+
+
+def result(name):
+    """Every experiment output lives under results/<experiment>/."""
+    return f"results/{EXPERIMENT}/{name}"
+
+
+def model_file(name):
+    return f"{MODELS_DIR}/{name}"
+
+
+def final_outputs():
+    return [result("generations.parquet")]
+
+
+def print_outputs():
+    print("\nDone. Outputs:")
+    for path in final_outputs():
+        print(f"  {path}")
+    print(f"  {result('shards/')}  (per-job tables and generation statistics)")
+
+
+def describe_model_input(wildcards):
+    """The embedded model must be converted first; other models are read where they are."""
+    if config["model"]["path"] == EMBEDDED:
+        return {"folder": model_file(model_slug(EMBEDDED))}
+    return {}
+
+
+def shard_plan(wildcards):
+    return SHARDS[int(wildcards.shard)]
+
+
+def shard_plan_digest(wildcards):
+    """Re-runs the shard when its stories change (the plan object itself is not compared)."""
+    return SHARDS[int(wildcards.shard)].digest
+
+
+def generation_settings(wildcards):
+    """What a generation job needs besides its requests (and what should re-run it when changed)."""
+    return {name: config[name] for name in ("experiment", "model", "decoding")}
+
+
+def all_shards(wildcards):
+    return expand(result("shards/shard-{shard}.parquet"), shard=SHARD_INDICES)
+
+
+def story_order(wildcards):
+    return [story.story_id for story in STORIES]
+
+
+def generation_mem_mb(wildcards, attempt):
+    """Memory of a generation job, growing with each retry."""
+    return 8000 * attempt
+
+
+def generation_runtime(wildcards, attempt):
+    """Minutes a generation job may run, growing with each retry."""
+    return 120 * attempt

@@ -1,0 +1,41 @@
+# Generation: one vLLM engine per shard job; stories already in the content-addressed cache are not generated again.
+
+
+localrules:
+    collect_generations,
+
+
+rule generate_shard:
+    input:
+        manifest=rules.describe_model.output.manifest,
+    output:
+        stories=result("shards/shard-{shard}.parquet"),
+        stats=result("shards/shard-{shard}.stats.json"),
+    params:
+        plan=shard_plan,
+        plan_digest=shard_plan_digest,
+        settings=generation_settings,
+        cache_dir=GENERATION_CACHE,
+    log:
+        result("logs/generate_shard-{shard}.log"),
+    benchmark:
+        result("benchmarks/generate_shard-{shard}.tsv")
+    threads: workflow.cores
+    resources:
+        mem_mb=generation_mem_mb,
+        runtime=generation_runtime,
+    script:
+        "../../scripts/generate.py"
+
+
+rule collect_generations:
+    input:
+        shards=all_shards,
+    output:
+        stories=result("generations.parquet"),
+    params:
+        story_ids=story_order,
+    log:
+        result("logs/collect_generations.log"),
+    script:
+        "../../scripts/collect_generations.py"

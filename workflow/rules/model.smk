@@ -1,0 +1,33 @@
+# The generating model: convert the embedded one once, and record what every result is tied to (its sha256).
+
+
+rule convert_embedded_model:
+    output:
+        folder=directory(model_file(model_slug(EMBEDDED))),
+    params:
+        dtype="bfloat16",
+    log:
+        model_file("logs/convert_embedded_model.log"),
+    benchmark:
+        model_file("logs/convert_embedded_model.benchmark.tsv")
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    script:
+        "../../scripts/convert_embedded_model.py"
+
+
+rule describe_model:
+    input:
+        unpack(describe_model_input),
+    output:
+        manifest=model_file(f"{MODEL_SLUG}.json"),
+    params:
+        path=config["model"]["path"],
+    log:
+        model_file(f"logs/describe_model.{MODEL_SLUG}.log"),
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../../scripts/describe_model.py"
