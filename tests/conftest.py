@@ -1,0 +1,73 @@
+"""Shared fixtures. The end-to-end runs are session-scoped: an engine start costs 10-60 s on two cores."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+# The tiny grid of the end-to-end tests: 2 prompts x 3 temperatures x 2 seeds (+ 2 exemplars), 32 tokens.
+TINY_CONFIG = {
+    "experiment": "tiny",
+    "model": {"path": "embedded"},
+    "prompts": [
+        {"id": "story", "text": "Write a story.", "assistant_prefix": "Here it is:\n\n"},
+        {"id": "poem", "text": "Write a short poem."},
+    ],
+    "temperatures": [0.5, 1.0, 1.5],
+    "seeds": 2,
+    "decoding": {"max_tokens": 32},
+}
+
+
+def run_snakemake(workdir: Path, config: dict, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+    """Run the repository's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml),
+    through the same local profile that `make run` uses."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    config_file = workdir / "config.yaml"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    command = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO / "Snakefile"),
+        "--directory", str(workdir),
+        "--profile", str(REPO / "profiles" / "local"),
+        "--configfile", str(config_file),
+        *extra,
+    ]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    (workdir / "snakemake.out").write_text(completed.stdout + completed.stderr)
+    if check and completed.returncode != 0:
+        raise AssertionError(f"snakemake failed ({completed.returncode}):\n{completed.stderr[-6000:]}")
+    return completed
+
+
+def share_converted_model(source: Path, workdir: Path) -> None:
+    """Give another workdir the already-converted embedded model, so it does not convert it again."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(source / "resources", workdir / "resources", symlinks=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory) -> Path:
+    """The tiny grid run once from nothing (model conversion included); later tests copy from it."""
+    workdir = tmp_path_factory.mktemp("tiny-run")
+    run_snakemake(workdir, TINY_CONFIG)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer():
+    """The embedded model's tokenizer, read straight from its GGUF file (no conversion needed)."""
+    from transformers import AutoTokenizer
+
+    from tempcreativity.model import embedded_gguf_path
+
+    gguf = embedded_gguf_path()
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)

@@ -1,0 +1,102 @@
+"""Config parsing, defaults, and every validation error (each must name the field and what is allowed)."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from conftest import REPO, SCHEMA
+from tempcreativity.config import ConfigError, load_config, validate_config
+
+MINIMAL = {"experiment": "x", "model": {"path": "embedded"}}
+
+
+def validated(**changes):
+    config = copy.deepcopy(MINIMAL)
+    config.update(changes)
+    return validate_config(config, SCHEMA)
+
+
+def test_minimal_config_gets_the_study_defaults():
+    config = validated()
+    assert config["temperatures"] == [0.01, 0.334, 0.667, 1.0, 1.334, 1.667, 2.0]
+    assert config["seeds"] == 10
+    assert config["prompts"] == [{"id": "story", "text": "Write a story.", "system": None, "assistant_prefix": ""}]
+    assert config["decoding"] == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 256, "repetition_penalty": 1.0}
+    assert config["model"] == {
+        "path": "embedded",
+        "dtype": "bfloat16",
+        "max_model_len": 2048,
+        "tensor_parallel_size": 1,
+        "engine_args": {},
+    }
+    assert config["sharding"] == {"shards": 1}
+
+
+def test_partial_sections_are_completed_with_defaults():
+    config = validated(decoding={"max_tokens": 32}, prompts=[{"id": "a", "text": "Write."}])
+    assert config["decoding"]["top_k"] == 50 and config["decoding"]["max_tokens"] == 32
+    assert config["prompts"][0]["assistant_prefix"] == "" and config["prompts"][0]["system"] is None
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+def test_shipped_configs_are_valid(name):
+    config = load_config(REPO / "config" / name, SCHEMA)
+    assert config["decoding"]["top_k"] == 50 and config["decoding"]["top_p"] == 1.0
+
+
+def test_paper_config_is_the_study_grid():
+    config = load_config(REPO / "config" / "paper.yaml", SCHEMA)
+    assert config["seeds"] == 100 and config["decoding"]["max_tokens"] == 4096
+    assert config["prompts"][0]["text"] == "Write a story."
+    assert config["prompts"][0]["assistant_prefix"].startswith("Here it is:")
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"foo": 1}, ["unknown key", "'foo'", "allowed keys", "temperatures"]),
+        ({"model": {"path": "embedded", "gpu": 1}}, ["model", "'gpu'", "allowed keys", "dtype"]),
+        ({"model": {"dtype": "bfloat16"}}, ["model", "'path' is a required property"]),
+        ({"model": {"path": "embedded", "dtype": "float8"}}, ["model.dtype", "float8", "bfloat16, float16"]),
+        ({"temperatures": [0.5, 2.5]}, ["temperatures[1]", "2.5", "maximum of 2", "[0, 2]"]),
+        ({"temperatures": [-0.1]}, ["temperatures[0]", "-0.1", "minimum of 0"]),
+        ({"temperatures": [0.001]}, ["temperatures", "0.001", "0.01"]),
+        ({"temperatures": []}, ["temperatures", "[0, 2]"]),
+        ({"temperatures": {"start": 0, "stop": 3, "num": 4}}, ["temperatures.stop", "3", "maximum of 2"]),
+        ({"temperatures": {"start": 0, "stop": 2, "num": 4, "scale": "log"}}, ["temperatures.start", "log"]),
+        ({"temperatures": {"start": 0.001, "stop": 2, "num": 4, "decimals": 3}}, ["0.001", "0.01"]),
+        ({"seeds": 0}, ["seeds", "0", "minimum of 1", "at least 1"]),
+        ({"seeds": [1, 1]}, ["seeds", "non-unique"]),
+        ({"seeds": [-1]}, ["seeds[0]", "-1", "non-negative"]),
+        ({"decoding": {"top_p": 0}}, ["decoding.top_p", "(0, 1]"]),
+        ({"decoding": {"max_tokens": 0}}, ["decoding.max_tokens", "at least 1"]),
+        ({"decoding": {"temperature": 1}}, ["decoding", "'temperature'", "allowed keys", "top_k"]),
+        ({"prompts": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}, ["prompts", "duplicate", "a"]),
+        ({"prompts": [{"id": "has space", "text": "x"}]}, ["prompts[0].id", "letters, digits"]),
+        ({"experiment": "a/b"}, ["experiment", "Letters, digits"]),
+        ({"sharding": {"shards": 0}}, ["sharding.shards", "minimum of 1"]),
+    ],
+)
+def test_bad_config_names_the_field_and_what_is_allowed(changes, expected):
+    config = copy.deepcopy(MINIMAL)
+    config.update(changes)
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config, SCHEMA)
+    message = str(raised.value)
+    for fragment in expected:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+def test_missing_model_is_reported():
+    with pytest.raises(ConfigError, match="'model' is a required property"):
+        validate_config({"experiment": "x"}, SCHEMA)
+
+
+def test_config_file_that_is_not_a_mapping(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump([1, 2]))
+    with pytest.raises(ConfigError, match="mapping"):
+        load_config(path, SCHEMA)

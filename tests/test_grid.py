@@ -1,0 +1,77 @@
+"""Grid expansion: temperatures, seeds, the exemplar, the order of the table, and stable shards."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+
+from conftest import SCHEMA, TINY_CONFIG
+from tempcreativity.config import validate_config
+from tempcreativity.errors import ConfigError
+from tempcreativity.grid import expand_grid, seeds, shard_of, split_into_shards, temperatures
+
+
+def config_with(**changes):
+    config = copy.deepcopy(TINY_CONFIG)
+    config.update(changes)
+    return validate_config(config, SCHEMA)
+
+
+def test_linspace_spec_is_rounded_like_the_study():
+    # the study reported numpy.linspace(0.001, 2.0, 7) rounded to 3 decimals: 0.001, 0.334, 0.667, 1.0, ...
+    spec = {"start": 0.01, "stop": 2.0, "num": 7}
+    assert temperatures(config_with(temperatures=spec)) == [0.01, 0.342, 0.673, 1.005, 1.337, 1.668, 2.0]
+    spec = {"start": 0.0, "stop": 2.0, "num": 7, "decimals": 2}
+    assert temperatures(config_with(temperatures=spec)) == [0.0, 0.33, 0.67, 1.0, 1.33, 1.67, 2.0]
+
+
+def test_log_spec_and_list_are_sorted_and_unique():
+    assert temperatures(config_with(temperatures={"start": 0.1, "stop": 1.0, "num": 3, "scale": "log"})) == [
+        0.1, 0.316, 1.0,
+    ]  # fmt: skip
+    assert temperatures(config_with(temperatures=[1.5, 0.5, 1.0])) == [0.5, 1.0, 1.5]
+
+
+def test_expanded_grid_below_vllm_floor_is_rejected():
+    with pytest.raises(ConfigError, match="0.01"):
+        temperatures({"temperatures": {"start": 0.001, "stop": 0.005, "num": 2, "decimals": 4}})
+
+
+def test_seeds_count_and_list():
+    assert seeds(config_with(seeds=3)) == [0, 1, 2]
+    assert seeds(config_with(seeds=[7, 3])) == [3, 7]
+
+
+def test_grid_has_one_greedy_exemplar_per_prompt_then_temperature_then_seed():
+    grid = expand_grid(config_with())
+    assert len(grid) == 2 * (1 + 3 * 2)
+    ids = [story.story_id for story in grid]
+    assert ids[:7] == [
+        "story:exemplar",
+        "story:T0.5:s0", "story:T0.5:s1", "story:T1:s0", "story:T1:s1", "story:T1.5:s0", "story:T1.5:s1",
+    ]  # fmt: skip
+    assert ids[7] == "poem:exemplar"
+    exemplars = [story for story in grid if story.is_exemplar]
+    assert [(story.temperature, story.seed) for story in exemplars] == [(0.0, None), (0.0, None)]
+    assert grid[1].assistant_prefix == "Here it is:\n\n" and grid[8].assistant_prefix == ""
+    assert len(set(ids)) == len(ids)
+
+
+def test_shards_cover_the_grid_once_and_keep_their_stories_when_the_grid_grows():
+    small = expand_grid(config_with())
+    large = expand_grid(config_with(temperatures=[0.5, 1.0, 1.5, 2.0], seeds=3))
+    plans = split_into_shards(small, 3)
+    assert sorted(story.story_id for plan in plans for story in plan.requests) == sorted(s.story_id for s in small)
+    for story in small:
+        assert shard_of(story, 3) == shard_of(next(s for s in large if s.story_id == story.story_id), 3)
+    assert all(plan.requests for plan in plans), "14 stories over 3 shards should leave none empty"
+
+
+def test_shard_digest_changes_with_its_stories_only():
+    grid = expand_grid(config_with())
+    (plan,) = split_into_shards(grid, 1)
+    (same,) = split_into_shards(expand_grid(config_with()), 1)
+    (grown,) = split_into_shards(expand_grid(config_with(seeds=3)), 1)
+    assert plan.digest == same.digest and plan.digest.startswith("14 stories")
+    assert grown.digest != plan.digest

@@ -1,0 +1,125 @@
+"""End to end: the Snakefile with the real vLLM engine and the embedded model on the tiny grid.
+
+One run from nothing (model conversion included) is shared; the other runs start from a copy of it or share
+its converted model, so the suite pays for as few engine starts as possible."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from conftest import SCHEMA, TINY_CONFIG, run_snakemake, share_converted_model
+from tempcreativity.config import validate_config
+from tempcreativity.generation import GENERATIONS_SCHEMA
+from tempcreativity.grid import expand_grid
+from tempcreativity.model import folder_sha256
+
+pytestmark = pytest.mark.e2e
+
+GENERATIONS = Path("results/tiny/generations.parquet")
+
+
+def stats(workdir: Path, shard: int = 0) -> dict:
+    return json.loads((workdir / f"results/tiny/shards/shard-{shard}.stats.json").read_text())
+
+
+def stories(workdir: Path) -> pl.DataFrame:
+    return pl.read_parquet(workdir / GENERATIONS)
+
+
+@pytest.fixture(scope="session")
+def grown_run(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the tiny run (results, cache and Snakemake's records) with one temperature added."""
+    workdir = tmp_path_factory.mktemp("grown") / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    run_snakemake(workdir, {**TINY_CONFIG, "temperatures": [0.5, 1.0, 1.5, 2.0]})
+    return workdir
+
+
+def test_first_run_generates_every_story_of_the_grid(tiny_run):
+    table = stories(tiny_run)
+    expected = expand_grid(validate_config(copy.deepcopy(TINY_CONFIG), SCHEMA))
+    assert table.schema == pl.Schema(GENERATIONS_SCHEMA)
+    assert table["story_id"].to_list() == [story.story_id for story in expected]
+    assert table.height == 14 and set(table["experiment"]) == {"tiny"}
+    assert (stats(tiny_run)["cached"], stats(tiny_run)["generated"]) == (0, 14)
+
+    exemplars = table.filter(pl.col("is_exemplar"))
+    assert exemplars["temperature"].to_list() == [0.0, 0.0] and exemplars["seed"].null_count() == 2
+    for row in table.iter_rows(named=True):
+        assert 1 <= row["num_tokens"] <= 32 and row["text"].strip()
+        assert len(row["token_ids"]) == len(row["logprobs"]) == row["num_tokens"]
+        assert all(logprob <= 0 for logprob in row["logprobs"])
+        assert math.isclose(row["cumulative_logprob"], sum(row["logprobs"]), rel_tol=1e-6, abs_tol=1e-6)
+        assert row["finish_reason"] in {"length", "stop"}
+    # seeds differ, and a hot temperature is less likely under the model than greedy decoding (raw log-probs)
+    hot = table.filter((pl.col("prompt_id") == "story") & (pl.col("temperature") == 1.5))
+    assert hot["text"].n_unique() == 2
+    nll = table.with_columns(nll=-pl.col("cumulative_logprob") / pl.col("num_tokens"))
+    assert nll.filter(pl.col("temperature") == 1.5)["nll"].mean() > nll.filter(pl.col("is_exemplar"))["nll"].max()
+
+
+def test_embedded_model_is_converted_once_and_fingerprinted(tiny_run):
+    manifest = json.loads((tiny_run / "resources/models/smollm2-135m-instruct.json").read_text())
+    folder = tiny_run / manifest["folder"]
+    assert {"config.json", "model.safetensors", "tokenizer.json", "chat_template.jinja"} <= {
+        path.name for path in folder.iterdir()
+    }
+    assert json.loads((folder / "config.json").read_text())["dtype"] == "bfloat16"
+    assert manifest["sha256"] == folder_sha256(folder)
+    assert set(stories(tiny_run)["model_sha256"]) == {manifest["sha256"]}
+    assert set(stories(tiny_run)["model"]) == {"SmolLM2-135M-Instruct"}
+
+
+def test_progress_is_shown_live_and_kept_in_the_log(tiny_run):
+    assert "Processed prompts" in (tiny_run / "snakemake.out").read_text()
+    assert "Processed prompts" in (tiny_run / "results/tiny/logs/generate_shard-0.log").read_text()
+    assert "results/tiny/generations.parquet" in (tiny_run / "snakemake.out").read_text()
+
+
+def test_rerun_with_nothing_changed_does_no_work(tiny_run):
+    before = (tiny_run / GENERATIONS).stat().st_mtime_ns, (tiny_run / GENERATIONS).read_bytes()
+    completed = run_snakemake(tiny_run, TINY_CONFIG)
+    assert "Nothing to be done" in completed.stdout + completed.stderr
+    assert ((tiny_run / GENERATIONS).stat().st_mtime_ns, (tiny_run / GENERATIONS).read_bytes()) == before
+
+
+def test_adding_a_temperature_generates_only_the_new_stories(tiny_run, grown_run):
+    assert stats(grown_run)["generated"] == 4 and stats(grown_run)["cached"] == 14
+    grown, first = stories(grown_run), stories(tiny_run)
+    assert grown.height == 18
+    assert grown.filter(pl.col("temperature") == 2.0).height == 4
+    assert grown.filter(pl.col("temperature") != 2.0).equals(first)
+
+
+def test_same_config_from_scratch_is_byte_identical(tiny_run, tmp_path):
+    share_converted_model(tiny_run, tmp_path)
+    run_snakemake(tmp_path, TINY_CONFIG)
+    assert stats(tmp_path)["generated"] == 14, "a fresh workdir has an empty cache: everything is generated again"
+    assert (tmp_path / GENERATIONS).read_bytes() == (tiny_run / GENERATIONS).read_bytes()
+
+
+def test_sharding_does_not_change_the_stories(tiny_run, tmp_path):
+    share_converted_model(tiny_run, tmp_path)
+    run_snakemake(tmp_path, {**TINY_CONFIG, "sharding": {"shards": 2}})
+    assert stats(tmp_path, 0)["generated"] + stats(tmp_path, 1)["generated"] == 14
+    assert min(stats(tmp_path, 0)["generated"], stats(tmp_path, 1)["generated"]) > 0
+    sharded, single = stories(tmp_path), stories(tiny_run)
+    assert sharded.select("story_id", "text", "token_ids").equals(single.select("story_id", "text", "token_ids"))
+
+
+def test_bad_config_stops_before_any_job_and_keeps_earlier_results(tiny_run):
+    before = (tiny_run / GENERATIONS).read_bytes()
+    completed = run_snakemake(tiny_run, {**TINY_CONFIG, "temperatures": [0.5, 2.5]}, check=False)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode != 0
+    assert "temperatures[1]: 2.5 is greater than the maximum of 2" in output
+    assert "rule generate_shard" not in output
+    assert (tiny_run / GENERATIONS).read_bytes() == before
+    run_snakemake(tiny_run, TINY_CONFIG)  # leave the shared run's config as it was
