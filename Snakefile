@@ -13,9 +13,9 @@ include: "workflow/rules/generate.smk"
 
 
 rule all:
+    default_target: True
     input:
         final_outputs(),
-    default_target: True
 
 
 onsuccess:

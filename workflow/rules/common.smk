@@ -5,7 +5,9 @@ from tempcreativity.config import validate_config
 from tempcreativity.grid import expand_grid, split_into_shards
 from tempcreativity.model import EMBEDDED, model_slug
 
-validate_config(config, Path(workflow.current_basedir) / "../schemas/config.schema.yaml")
+validate_config(
+    config, Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
+)
 
 EXPERIMENT = config["experiment"]
 STORIES = expand_grid(config)

@@ -11,11 +11,6 @@ rule generate_shard:
     output:
         stories=result("shards/shard-{shard}.parquet"),
         stats=result("shards/shard-{shard}.stats.json"),
-    params:
-        plan=shard_plan,
-        plan_digest=shard_plan_digest,
-        settings=generation_settings,
-        cache_dir=GENERATION_CACHE,
     log:
         result("logs/generate_shard-{shard}.log"),
     benchmark:
@@ -24,6 +19,11 @@ rule generate_shard:
     resources:
         mem_mb=generation_mem_mb,
         runtime=generation_runtime,
+    params:
+        plan=shard_plan,
+        plan_digest=shard_plan_digest,
+        settings=generation_settings,
+        cache_dir=GENERATION_CACHE,
     script:
         "../../scripts/generate.py"
 
@@ -33,9 +33,9 @@ rule collect_generations:
         shards=all_shards,
     output:
         stories=result("generations.parquet"),
-    params:
-        story_ids=story_order,
     log:
         result("logs/collect_generations.log"),
+    params:
+        story_ids=story_order,
     script:
         "../../scripts/collect_generations.py"

@@ -4,8 +4,6 @@
 rule convert_embedded_model:
     output:
         folder=directory(model_file(model_slug(EMBEDDED))),
-    params:
-        dtype="bfloat16",
     log:
         model_file("logs/convert_embedded_model.log"),
     benchmark:
@@ -13,6 +11,8 @@ rule convert_embedded_model:
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        dtype="bfloat16",
     script:
         "../../scripts/convert_embedded_model.py"
 
@@ -22,12 +22,12 @@ rule describe_model:
         unpack(describe_model_input),
     output:
         manifest=model_file(f"{MODEL_SLUG}.json"),
-    params:
-        path=config["model"]["path"],
     log:
         model_file(f"logs/describe_model.{MODEL_SLUG}.log"),
     resources:
         mem_mb=2000,
         runtime=60,
+    params:
+        path=config["model"]["path"],
     script:
         "../../scripts/describe_model.py"
