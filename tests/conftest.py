@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +73,27 @@ def embedded_tokenizer():
 
     gguf = embedded_gguf_path()
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Chromium (Debian's package; `make test` installs it where it can). Missing in CI is a failure."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        message = "headless Chromium is not installed (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+    def run(*arguments: str) -> str:
+        profile = tempfile.mkdtemp(prefix="chromium-profile-")
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 f"--user-data-dir={profile}"]  # fmt: skip
+        try:
+            completed = subprocess.run([binary, *flags, *arguments], capture_output=True, text=True, timeout=120)
+        finally:
+            shutil.rmtree(profile, ignore_errors=True)
+        return completed.stdout
+
+    return run

@@ -1,10 +1,11 @@
-"""The content-addressed generation cache."""
+"""The content-addressed store behind the generation and embedding caches."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from tempcreativity.cache import GENERATION_SCHEMA, GenerationCache, cache_key
+from tempcreativity.cache import ContentStore, cache_key
+from tempcreativity.generation import GENERATION_SCHEMA
 
 
 def entry(key: str, text: str) -> dict:
@@ -29,7 +30,7 @@ def test_key_is_canonical_and_sensitive_to_every_field():
 
 
 def test_write_then_read_in_the_asked_order(tmp_path):
-    cache = GenerationCache(tmp_path)
+    cache = ContentStore(tmp_path, GENERATION_SCHEMA)
     keys = [cache_key({"n": n}) for n in range(3)]
     cache.write(pl.DataFrame([entry(key, f"story {n}") for n, key in enumerate(keys)], schema=GENERATION_SCHEMA))
     assert all(cache.has(key) for key in keys) and not cache.has(cache_key({"n": 9}))

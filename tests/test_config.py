@@ -33,6 +33,7 @@ def test_minimal_config_gets_the_study_defaults():
         "engine_args": {},
     }
     assert config["sharding"] == {"shards": 1}
+    assert config["scoring"] == {"embedders": ["minilm", "model"], "bootstrap_resamples": 2000, "examples_per_temperature": 2}
 
 
 def test_partial_sections_are_completed_with_defaults():
@@ -78,6 +79,9 @@ def test_paper_config_is_the_study_grid():
         ({"prompts": [{"id": "has space", "text": "x"}]}, ["prompts[0].id", "letters, digits"]),
         ({"experiment": "a/b"}, ["experiment", "Letters, digits"]),
         ({"sharding": {"shards": 0}}, ["sharding.shards", "minimum of 1"]),
+        ({"scoring": {"embedders": ["bert"]}}, ["scoring.embedders[0]", "'bert'", "minilm, model"]),
+        ({"scoring": {"embedders": []}}, ["scoring.embedders", "minilm"]),
+        ({"scoring": {"bootstrap_resamples": 10}}, ["scoring.bootstrap_resamples", "at least 100"]),
     ],
 )
 def test_bad_config_names_the_field_and_what_is_allowed(changes, expected):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import re
 import shutil
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tempcreativity.model import folder_sha256
 pytestmark = pytest.mark.e2e
 
 GENERATIONS = Path("results/tiny/generations.parquet")
+MINILM = "results/tiny/embeddings/minilm.parquet"
 
 
 def stats(workdir: Path, shard: int = 0) -> dict:
@@ -38,7 +40,7 @@ def grown_run(tiny_run, tmp_path_factory) -> Path:
     """A copy of the tiny run (results, cache and Snakemake's records) with one temperature added."""
     workdir = tmp_path_factory.mktemp("grown") / "run"
     shutil.copytree(tiny_run, workdir, symlinks=True)
-    run_snakemake(workdir, {**TINY_CONFIG, "temperatures": [0.5, 1.0, 1.5, 2.0]})
+    run_snakemake(workdir, {**TINY_CONFIG, "temperatures": [0.5, 1.0, 1.5, 2.0]}, str(GENERATIONS), MINILM)
     return workdir
 
 
@@ -100,14 +102,14 @@ def test_adding_a_temperature_generates_only_the_new_stories(tiny_run, grown_run
 
 def test_same_config_from_scratch_is_byte_identical(tiny_run, tmp_path):
     share_converted_model(tiny_run, tmp_path)
-    run_snakemake(tmp_path, TINY_CONFIG)
+    run_snakemake(tmp_path, TINY_CONFIG, str(GENERATIONS))
     assert stats(tmp_path)["generated"] == 14, "a fresh workdir has an empty cache: everything is generated again"
     assert (tmp_path / GENERATIONS).read_bytes() == (tiny_run / GENERATIONS).read_bytes()
 
 
 def test_sharding_does_not_change_the_stories(tiny_run, tmp_path):
     share_converted_model(tiny_run, tmp_path)
-    run_snakemake(tmp_path, {**TINY_CONFIG, "sharding": {"shards": 2}})
+    run_snakemake(tmp_path, {**TINY_CONFIG, "sharding": {"shards": 2}}, str(GENERATIONS))
     assert stats(tmp_path, 0)["generated"] + stats(tmp_path, 1)["generated"] == 14
     assert min(stats(tmp_path, 0)["generated"], stats(tmp_path, 1)["generated"]) > 0
     sharded, single = stories(tmp_path), stories(tiny_run)
@@ -123,3 +125,71 @@ def test_bad_config_stops_before_any_job_and_keeps_earlier_results(tiny_run):
     assert "rule generate_shard" not in output
     assert (tiny_run / GENERATIONS).read_bytes() == before
     run_snakemake(tiny_run, TINY_CONFIG)  # leave the shared run's config as it was
+
+
+# --- scoring, figures and the report, on the same tiny run -------------------------------------------------
+
+
+def test_every_story_is_scored_against_its_prompts_exemplar(tiny_run):
+    scores = pl.read_parquet(tiny_run / "results/tiny/scores.parquet")
+    assert scores["story_id"].to_list() == stories(tiny_run)["story_id"].to_list()
+    exemplars = scores.filter(pl.col("is_exemplar"))
+    assert exemplars["cosine_similarity"].to_numpy() == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert exemplars["cosine_model"].to_numpy() == pytest.approx([1.0, 1.0], abs=1e-5)
+    assert exemplars["edit_distance"].to_list() == [0.0, 0.0]
+    others = scores.filter(~pl.col("is_exemplar"))
+    assert (others["edit_distance"] > 0).all() and (others["perplexity"] > 1).all()
+    assert scores["cosine_similarity"].to_list() == scores["cosine_minilm"].to_list()
+
+
+def test_summary_trends_and_pca_cover_the_grid(tiny_run):
+    summary = pl.read_parquet(tiny_run / "results/tiny/summary.parquet")
+    assert summary.select("prompt_id", "temperature").sort(["prompt_id", "temperature"]).rows() == [
+        (prompt, t) for prompt in ("poem", "story") for t in (0.5, 1.0, 1.5)
+    ]
+    assert (summary["n"] == 2).all() and summary["diversity"].is_not_null().all()
+    trend = pl.read_parquet(tiny_run / "results/tiny/trends.parquet")
+    assert trend.filter(pl.col("score") == "perplexity")["model"].to_list() == ["mixedlm"]  # two prompts
+    pca = pl.read_parquet(tiny_run / "results/tiny/pca.parquet")
+    assert pca.height == 14 and pca.filter(pl.col("is_exemplar")).height == 2
+
+
+def test_figures_are_written_as_png_and_svg(tiny_run):
+    for name in ("boxplots", "pca", "diversity", "trends"):
+        png, svg = (tiny_run / f"results/tiny/figures/{name}.{ext}" for ext in ("png", "svg"))
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+        assert "<svg" in svg.read_text()[:2000]
+
+
+def test_report_is_self_contained_and_states_the_findings(tiny_run):
+    html = (tiny_run / "reports/tiny/index.html").read_text()
+    manifest = json.loads((tiny_run / "resources/models/smollm2-135m-instruct.json").read_text())
+    assert manifest["sha256"] in html and "Write a short poem." in html
+    assert html.count('src="data:image/png;base64,') == 4
+    assert "http://" not in html.replace("http://www.w3.org", "") and 'src="results' not in html
+    assert "Spearman ρ =" in html and "results/tiny/scores.parquet" in html
+    table = stories(tiny_run)
+    assert table.filter(pl.col("is_exemplar"))["text"][0].strip()[:40] in html
+
+
+def test_report_figures_render_in_a_real_browser(tiny_run, tmp_path, chromium):
+    # The report, plus a script that records, once the page has loaded, whether each image decoded.
+    probe = """<script>window.addEventListener('load', () => document.body.setAttribute('data-images',
+      JSON.stringify([...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]))));</script>"""
+    page = tmp_path / "report.html"
+    page.write_text((tiny_run / "reports/tiny/index.html").read_text().replace("</body>", probe + "</body>"))
+    dom = chromium("--virtual-time-budget=10000", "--dump-dom", page.as_uri())
+    images = json.loads(re.search(r"data-images=\"([^\"]*)\"", dom).group(1).replace("&quot;", '"'))
+    assert len(images) == 4
+    assert all(complete and width > 500 and height > 200 for complete, width, height in images), images
+
+
+def test_snakemake_report_has_the_captioned_figures(tiny_run):
+    completed = run_snakemake(tiny_run, TINY_CONFIG, "--report", "snakemake-report.html")
+    report = (tiny_run / "snakemake-report.html").read_text()
+    assert completed.returncode == 0 and "one panel per temperature" in report
+
+
+def test_embeddings_of_old_stories_come_from_the_cache(grown_run):
+    log = (grown_run / "results/tiny/logs/embed_stories-minilm.log").read_text()
+    assert "'embedded': 4" in log and "'texts': 18" in log

@@ -1,6 +1,6 @@
-"""A content-addressed store of generated stories: one small Parquet file per story, named by a hash of
-everything that determines its text (model sha256, prompt tokens, sampling parameters, seed, engine).
-A story is generated once; any experiment, shard or re-run that asks for the same thing reads it back."""
+"""A content-addressed store: one small Parquet row per entry, named by a hash of everything that determines
+it. Stories are keyed by model sha256, prompt tokens, sampling parameters, seed and engine; embeddings by
+embedder and text. Each is computed once; any experiment, shard or re-run that asks for it reads it back."""
 
 from __future__ import annotations
 
@@ -13,28 +13,17 @@ import polars as pl
 
 from tempcreativity.io import write_parquet_atomic
 
-# The fields a cache entry holds (what the engine produced), with their Parquet types.
-GENERATION_SCHEMA = {
-    "cache_key": pl.String,
-    "text": pl.String,
-    "token_ids": pl.List(pl.Int32),
-    "logprobs": pl.List(pl.Float64),
-    "cumulative_logprob": pl.Float64,
-    "num_tokens": pl.Int32,
-    "finish_reason": pl.String,
-    "prompt_num_tokens": pl.Int32,
-}
-
-
 def cache_key(identity: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of what determines a story."""
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class GenerationCache:
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+class ContentStore:
+    """Entries are one-row frames of ``schema``, whose ``cache_key`` column names them."""
+
+    def __init__(self, root: str | Path, schema: dict[str, pl.DataType]):
+        self.root, self.schema = Path(root), schema
 
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.parquet"
@@ -45,7 +34,7 @@ class GenerationCache:
     def read(self, keys: list[str]) -> pl.DataFrame:
         """The entries for ``keys``, in that order (every key must be present)."""
         if not keys:
-            return pl.DataFrame(schema=GENERATION_SCHEMA)
+            return pl.DataFrame(schema=self.schema)
         return pl.concat([pl.read_parquet(self.path(key)) for key in keys], how="vertical")
 
     def write(self, entries: pl.DataFrame) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 
-from tempcreativity.cache import GENERATION_SCHEMA, GenerationCache, cache_key
+from tempcreativity.cache import ContentStore, cache_key
 from tempcreativity.grid import StoryRequest
 
 # Run the engine in this process: no spawned workers (no __main__ guard needed), reproducible, and faster on CPU.
@@ -19,6 +19,18 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 CPU_MAX_NUM_SEQS = 256
 CPU_KV_CACHE_BYTES = 4 << 30
 
+# What the engine produced for one story: a cache entry, and the second half of a generations row.
+GENERATION_SCHEMA = {
+    "cache_key": pl.String,
+    "text": pl.String,
+    "token_ids": pl.List(pl.Int32),
+    "logprobs": pl.List(pl.Float64),
+    "cumulative_logprob": pl.Float64,
+    "num_tokens": pl.Int32,
+    "finish_reason": pl.String,
+    "prompt_num_tokens": pl.Int32,
+}
+# What was asked for: the first half of a generations row.
 REQUEST_SCHEMA = {
     "story_id": pl.String,
     "experiment": pl.String,
@@ -143,7 +155,7 @@ def generate_stories(
     Returns the rows and statistics of the work done (stories cached and generated, tokens, seconds)."""
     from transformers import AutoTokenizer
 
-    cache = GenerationCache(cache_dir)
+    cache = ContentStore(cache_dir, GENERATION_SCHEMA)
     folder = Path(manifest["folder"])
     cpu = on_cpu()
     fingerprint = engine_fingerprint(cpu)

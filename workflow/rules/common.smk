@@ -4,6 +4,7 @@ from pathlib import Path
 from tempcreativity.config import validate_config
 from tempcreativity.grid import expand_grid, split_into_shards
 from tempcreativity.model import EMBEDDED, model_slug
+from tempcreativity.provenance import source_digest
 
 validate_config(
     config, Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
@@ -17,10 +18,15 @@ SHARD_INDICES = [index for index, plan in enumerate(SHARDS) if plan.requests]
 MODELS_DIR = "resources/models"
 MODEL_SLUG = model_slug(config["model"]["path"])
 GENERATION_CACHE = "results/cache/generations"
+EMBEDDING_CACHE = "results/cache/embeddings"
+EMBEDDERS = config["scoring"]["embedders"]
+FIGURES = ["boxplots", "pca", "diversity", "trends"]
+REPORT = f"reports/{EXPERIMENT}/index.html"
 
 
 wildcard_constraints:
     shard=r"\d+",
+    embedder="|".join(EMBEDDERS),
 
 
 def result(name):
@@ -33,14 +39,29 @@ def model_file(name):
 
 
 def final_outputs():
-    return [result("generations.parquet")]
+    return [REPORT]
 
 
 def print_outputs():
     print("\nDone. Outputs:")
-    for path in final_outputs():
-        print(f"  {path}")
-    print(f"  {result('shards/')}  (per-job tables and generation statistics)")
+    for description, path in report_files().items():
+        print(f"  {path:<45} {description}")
+    print(f"\nOpen the report: {Path(REPORT).resolve()}")
+
+
+def report_files():
+    """Every file the report's numbers come from, with what it holds."""
+    return {
+        "report (this page)": REPORT,
+        "stories, tokens and log-probabilities": result("generations.parquet"),
+        "scores per story": result("scores.parquet"),
+        "summary per prompt x temperature": result("summary.parquet"),
+        "trends with temperature": result("trends.parquet"),
+        "2-D PCA of the embeddings": result("pca.parquet"),
+        "embeddings per embedder": result("embeddings/"),
+        "figures (PNG and SVG)": result("figures/"),
+        "model folder and sha256": model_file(f"{MODEL_SLUG}.json"),
+    }
 
 
 def describe_model_input(wildcards):
@@ -80,3 +101,21 @@ def generation_mem_mb(wildcards, attempt):
 def generation_runtime(wildcards, attempt):
     """Minutes a generation job may run, growing with each retry."""
     return 120 * attempt
+
+
+def embedding_files(wildcards):
+    return expand(result("embeddings/{embedder}.parquet"), embedder=EMBEDDERS)
+
+
+def figure_files(extension):
+    return [result(f"figures/{name}.{extension}") for name in FIGURES]
+
+
+def figure_report_outputs():
+    """The PNG figures, each with its caption for `snakemake --report`."""
+    # (a line that starts with `report` would be read as the report directive)
+    captioned = report
+    return [
+        captioned(path, caption=f"../report/{Path(path).stem}.rst", category="Figures")
+        for path in figure_files("png")
+    ]

@@ -24,6 +24,7 @@ rule generate_shard:
         plan_digest=shard_plan_digest,
         settings=generation_settings,
         cache_dir=GENERATION_CACHE,
+        code=source_digest("generation", "grid", "cache", "model"),
     script:
         "../../scripts/generate.py"
 
@@ -37,5 +38,6 @@ rule collect_generations:
         result("logs/collect_generations.log"),
     params:
         story_ids=story_order,
+        code=source_digest("generation"),
     script:
         "../../scripts/collect_generations.py"

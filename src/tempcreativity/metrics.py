@@ -1,0 +1,74 @@
+"""Per-story measures: perplexity, similarity and distance to the exemplar, and surface diversity.
+
+Plain functions on strings and numbers, without file I/O; each is unit-tested against hand-computed values."""
+
+from __future__ import annotations
+
+import gzip
+import math
+import re
+from collections.abc import Sequence
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+_WORD = re.compile(r"\w+(?:['’]\w+)*")
+
+
+def perplexity(logprobs: Sequence[float]) -> float:
+    """exp of the mean negative log-probability of the story's tokens under the model (nan for no tokens)."""
+    if len(logprobs) == 0:
+        return math.nan
+    return math.exp(-float(np.mean(logprobs)))
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (letters, digits and inner apostrophes); punctuation is dropped."""
+    return _WORD.findall(text.lower())
+
+
+def edit_distance_chars(text: str, reference: str) -> float:
+    """Character-level Levenshtein distance divided by the longer text's length, in [0, 1] (the default)."""
+    return Levenshtein.normalized_distance(text, reference)
+
+
+def edit_distance_words(text: str, reference: str) -> float:
+    """Word-level Levenshtein distance (insert, delete, substitute whole words) divided by the longer word count."""
+    return Levenshtein.normalized_distance(words(text), words(reference))
+
+
+def distinct_n(tokens: Sequence[str], n: int) -> float:
+    """Distinct n-grams divided by all n-grams of the token sequence (nan when it has none)."""
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    return len(set(grams)) / len(grams) if grams else math.nan
+
+
+def compression_ratio(text: str) -> float:
+    """UTF-8 size divided by gzip size (level 9, no timestamp): higher means more repetitive text."""
+    raw = text.encode()
+    return len(raw) / len(gzip.compress(raw, compresslevel=9, mtime=0)) if raw else math.nan
+
+
+def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cosine similarity along the last axis (row by row for matrices; broadcasts like numpy)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return (a * b).sum(axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
+    """Mean of 1 - cosine similarity over all distinct pairs of rows (nan for fewer than two rows)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if len(vectors) < 2:
+        return math.nan
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    similarity = unit @ unit.T
+    upper = np.triu_indices(len(vectors), k=1)
+    return float(np.mean(1.0 - similarity[upper]))
+
+
+def mean_pairwise_edit_similarity(texts: Sequence[str]) -> float:
+    """Self-similarity of a set of texts: mean of 1 - normalised character edit distance over distinct pairs."""
+    if len(texts) < 2:
+        return math.nan
+    pairs = [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))]
+    return float(np.mean([1.0 - edit_distance_chars(texts[i], texts[j]) for i, j in pairs]))

@@ -1,0 +1,44 @@
+"""The study's released material (Peeperkorn et al., ICCC 2024 supplement) in this pipeline's tables: its rated
+stories and exemplar as a generations table, so that the same scoring runs on the study's own Llama 2 stories.
+
+Folder layout, as released: ``exemplar.txt``, ``survey_stories/metadata.csv`` (columns id, t, type) and
+``survey_stories/<id>.txt`` (``<id>_practice.txt`` for practice stories), paragraphs separated by ``<br><br>`` (lines by ``<br>``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from tempcreativity.generation import GENERATIONS_SCHEMA
+
+PROMPT_ID = "story"
+EXEMPLAR_ID = f"{PROMPT_ID}:exemplar"
+
+
+def _read_story(path: Path) -> str:
+    return path.read_text(encoding="utf-8").replace("<br>", "\n").strip()
+
+
+def load_study_stories(folder: str | Path, include_practice: bool = False) -> pl.DataFrame:
+    """The exemplar and the rated stories as rows of GENERATIONS_SCHEMA (``story_id`` = the study's id, the
+    exemplar ``story:exemplar``). Token ids and log-probabilities were not released: those columns are empty."""
+    folder = Path(folder)
+    metadata = pl.read_csv(folder / "survey_stories" / "metadata.csv")
+    if not include_practice:
+        metadata = metadata.filter(pl.col("type") != "practice")
+    rows = [{"story_id": EXEMPLAR_ID, "temperature": 0.001, "is_exemplar": True,
+             "text": _read_story(folder / "exemplar.txt")}]  # fmt: skip
+    for story in metadata.iter_rows(named=True):
+        suffix = "_practice" if story["type"] == "practice" else ""
+        rows.append({"story_id": story["id"], "temperature": float(story["t"]), "is_exemplar": False,
+                     "text": _read_story(folder / "survey_stories" / f"{story['id']}{suffix}.txt")})  # fmt: skip
+    filled = [
+        {name: None for name in GENERATIONS_SCHEMA}
+        | row
+        | {"experiment": "peeperkorn2024", "model": "Llama-2-70b-chat (llama.cpp, Q6_K)", "prompt_id": PROMPT_ID,
+           "prompt_text": "Write a story.", "assistant_prefix": "Here it is:\n\n", "top_k": 50, "top_p": 1.0,
+           "logprobs": [], "token_ids": []}  # fmt: skip
+        for row in rows
+    ]
+    return pl.DataFrame(filled, schema=GENERATIONS_SCHEMA)

@@ -1,0 +1,124 @@
+"""The experiment's report: one self-contained HTML file (figures embedded) that states the question, the setup,
+what was found (sentences written from the numbers), the figures and tables, example stories, and where every
+underlying file is."""
+
+from __future__ import annotations
+
+import base64
+import math
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import polars as pl
+
+from tempcreativity.scoring import SCORE_LABELS
+
+SUMMARY_COLUMNS = ("perplexity", "cosine_similarity", "edit_distance", "distinct_2", "num_tokens")
+
+
+def _number(value: float, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    return f"{value:.{digits}g}" if abs(value) >= 1000 else f"{value:.{digits}f}".rstrip("0").rstrip(".") or "0"
+
+
+def _p_value(p: float) -> str:
+    if math.isnan(p):
+        return "p n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def trend_sentence(row: dict[str, Any]) -> str:
+    """A sentence that states a score's association with temperature: direction, size, CI, p and n."""
+    label, rho = row["label"], row["rho"]
+    if math.isnan(rho):
+        return f"{label}: no correlation could be estimated (constant values or too few stories, n = {row['n']})."
+    ci = f"95% CI [{row['rho_ci_low']:.2f}, {row['rho_ci_high']:.2f}]"
+    strength = "strongly" if abs(rho) >= 0.5 else "moderately" if abs(rho) >= 0.3 else "weakly"
+    if row["rho_ci_low"] > 0:
+        verdict = f"{label} {strength} increases with temperature"
+    elif row["rho_ci_high"] < 0:
+        verdict = f"{label} {strength} decreases with temperature"
+    else:
+        verdict = f"{label} shows no clear monotonic trend with temperature (the CI includes 0)"
+    return f"{verdict}: Spearman ρ = {rho:.2f}, {ci}, {_p_value(row['p_value'])}, n = {row['n']}."
+
+
+def _image(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _summary_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
+    rows = []
+    for row in summary.iter_rows(named=True):
+        cells = {
+            score: f"{_number(row[f'{score}_mean'])} [{_number(row[f'{score}_ci_low'])}, {_number(row[f'{score}_ci_high'])}]"
+            for score in SUMMARY_COLUMNS
+        }
+        rows.append({"prompt_id": row["prompt_id"], "temperature": f"{row['temperature']:g}", "n": row["n"], **cells,
+                     "diversity": _number(row["diversity"]), "share_duplicates": _number(row["share_duplicates"])})  # fmt: skip
+    return rows
+
+
+def _examples(generations: pl.DataFrame, scores: pl.DataFrame, per_temperature: int) -> list[dict[str, Any]]:
+    joined = generations.select("story_id", "prompt_id", "temperature", "seed", "is_exemplar", "text").join(
+        scores.select("story_id", "perplexity", "cosine_similarity", "edit_distance"), on="story_id"
+    )
+    examples = []
+    for (prompt_id, temperature), cell in joined.group_by(["prompt_id", "temperature"], maintain_order=True):
+        for row in cell.head(per_temperature).iter_rows(named=True):
+            title = "exemplar (greedy, T = 0)" if row["is_exemplar"] else f"T = {temperature:g}, seed {row['seed']}"
+            examples.append({"prompt_id": prompt_id, "title": title, "text": row["text"].strip(),
+                             "perplexity": _number(row["perplexity"]), "cosine": _number(row["cosine_similarity"]),
+                             "edit": _number(row["edit_distance"])})  # fmt: skip
+    return examples
+
+
+def render_report(
+    *,
+    config: dict[str, Any],
+    manifest: dict[str, Any],
+    generations: pl.DataFrame,
+    scores: pl.DataFrame,
+    summary: pl.DataFrame,
+    trend_table: pl.DataFrame,
+    figures: dict[str, Path],
+    files: dict[str, str],
+    provenance: dict[str, Any],
+    examples_per_temperature: int = 2,
+) -> str:
+    """The report as one HTML string."""
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("tempcreativity", "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,
+    )
+    stories = generations.filter(~pl.col("is_exemplar"))
+    trend_rows = [
+        {**row, "sentence": trend_sentence(row), "rho_text": _number(row["rho"], 2),
+         "ci_text": f"[{_number(row['rho_ci_low'], 2)}, {_number(row['rho_ci_high'], 2)}]",
+         "p_text": _p_value(row["p_value"]), "slope_text": _number(row["slope"]),
+         "slope_ci_text": f"[{_number(row['slope_ci_low'])}, {_number(row['slope_ci_high'])}]"}
+        for row in trend_table.iter_rows(named=True)
+    ]  # fmt: skip
+    headline = [row["sentence"] for row in trend_rows if row["score"] in ("perplexity", "cosine_similarity", "edit_distance")]
+    return environment.get_template("report.html.j2").render(
+        experiment=config["experiment"],
+        config=config,
+        manifest=manifest,
+        n_stories=stories.height,
+        n_prompts=generations["prompt_id"].n_unique(),
+        temperatures=", ".join(f"{t:g}" for t in sorted(stories["temperature"].unique())),
+        n_seeds=stories["seed"].n_unique(),
+        headline=headline,
+        trends=trend_rows,
+        summary=_summary_rows(summary),
+        summary_columns={score: SCORE_LABELS[score] for score in SUMMARY_COLUMNS},
+        figures={name: _image(path) for name, path in figures.items()},
+        examples=_examples(generations, scores, examples_per_temperature),
+        files=files,
+        provenance=provenance,
+        tokens=int(stories["num_tokens"].sum()),
+        stopped=int((stories["finish_reason"] == "stop").sum()),
+    )

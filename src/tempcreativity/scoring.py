@@ -1,0 +1,50 @@
+"""The scores table: every story measured on its own and against the exemplar of its prompt."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+
+from tempcreativity import metrics
+
+# Scores summarised per temperature and tested for a trend, with their labels in tables and figures.
+SCORE_LABELS = {
+    "perplexity": "Perplexity",
+    "cosine_similarity": "Cosine similarity to exemplar",
+    "edit_distance": "Edit distance to exemplar (characters)",
+    "edit_distance_words": "Edit distance to exemplar (words)",
+    "num_tokens": "Length (tokens)",
+    "num_words": "Length (words)",
+    "distinct_1": "Distinct-1",
+    "distinct_2": "Distinct-2",
+    "distinct_3": "Distinct-3",
+    "compression_ratio": "Compression ratio (gzip)",
+}
+
+
+def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> pl.DataFrame:
+    """One row per story (same order as ``generations``). ``vectors`` maps embedder name to one row per story;
+    the first embedder gives ``cosine_similarity``, every embedder its own ``cosine_<name>`` column."""
+    exemplars = {row["prompt_id"]: index for index, row in enumerate(generations.iter_rows(named=True)) if row["is_exemplar"]}
+    missing = set(generations["prompt_id"]) - set(exemplars)
+    if missing:
+        raise ValueError(f"no exemplar for prompt(s) {sorted(missing)}: every prompt needs its greedy exemplar")
+    texts = generations["text"].to_list()
+    exemplar_of = [exemplars[prompt] for prompt in generations["prompt_id"]]
+    story_words = [metrics.words(text) for text in texts]
+    columns: dict[str, list] = {
+        "perplexity": [metrics.perplexity(logprobs) for logprobs in generations["logprobs"].to_list()],
+        "edit_distance": [metrics.edit_distance_chars(t, texts[e]) for t, e in zip(texts, exemplar_of)],
+        "edit_distance_words": [metrics.edit_distance_words(t, texts[e]) for t, e in zip(texts, exemplar_of)],
+        "num_words": [len(w) for w in story_words],
+        **{f"distinct_{n}": [metrics.distinct_n(w, n) for w in story_words] for n in (1, 2, 3)},
+        "compression_ratio": [metrics.compression_ratio(text) for text in texts],
+        "identical_to_exemplar": [t == texts[e] for t, e in zip(texts, exemplar_of)],
+    }
+    for index, (name, matrix) in enumerate(vectors.items()):
+        similarity = metrics.cosine_similarity(matrix, matrix[exemplar_of])
+        columns[f"cosine_{name}"] = np.clip(similarity, -1.0, 1.0).tolist()
+        if index == 0:
+            columns["cosine_similarity"] = columns[f"cosine_{name}"]
+    identity = generations.select("story_id", "prompt_id", "temperature", "seed", "is_exemplar", "num_tokens")
+    return identity.with_columns(pl.DataFrame(columns))

@@ -1,0 +1,95 @@
+"""Statistics on synthetic data: a planted effect is recovered, no effect gives a CI that covers 0."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tempcreativity.scoring import SCORE_LABELS
+from tempcreativity.statistics import bootstrap_mean_ci, linear_trend, pca_2d, spearman_with_ci, summarise, trends
+
+TEMPERATURES = np.repeat([0.25, 0.5, 1.0, 1.5, 2.0], 20)
+
+
+def test_bootstrap_ci_covers_the_true_mean_and_is_reproducible():
+    values = np.random.default_rng(1).normal(5.0, 1.0, 200)
+    low, high = bootstrap_mean_ci(values, 2000)
+    assert low < 5.0 < high and high - low < 0.4
+    assert (low, high) == bootstrap_mean_ci(values, 2000)
+    assert bootstrap_mean_ci(np.array([3.0, 3.0]), 2000) == (3.0, 3.0)
+    assert all(math.isnan(bound) for bound in bootstrap_mean_ci(np.array([1.0]), 2000))
+
+
+def test_planted_monotonic_effect_is_found():
+    rng = np.random.default_rng(2)
+    y = 3.0 * TEMPERATURES + rng.normal(0, 0.5, TEMPERATURES.size)
+    result = spearman_with_ci(TEMPERATURES, y, 500)
+    assert result["rho"] > 0.8 and result["rho_ci_low"] > 0.7 and result["p_value"] < 1e-10
+
+
+def test_no_effect_gives_a_ci_covering_zero():
+    y = np.random.default_rng(3).normal(0, 1, TEMPERATURES.size)
+    result = spearman_with_ci(TEMPERATURES, y, 500)
+    assert result["rho_ci_low"] < 0 < result["rho_ci_high"] and result["p_value"] > 0.05
+
+
+def synthetic_scores(slope: float, prompts: int, seed: int) -> pl.DataFrame:
+    """Stories of several prompts, each with its own intercept, and a common slope on temperature."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for prompt in range(prompts):
+        intercept = rng.normal(0, 3)
+        for temperature in TEMPERATURES:
+            value = intercept + slope * temperature + rng.normal(0, 0.5)
+            rows.append({"prompt_id": f"p{prompt}", "temperature": float(temperature), "is_exemplar": False,
+                         **{score: value for score in SCORE_LABELS}})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def test_mixed_model_recovers_the_slope_across_prompts():
+    scores = synthetic_scores(slope=-1.5, prompts=5, seed=4)
+    fit = linear_trend(scores, "perplexity")
+    assert fit["model"] == "mixedlm"
+    assert fit["slope_ci_low"] < -1.5 < fit["slope_ci_high"] and fit["slope_p"] < 1e-6
+
+
+def test_single_prompt_uses_ordinary_least_squares_and_no_effect_covers_zero():
+    fit = linear_trend(synthetic_scores(slope=0.0, prompts=1, seed=5), "edit_distance")
+    assert fit["model"] == "ols" and fit["slope_ci_low"] < 0 < fit["slope_ci_high"]
+
+
+def test_trends_table_has_every_score():
+    table = trends(synthetic_scores(slope=1.0, prompts=2, seed=6), 200)
+    assert table["score"].to_list() == list(SCORE_LABELS)
+    assert (table["rho"] > 0).all() and (table["slope_ci_low"] > 0).all()
+
+
+def test_summary_per_prompt_and_temperature_with_diversity():
+    scores = pl.DataFrame({
+        "story_id": ["e", "a", "b", "c", "d"], "prompt_id": ["p"] * 5, "temperature": [0.0, 1.0, 1.0, 2.0, 2.0],
+        "is_exemplar": [True, False, False, False, False], "identical_to_exemplar": [True, True, False, False, False],
+        **{score: [0.0, 1.0, 3.0, 5.0, 5.0] for score in SCORE_LABELS},
+    })  # fmt: skip
+    texts = pl.Series(["x", "x", "y", "zz", "zz"])
+    vectors = np.array([[1, 0], [1, 0], [0, 1], [1, 1], [1, 1]], dtype=np.float32)
+    summary = summarise(scores, texts, vectors, 200)
+    assert summary.select("temperature", "n").rows() == [(1.0, 2), (2.0, 2)]
+    first, second = summary.row(0, named=True), summary.row(1, named=True)
+    assert first["perplexity_mean"] == 2.0 and first["perplexity_median"] == 2.0
+    assert first["diversity"] == pytest.approx(1.0) and second["diversity"] == pytest.approx(0.0, abs=1e-6)
+    assert first["share_identical_to_exemplar"] == 0.5 and second["share_duplicates"] == 0.5
+    assert second["self_similarity"] == 1.0 and second["perplexity_ci_low"] == second["perplexity_ci_high"] == 5.0
+
+
+def test_pca_is_fitted_on_stories_and_exemplars():
+    rng = np.random.default_rng(7)
+    vectors = rng.normal(size=(30, 8))
+    vectors[:, 0] *= 10  # one dominant direction
+    scores = pl.DataFrame({"story_id": [str(i) for i in range(30)], "prompt_id": ["p"] * 30,
+                           "temperature": [1.0] * 30, "is_exemplar": [i == 0 for i in range(30)]})  # fmt: skip
+    pca = pca_2d(scores, vectors)
+    assert pca.height == 30 and pca["pc1_variance"][0] > 0.5
+    assert abs(np.corrcoef(pca["pc1"], vectors[:, 0])[0, 1]) > 0.99

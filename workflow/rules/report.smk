@@ -1,0 +1,45 @@
+# Figures and the self-contained HTML report.
+
+
+localrules:
+    plot_figures,
+    build_report,
+
+
+rule plot_figures:
+    input:
+        scores=rules.score_stories.output.scores,
+        summary=rules.summarise_scores.output.summary,
+        trends=rules.summarise_scores.output.trends,
+        pca=rules.summarise_scores.output.pca,
+    output:
+        png=figure_report_outputs(),
+        svg=figure_files("svg"),
+    log:
+        result("logs/plot_figures.log"),
+    params:
+        code=source_digest("figures", "scoring"),
+    script:
+        "../../scripts/plot_figures.py"
+
+
+rule build_report:
+    input:
+        manifest=rules.describe_model.output.manifest,
+        stories=rules.collect_generations.output.stories,
+        scores=rules.score_stories.output.scores,
+        summary=rules.summarise_scores.output.summary,
+        trends=rules.summarise_scores.output.trends,
+        figures=rules.plot_figures.output.png,
+    output:
+        report=REPORT,
+    log:
+        result("logs/build_report.log"),
+    params:
+        config=config,
+        files=report_files(),
+        code=source_digest(
+            "report", "scoring", "provenance", "templates/report.html.j2"
+        ),
+    script:
+        "../../scripts/build_report.py"

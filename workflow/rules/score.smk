@@ -1,0 +1,66 @@
+# Scoring: embeddings (cached per story), scores per story, summaries, trends and PCA.
+
+
+rule embed_stories:
+    input:
+        stories=rules.collect_generations.output.stories,
+        manifest=rules.describe_model.output.manifest,
+    output:
+        embeddings=result("embeddings/{embedder}.parquet"),
+    log:
+        result("logs/embed_stories-{embedder}.log"),
+    benchmark:
+        result("benchmarks/embed_stories-{embedder}.tsv")
+    threads: workflow.cores
+    resources:
+        mem_mb=generation_mem_mb,
+        runtime=generation_runtime,
+    params:
+        model=config["model"],
+        cache_dir=EMBEDDING_CACHE,
+        code=source_digest("embedding", "cache"),
+    script:
+        "../../scripts/embed_stories.py"
+
+
+rule score_stories:
+    input:
+        stories=rules.collect_generations.output.stories,
+        embeddings=embedding_files,
+    output:
+        scores=result("scores.parquet"),
+    log:
+        result("logs/score_stories.log"),
+    benchmark:
+        result("benchmarks/score_stories.tsv")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        embedders=EMBEDDERS,
+        code=source_digest("scoring", "metrics", "embedding"),
+    script:
+        "../../scripts/score_stories.py"
+
+
+rule summarise_scores:
+    input:
+        stories=rules.collect_generations.output.stories,
+        scores=rules.score_stories.output.scores,
+        embeddings=result(f"embeddings/{EMBEDDERS[0]}.parquet"),
+    output:
+        summary=result("summary.parquet"),
+        trends=result("trends.parquet"),
+        pca=result("pca.parquet"),
+    log:
+        result("logs/summarise_scores.log"),
+    benchmark:
+        result("benchmarks/summarise_scores.tsv")
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        resamples=config["scoring"]["bootstrap_resamples"],
+        code=source_digest("statistics", "metrics", "scoring", "embedding"),
+    script:
+        "../../scripts/summarise_scores.py"
