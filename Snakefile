@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/score.smk"
+include: "workflow/rules/ratings.smk"
 include: "workflow/rules/report.smk"
 
 

@@ -11,7 +11,19 @@ import polars as pl
 from tempcreativity.io import write_text_atomic
 from tempcreativity.model import read_manifest
 from tempcreativity.provenance import git_state, package_versions
-from tempcreativity.report import render_report
+from tempcreativity.report import ratings_section, render_report
+
+judge = snakemake.params.config["judge"]
+ratings = [
+    ratings_section(source, pl.read_csv(descriptives), pl.read_csv(lme), Path(forest),
+                    rater=judge["model"] or read_manifest(snakemake.input.manifest)["model"])
+    for source, descriptives, lme, forest in zip(
+        snakemake.params.rating_sources,
+        snakemake.input.ratings_descriptives,
+        snakemake.input.ratings_lme,
+        snakemake.input.ratings_forest,
+    )
+]  # fmt: skip
 
 html = render_report(
     config=snakemake.params.config,
@@ -23,6 +35,7 @@ html = render_report(
     figures={Path(path).stem: Path(path) for path in snakemake.input.figures},
     files=snakemake.params.files,
     provenance={"git": git_state(Path(snakemake.scriptdir).parent), "packages": package_versions()},
+    ratings=ratings,
     examples_per_temperature=snakemake.params.config["scoring"]["examples_per_temperature"],
 )
 write_text_atomic(html, snakemake.output.report)

@@ -26,6 +26,8 @@ TINY_CONFIG = {
     "temperatures": [0.5, 1.0, 1.5],
     "seeds": 2,
     "decoding": {"max_tokens": 32},
+    "judge": {"participants": 2},
+    "ratings": "people.csv",  # written by the tiny_run fixture: made-up survey ratings of the tiny grid's stories
 }
 
 
@@ -37,11 +39,11 @@ def run_snakemake(workdir: Path, config: dict, *extra: str, check: bool = True) 
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     command = [
         sys.executable, "-m", "snakemake",
+        *extra,  # first: --configfile takes every word after it
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
         "--profile", str(REPO / "profiles" / "local"),
         "--configfile", str(config_file),
-        *extra,
     ]  # fmt: skip
     completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
     (workdir / "snakemake.out").write_text(completed.stdout + completed.stderr)
@@ -60,8 +62,29 @@ def share_converted_model(source: Path, workdir: Path) -> None:
 def tiny_run(tmp_path_factory) -> Path:
     """The tiny grid run once from nothing (model conversion included); later tests copy from it."""
     workdir = tmp_path_factory.mktemp("tiny-run")
+    write_people_ratings(workdir / "people.csv")
     run_snakemake(workdir, TINY_CONFIG)
     return workdir
+
+
+def write_people_ratings(path: Path) -> None:
+    """Three 'participants' rating every story of the tiny grid, in the study's format (values made up)."""
+    import copy
+
+    import numpy as np
+    import polars as pl
+
+    from tempcreativity.config import validate_config
+    from tempcreativity.grid import expand_grid
+
+    rng = np.random.default_rng(0)
+    stories = [s for s in expand_grid(validate_config(copy.deepcopy(TINY_CONFIG), SCHEMA)) if not s.is_exemplar]
+    rows = [
+        {"story_id": story.story_id, "temperature": story.temperature, "participant_id": f"person-{person}",
+         **{item: round(float(rng.uniform(1, 5)), 3) for item in ("novelty", "typicality", "cohesion", "coherence")}}
+        for person in range(3) for story in stories
+    ]  # fmt: skip
+    pl.DataFrame(rows).write_csv(path)
 
 
 @pytest.fixture(scope="session")

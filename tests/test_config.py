@@ -34,6 +34,8 @@ def test_minimal_config_gets_the_study_defaults():
     }
     assert config["sharding"] == {"shards": 1}
     assert config["scoring"] == {"embedders": ["minilm", "model"], "bootstrap_resamples": 2000, "examples_per_temperature": 2}
+    assert config["ratings"] is None
+    assert config["judge"] == {"enabled": True, "model": None, "participants": 3, "temperature": 1.0, "max_story_tokens": 1024}
 
 
 def test_partial_sections_are_completed_with_defaults():
@@ -82,6 +84,10 @@ def test_paper_config_is_the_study_grid():
         ({"scoring": {"embedders": ["bert"]}}, ["scoring.embedders[0]", "'bert'", "minilm, model"]),
         ({"scoring": {"embedders": []}}, ["scoring.embedders", "minilm"]),
         ({"scoring": {"bootstrap_resamples": 10}}, ["scoring.bootstrap_resamples", "at least 100"]),
+        ({"judge": {"participants": 1}}, ["judge.participants", "at least 2"]),
+        ({"judge": {"temperature": 0}}, ["judge.temperature", "(0, 2]"]),
+        ({"judge": {"enabled": "yes"}}, ["judge.enabled", "'yes'", "boolean"]),
+        ({"ratings": 3}, ["ratings", "CSV"]),
     ],
 )
 def test_bad_config_names_the_field_and_what_is_allowed(changes, expected):

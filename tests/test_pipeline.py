@@ -165,7 +165,7 @@ def test_report_is_self_contained_and_states_the_findings(tiny_run):
     html = (tiny_run / "reports/tiny/index.html").read_text()
     manifest = json.loads((tiny_run / "resources/models/smollm2-135m-instruct.json").read_text())
     assert manifest["sha256"] in html and "Write a short poem." in html
-    assert html.count('src="data:image/png;base64,') == 4
+    assert html.count('src="data:image/png;base64,') == 6
     assert "http://" not in html.replace("http://www.w3.org", "") and 'src="results' not in html
     assert "Spearman ρ =" in html and "results/tiny/scores.parquet" in html
     table = stories(tiny_run)
@@ -180,7 +180,7 @@ def test_report_figures_render_in_a_real_browser(tiny_run, tmp_path, chromium):
     page.write_text((tiny_run / "reports/tiny/index.html").read_text().replace("</body>", probe + "</body>"))
     dom = chromium("--virtual-time-budget=10000", "--dump-dom", page.as_uri())
     images = json.loads(re.search(r"data-images=\"([^\"]*)\"", dom).group(1).replace("&quot;", '"'))
-    assert len(images) == 4
+    assert len(images) == 6, "four figures and a forest plot per source of ratings"
     assert all(complete and width > 500 and height > 200 for complete, width, height in images), images
 
 
@@ -193,3 +193,32 @@ def test_snakemake_report_has_the_captioned_figures(tiny_run):
 def test_embeddings_of_old_stories_come_from_the_cache(grown_run):
     log = (grown_run / "results/tiny/logs/embed_stories-minilm.log").read_text()
     assert "'embedded': 4" in log and "'texts': 18" in log
+
+
+# --- ratings: the LLM judge and people's ratings ------------------------------------------------------------
+
+
+def test_judge_rates_every_story_for_each_participant(tiny_run):
+    judge = pl.read_csv(tiny_run / "results/tiny/ratings/judge_ratings.csv")
+    assert judge.height == 12 * 2 and judge["participant_id"].n_unique() == 2
+    for item in ("novelty", "typicality", "cohesion", "coherence"):
+        assert judge[item].is_in([1.0, 2.0, 3.0, 4.0, 5.0]).all(), item
+    assert judge["rater"].str.starts_with("llm-judge:").all()
+    assert sorted(judge["story_id"].unique()) == sorted(stories(tiny_run).filter(~pl.col("is_exemplar"))["story_id"])
+
+
+@pytest.mark.parametrize("source", ["human", "judge"])
+def test_ratings_tables_for_people_and_judge(tiny_run, source):
+    folder = tiny_run / "results/tiny/ratings" / source
+    descriptives = pl.read_csv(folder / "ratings_descriptives.csv")
+    assert descriptives["item"].to_list() == ["novelty", "typicality", "cohesion", "coherence", "mean"]
+    lme = pl.read_csv(folder / "ratings_lme.csv")
+    assert lme.height == 4 * 4, "four ratings x temperature, perplexity, cosine similarity, edit distance"
+    assert set(lme["predictor"]) == {"temperature", "perplexity", "cosine_similarity", "edit_distance"}
+    assert (folder / "forest.png").stat().st_size > 10_000
+
+
+def test_report_says_which_ratings_came_from_people_and_which_from_a_model(tiny_run):
+    html = (tiny_run / "reports/tiny/index.html").read_text()
+    assert "Ratings by people" in html and "Ratings by an LLM judge" in html
+    assert "not by people" in html and html.count("Cronbach") >= 2

@@ -161,3 +161,21 @@ def make_figures(scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.Da
     paths += save(diversity(summary), out_dir / "diversity")
     paths += save(trend_panels(summary, trend_table), out_dir / "trends")
     return paths
+
+
+def forest_plot(lme: pl.DataFrame) -> plt.Figure:
+    """The mixed models' betas with 95% Wald intervals: one panel per predictor, one row per rating."""
+    _style()
+    predictors = list(dict.fromkeys(lme["predictor"]))
+    figure, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 3.2), squeeze=False)
+    colour = sns.color_palette("viridis", 3)[0]
+    for axis, predictor in zip(axes.flat, predictors):
+        rows = lme.filter(pl.col("predictor") == predictor)
+        y = np.arange(rows.height)[::-1]
+        beta, half = rows["beta"].to_numpy(), 1.959963984540054 * rows["se"].to_numpy()
+        axis.errorbar(beta, y, xerr=half, fmt="o", color=colour, capsize=4)
+        axis.axvline(0, color="black", linewidth=1, linestyle="--")
+        axis.set_yticks(y, rows["rating"].to_list())
+        axis.set(xlabel=f"β per unit of {predictor.replace('_', ' ')}", title=predictor.replace("_", " "))
+    figure.tight_layout()
+    return figure

@@ -45,6 +45,46 @@ def trend_sentence(row: dict[str, Any]) -> str:
     return f"{verdict}: Spearman ρ = {rho:.2f}, {ci}, {_p_value(row['p_value'])}, n = {row['n']}."
 
 
+def rating_sentence(row: dict[str, Any]) -> str:
+    """A sentence for one mixed model: direction, beta with its 95% CI, p, and the marginal R^2."""
+    from tempcreativity.ratings import beta_interval
+
+    predictor = row["predictor"].replace("_", " ")
+    if math.isnan(row["beta"]):
+        return f"{row['rating'].capitalize()} ~ {predictor}: not estimable (the ratings or the predictor do not vary)."
+    low, high = beta_interval(row)
+    direction = "rise" if low > 0 else "fall" if high < 0 else "show no clear change"
+    return (
+        f"{row['rating'].capitalize()} ratings {direction} with {predictor}: β = {row['beta']:.3f}, "
+        f"95% CI [{low:.3f}, {high:.3f}], {_p_value(row['p'])}; marginal R² = {row['r2m_nakagawa']:.3f} "
+        f"(Nakagawa), {row['r2m']:.3f} (as in the study)."
+    )
+
+
+def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, forest: Path, rater: str) -> dict:
+    """What the report shows for one source of ratings (people's, or the LLM judge's)."""
+    return {
+        "source": source,
+        "title": "Ratings by people" if source == "human" else "Ratings by an LLM judge",
+        "who": (
+            "These ratings were given by people (the ratings file named in the config)."
+            if source == "human"
+            else f"These ratings were produced by a language model ({rater}), not by people: each judge sample "
+            "(seed) acts as one participant. Read them as a model's opinion, not as a replacement for a survey."
+        ),
+        "descriptives": [
+            {key: (_number(value) if isinstance(value, float) else value) for key, value in row.items()}
+            for row in descriptives.iter_rows(named=True)
+        ],
+        "lme": [
+            {**{key: (_number(value) if isinstance(value, float) else value) for key, value in row.items()},
+             "sentence": rating_sentence(row)}
+            for row in lme.iter_rows(named=True)
+        ],  # fmt: skip
+        "forest": _image(forest),
+    }
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -86,6 +126,7 @@ def render_report(
     figures: dict[str, Path],
     files: dict[str, str],
     provenance: dict[str, Any],
+    ratings: list[dict] = (),
     examples_per_temperature: int = 2,
 ) -> str:
     """The report as one HTML string."""
@@ -119,6 +160,7 @@ def render_report(
         examples=_examples(generations, scores, examples_per_temperature),
         files=files,
         provenance=provenance,
+        ratings=list(ratings),
         tokens=int(stories["num_tokens"].sum()),
         stopped=int((stories["finish_reason"] == "stop").sum()),
     )

@@ -22,11 +22,15 @@ EMBEDDING_CACHE = "results/cache/embeddings"
 EMBEDDERS = config["scoring"]["embedders"]
 FIGURES = ["boxplots", "pca", "diversity", "trends"]
 REPORT = f"reports/{EXPERIMENT}/index.html"
+RATING_SOURCES = (["human"] if config["ratings"] else []) + (
+    ["judge"] if config["judge"]["enabled"] else []
+)
 
 
 wildcard_constraints:
     shard=r"\d+",
     embedder="|".join(EMBEDDERS),
+    source="human|judge",
 
 
 def result(name):
@@ -61,6 +65,15 @@ def report_files():
         "embeddings per embedder": result("embeddings/"),
         "figures (PNG and SVG)": result("figures/"),
         "model folder and sha256": model_file(f"{MODEL_SLUG}.json"),
+        **{
+            f"ratings tables ({source})": result(f"ratings/{source}/")
+            for source in RATING_SOURCES
+        },
+        **(
+            {"LLM judge ratings": result("ratings/judge_ratings.csv")}
+            if "judge" in RATING_SOURCES
+            else {}
+        ),
     }
 
 
@@ -119,3 +132,24 @@ def figure_report_outputs():
         captioned(path, caption=f"../report/{Path(path).stem}.rst", category="Figures")
         for path in figure_files("png")
     ]
+
+
+def ratings_file(wildcards):
+    """People's ratings (the config's file) or the judge's."""
+    if wildcards.source == "human":
+        return config["ratings"]
+    return result("ratings/judge_ratings.csv")
+
+
+def ratings_tables(extension_or_name):
+    return [
+        result(f"ratings/{source}/{extension_or_name}") for source in RATING_SOURCES
+    ]
+
+
+def judge_model_input(wildcards):
+    """A judge that is the embedded model needs its converted folder."""
+    judge_path = config["judge"]["model"] or config["model"]["path"]
+    if judge_path == EMBEDDED:
+        return {"embedded": model_file(model_slug(EMBEDDED))}
+    return {}

@@ -31,6 +31,9 @@ rule build_report:
         summary=rules.summarise_scores.output.summary,
         trends=rules.summarise_scores.output.trends,
         figures=rules.plot_figures.output.png,
+        ratings_descriptives=ratings_tables("ratings_descriptives.csv"),
+        ratings_lme=ratings_tables("ratings_lme.csv"),
+        ratings_forest=ratings_tables("forest.png"),
     output:
         report=REPORT,
     log:
@@ -38,6 +41,7 @@ rule build_report:
     params:
         config=config,
         files=report_files(),
+        rating_sources=RATING_SOURCES,
         code=source_digest(
             "report", "scoring", "provenance", "templates/report.html.j2"
         ),

@@ -1,0 +1,23 @@
+"""Snakemake adapter: rate every story with the LLM judge (ratings in the study's format)."""
+
+from pathlib import Path
+
+from tempcreativity.logs import log_to
+
+log_to(snakemake.log[0], keep_console=True)
+
+import polars as pl
+
+from tempcreativity.io import write_text_atomic
+from tempcreativity.judge import judge_stories
+from tempcreativity.model import read_manifest, resolve_model_folder
+
+manifest = read_manifest(snakemake.input.manifest)
+judge = dict(snakemake.params.judge)
+if judge["model"] is None:
+    folder, judge["model_name"] = manifest["folder"], manifest["model"]
+else:
+    embedded = Path(snakemake.input.embedded) if "embedded" in snakemake.input.keys() else None
+    folder, judge["model_name"] = str(resolve_model_folder(judge["model"], embedded)), judge["model"]
+ratings = judge_stories(pl.read_parquet(snakemake.input.stories), folder, judge, snakemake.params.model)
+write_text_atomic(ratings.write_csv(), snakemake.output.ratings)

@@ -1,0 +1,104 @@
+"""An LLM judge that rates stories on the study's four criteria, so that the human-evaluation analysis can run
+without a survey panel. Each judge sample (a seed) acts as one participant; it rates every story on novelty and
+typicality compared with the exemplar story, and on cohesion and coherence from the story alone, on 1-5.
+vLLM's structured output restricts every answer to one of "1".."5", so every answer parses.
+
+The rubric is the study's, in our own words; as in the study, a HIGHER coherence rating means the story is
+HARDER to follow."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import polars as pl
+
+from tempcreativity.ratings import RATING_ITEMS
+
+SCALE = ["1", "2", "3", "4", "5"]
+
+RUBRIC = {
+    "novelty": (
+        "Compare the STORY with the EXAMPLE story. How new or unusual is the STORY compared with the EXAMPLE?",
+        "1 = not new at all (almost the same as the example), 5 = completely new and unusual",
+    ),
+    "typicality": (
+        "Compare the STORY with the EXAMPLE story. How well does the STORY show the essential characteristics of a "
+        "story, as the EXAMPLE does?",
+        "1 = hardly a story at all, 5 = shows every essential characteristic of a story",
+    ),
+    "cohesion": (
+        "Read the STORY. Are its words and sentences grammatically consistent, and are its characters, events and "
+        "actions used appropriately?",
+        "1 = not at all, 5 = completely",
+    ),
+    "coherence": (
+        "Read the STORY. How hard is it to follow and understand?",
+        "1 = very easy to follow, 5 = very hard to follow",
+    ),
+}
+COMPARES_WITH_EXEMPLAR = {"novelty", "typicality"}
+
+
+def judge_messages(criterion: str, story: str, exemplar: str) -> list[dict[str, str]]:
+    """The chat messages that ask for one rating."""
+    question, scale = RUBRIC[criterion]
+    parts = [f"EXAMPLE:\n{exemplar}\n"] if criterion in COMPARES_WITH_EXEMPLAR else []
+    parts += [f"STORY:\n{story}\n", question, f"Answer with one number from 1 to 5 ({scale})."]
+    return [
+        {"role": "system", "content": "You are a careful reader who rates short stories for a study."},
+        {"role": "user", "content": "\n".join(parts)},
+    ]
+
+
+def truncate_tokens(tokenizer, text: str, max_tokens: int) -> str:
+    """The text cut to at most ``max_tokens`` tokens of the judge's tokenizer."""
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
+def judge_stories(
+    generations: pl.DataFrame, model_folder: str, judge: dict[str, Any], model: dict[str, Any]
+) -> pl.DataFrame:
+    """Ratings in the study's format (one row per story x participant), from ``judge['participants']`` seeded
+    judge samples. Exemplars are not rated (they are the reference)."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    from transformers import AutoTokenizer
+    from vllm import LLM, SamplingParams
+    from vllm.platforms import current_platform
+    from vllm.sampling_params import StructuredOutputsParams
+
+    from tempcreativity.generation import engine_arguments
+
+    stories = generations.filter(~pl.col("is_exemplar"))
+    exemplars = dict(generations.filter(pl.col("is_exemplar")).select("prompt_id", "text").iter_rows())
+    tokenizer = AutoTokenizer.from_pretrained(model_folder)
+    limit = judge["max_story_tokens"]
+    prompts, keys = [], []
+    for story in stories.iter_rows(named=True):
+        text = truncate_tokens(tokenizer, story["text"], limit)
+        exemplar = truncate_tokens(tokenizer, exemplars[story["prompt_id"]], limit)
+        for participant in range(judge["participants"]):
+            for criterion in RATING_ITEMS:
+                rendered = tokenizer.apply_chat_template(
+                    judge_messages(criterion, text, exemplar), tokenize=False, add_generation_prompt=True
+                )
+                prompts.append({"prompt_token_ids": tokenizer(rendered, add_special_tokens=False)["input_ids"]})
+                keys.append((story["story_id"], story["temperature"], participant, criterion))
+    longest = max(len(prompt["prompt_token_ids"]) for prompt in prompts)
+    engine = LLM(**engine_arguments(model, model_folder, longest, cpu=current_platform.is_cpu()))
+    params = [
+        SamplingParams(temperature=judge["temperature"], seed=1000 * participant + RATING_ITEMS.index(criterion),
+                       max_tokens=2, structured_outputs=StructuredOutputsParams(choice=SCALE))
+        for _, _, participant, criterion in keys
+    ]  # fmt: skip
+    outputs = engine.generate(prompts, params, use_tqdm=True)
+    answers: dict[tuple, dict[str, Any]] = {}
+    for (story_id, temperature, participant, criterion), output in zip(keys, outputs, strict=True):
+        row = answers.setdefault((story_id, participant), {
+            "story_id": story_id, "temperature": temperature, "participant_id": f"judge-{participant}",
+            "rater": f"llm-judge:{judge['model_name']}",
+        })  # fmt: skip
+        row[criterion] = float(int(output.outputs[0].text.strip()))
+    columns = ["story_id", "temperature", "participant_id", *RATING_ITEMS, "rater"]
+    return pl.DataFrame(list(answers.values())).select(columns).sort(["participant_id", "story_id"])

@@ -1,0 +1,153 @@
+"""The human-evaluation analysis: Cronbach's alpha and the mixed models on hand-checkable and synthetic
+ratings, bad input files, and the study's own released ratings (developer-only data, skipped where absent)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import polars as pl
+import pytest
+
+from conftest import REPO
+from tempcreativity.cli import main as cli
+from tempcreativity.ratings import RATING_ITEMS, RatingsError, cronbach_alpha, descriptives, load_ratings, mixed_models
+
+STUDY_RATINGS = REPO.parent / "shared" / "data" / "peeperkorn2024" / "survey_ratings.csv"
+needs_study_ratings = pytest.mark.skipif(
+    not STUDY_RATINGS.is_file(), reason=f"the study's released ratings are not at {STUDY_RATINGS} (developer-only test data)"
+)
+
+
+def long_ratings(matrix: np.ndarray, item: str = "novelty") -> pl.DataFrame:
+    """Participants (rows) x stories (columns) as one row per rating; other items copy the same values."""
+    rows = [
+        {"story_id": f"s{j}", "temperature": 1.0, "participant_id": f"p{i}", **dict.fromkeys(RATING_ITEMS, float(value))}
+        for i, row in enumerate(matrix) for j, value in enumerate(row) if not np.isnan(value)
+    ]  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def test_cronbach_alpha_on_a_hand_checkable_case():
+    # 3 participants x 3 stories. Item (story) variances: 1, 1, 1 (ddof=1); totals 3, 6, 9 -> variance 9.
+    # alpha = k / (k - 1) * (1 - sum(item variances) / variance(totals)) = 1.5 * (1 - 3 / 9) = 1.0
+    matrix = np.array([[1.0, 1.0, 1.0], [2.0, 2.0, 2.0], [3.0, 3.0, 3.0]])
+    assert cronbach_alpha(long_ratings(matrix), "novelty") == pytest.approx(1.0)
+    # totals 6, 6, 6 have no variance relative to the items -> strongly negative alpha
+    anti = np.array([[1.0, 2.0, 3.0], [2.0, 3.0, 1.0], [3.0, 1.0, 2.0]])
+    assert cronbach_alpha(long_ratings(anti), "novelty") < 0
+
+
+def planted(beta: float, participants: int = 40, per_participant: int = 6, seed: int = 0) -> pl.DataFrame:
+    """Ratings with a random intercept per participant and a planted slope on temperature."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for participant in range(participants):
+        intercept = rng.normal(0, 0.6)
+        for index in range(per_participant):
+            temperature = float(rng.choice([0.01, 0.5, 1.0, 1.5, 2.0]))
+            value = 3.0 + intercept + beta * temperature + rng.normal(0, 0.4)
+            rows.append({"story_id": f"s{participant}-{index}", "temperature": temperature,
+                         "participant_id": str(participant), **dict.fromkeys(RATING_ITEMS, value)})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def test_mixed_model_recovers_a_planted_effect_within_its_ci():
+    table = mixed_models(planted(beta=0.5))
+    for row in table.iter_rows(named=True):
+        assert row["beta"] - 1.96 * row["se"] < 0.5 < row["beta"] + 1.96 * row["se"]
+        assert row["p"] < 1e-6 and row["n_obs"] == 240 and row["n_groups"] == 40
+        # the random intercept explains a real share: conditional above marginal, both definitions
+        assert 0 < row["r2m_nakagawa"] < row["r2c_nakagawa"] < 1 and 0 < row["r2m"] < row["r2c"] < 1
+
+
+def test_no_effect_gives_a_ci_covering_zero():
+    row = mixed_models(planted(beta=0.0, seed=1)).row(0, named=True)
+    assert row["beta"] - 1.96 * row["se"] < 0 < row["beta"] + 1.96 * row["se"]
+
+
+def test_constant_ratings_are_reported_as_not_estimable():
+    table = planted(beta=0.5).with_columns(pl.lit(1.0).alias("typicality"))
+    row = mixed_models(table).filter(pl.col("rating") == "typicality").row(0, named=True)
+    assert math.isnan(row["beta"]) and row["n_obs"] == 240
+
+
+def test_no_participant_variance_fits_at_the_boundary():
+    # every participant rates alike: the random-intercept variance is estimated at 0 (a singular fit)
+    ratings = planted(beta=0.5, seed=2).with_columns((pl.col("temperature") * 0.5 + 2).alias("novelty"))
+    ratings = ratings.with_columns(pl.col("novelty") + pl.Series(np.random.default_rng(3).normal(0, 0.3, ratings.height)))
+    row = mixed_models(ratings).filter(pl.col("rating") == "novelty").row(0, named=True)
+    assert row["beta"] == pytest.approx(0.5, abs=0.1)
+    assert row["r2c"] == pytest.approx(row["r2m"], abs=0.05) and not math.isnan(row["r2m_nakagawa"])
+
+
+def test_score_predictors_are_joined_on_story_id():
+    ratings = planted(beta=0.5)
+    scores = ratings.select("story_id", (pl.col("temperature") * 10).alias("perplexity"),
+                            pl.lit(0.5).alias("cosine_similarity"))  # fmt: skip
+    table = mixed_models(ratings, scores)
+    assert sorted(set(table["predictor"])) == ["cosine_similarity", "perplexity", "temperature"]
+    assert table.filter(pl.col("predictor") == "cosine_similarity")["beta"].is_nan().all(), "constant: not estimable"
+    perplexity = table.filter((pl.col("predictor") == "perplexity") & (pl.col("rating") == "novelty")).row(0, named=True)
+    assert perplexity["beta"] == pytest.approx(0.05, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("story_id,temperature,participant_id,novelty,typicality,cohesion\na,1,p,1,2,3\n", ["missing column", "coherence"]),
+        ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,1,2,3,6\n",
+         ["coherence", "outside the 1-5 scale", "6", "row(s) 1"]),
+        ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,1,2,3,4\nb,1,p,0.5,2,3,4\n",
+         ["novelty", "0.5", "row(s) 2"]),
+        ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,high,2,3,4\n",
+         ["novelty", "numbers"]),
+        ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,,2,3,4\n",
+         ["novelty", "missing values", "row(s) 1"]),
+    ],
+)  # fmt: skip
+def test_bad_ratings_files_name_the_problem(tmp_path, content, expected):
+    path = tmp_path / "ratings.csv"
+    path.write_text(content)
+    with pytest.raises(RatingsError) as raised:
+        load_ratings(path)
+    for fragment in expected:
+        assert fragment in str(raised.value)
+
+
+def test_command_line_reports_bad_input_and_writes_nothing(tmp_path, capsys):
+    path = tmp_path / "ratings.csv"
+    path.write_text("story_id,temperature\na,1\n")
+    assert cli(["ratings", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "missing column" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@needs_study_ratings
+def test_study_ratings_reproduce_the_papers_table_1():
+    table = descriptives(load_ratings(STUDY_RATINGS))
+    alphas = dict(zip(table["item"], table["cronbach_alpha"]))
+    assert alphas["mean"] == pytest.approx(0.639, abs=0.0005)  # the study reports a mean alpha of .639
+    assert table["item"].to_list() == [*RATING_ITEMS, "mean"]
+    means = dict(zip(table["item"], table["mean"]))
+    assert means["cohesion"] > means["coherence"]  # coherence is reversed: higher = harder to follow
+
+
+@needs_study_ratings
+def test_study_ratings_end_to_end_through_the_command_line(tmp_path):
+    from tempcreativity.embedding import embed_stories
+    from tempcreativity.peeperkorn import load_study_stories
+    from tempcreativity.scoring import score_stories
+
+    stories = load_study_stories(STUDY_RATINGS.parent)
+    vectors, _ = embed_stories(stories["text"].to_list(), "minilm", {}, {"dtype": "bfloat16"}, tmp_path / "cache")
+    score_stories(stories, {"minilm": vectors}).write_parquet(tmp_path / "scores.parquet")
+    assert cli(["ratings", str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(tmp_path / "scores.parquet")]) == 0
+    lme = pl.read_csv(tmp_path / "out" / "ratings_lme.csv")
+    assert lme.columns == ["rating", "predictor", "beta", "se", "p", "r2c", "r2m", "r2c_nakagawa", "r2m_nakagawa",
+                           "n_obs", "n_groups"]  # fmt: skip
+    # temperature, cosine similarity and edit distance (the study released no log-probabilities: no perplexity)
+    assert sorted(set(lme["predictor"])) == ["cosine_similarity", "edit_distance", "temperature"]
+    assert set(lme["n_obs"]) == {180} and set(lme["n_groups"]) == {36}
+    novelty = lme.filter((pl.col("rating") == "novelty") & (pl.col("predictor") == "temperature")).row(0, named=True)
+    assert novelty["beta"] > 0 and novelty["p"] < 0.05  # novelty rises with temperature in the study's data
+    assert pl.read_csv(tmp_path / "out" / "ratings_descriptives.csv").height == 5

@@ -1,0 +1,56 @@
+# Ratings: the LLM judge, people's ratings when given, and the study's two tables for each source.
+
+
+rule judge_stories:
+    input:
+        unpack(judge_model_input),
+        stories=rules.collect_generations.output.stories,
+        manifest=rules.describe_model.output.manifest,
+    output:
+        ratings=result("ratings/judge_ratings.csv"),
+    log:
+        result("logs/judge_stories.log"),
+    benchmark:
+        result("benchmarks/judge_stories.tsv")
+    threads: workflow.cores
+    resources:
+        mem_mb=generation_mem_mb,
+        runtime=generation_runtime,
+    params:
+        judge=config["judge"],
+        model=config["model"],
+        code=source_digest("judge", "generation"),
+    script:
+        "../../scripts/judge_stories.py"
+
+
+rule analyse_ratings:
+    input:
+        ratings=ratings_file,
+        scores=rules.score_stories.output.scores,
+    output:
+        descriptives=result("ratings/{source}/ratings_descriptives.csv"),
+        lme=result("ratings/{source}/ratings_lme.csv"),
+    log:
+        result("logs/analyse_ratings-{source}.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        code=source_digest("ratings"),
+    script:
+        "../../scripts/analyse_ratings.py"
+
+
+rule plot_ratings:
+    input:
+        lme=rules.analyse_ratings.output.lme,
+    output:
+        png=result("ratings/{source}/forest.png"),
+        svg=result("ratings/{source}/forest.svg"),
+    log:
+        result("logs/plot_ratings-{source}.log"),
+    params:
+        code=source_digest("figures"),
+    script:
+        "../../scripts/plot_ratings.py"
