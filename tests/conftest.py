@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -31,7 +34,9 @@ TINY_CONFIG = {
 }
 
 
-def run_snakemake(workdir: Path, config: dict, *extra: str, check: bool = True) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, config: dict, *extra: str, check: bool = True, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml),
     through the same local profile that `make run` uses."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -45,7 +50,8 @@ def run_snakemake(workdir: Path, config: dict, *extra: str, check: bool = True) 
         "--profile", str(REPO / "profiles" / "local"),
         "--configfile", str(config_file),
     ]  # fmt: skip
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"} | (env or {})
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
     (workdir / "snakemake.out").write_text(completed.stdout + completed.stderr)
     if check and completed.returncode != 0:
         raise AssertionError(f"snakemake failed ({completed.returncode}):\n{completed.stderr[-6000:]}")
@@ -120,3 +126,53 @@ def chromium():
         return completed.stdout
 
     return run
+
+
+class MlflowServer:
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, proxied artifacts) that tests can stop and restart."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.uri = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        command = [
+            str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(self.port),
+            "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
+            "--artifacts-destination", str(self.folder / "artifacts"),
+            "--workers", "1", "--allowed-hosts", f"localhost:{self.port},127.0.0.1:{self.port}",
+        ]  # fmt: skip
+        environment = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
+        log = open(self.folder / "server.log", "a")
+        self.process = subprocess.Popen(command, stdout=log, stderr=log, env=environment, start_new_session=True)
+        import requests
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{self.uri}/health", timeout=2).ok:
+                    return
+            except requests.RequestException:
+                time.sleep(0.3)
+        raise RuntimeError(f"mlflow server did not start:\n{(self.folder / 'server.log').read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow-server"))
+    server.start()
+    yield server
+    server.stop()

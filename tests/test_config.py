@@ -34,7 +34,7 @@ def test_minimal_config_gets_the_study_defaults():
     }
     assert config["sharding"] == {"shards": 1}
     assert config["scoring"] == {"embedders": ["minilm", "model"], "bootstrap_resamples": 2000, "examples_per_temperature": 2}
-    assert config["ratings"] is None
+    assert config["ratings"] is None and config["mlflow"] == {"enabled": True, "tracking_uri": None}
     assert config["judge"] == {"enabled": True, "model": None, "participants": 3, "temperature": 1.0, "max_story_tokens": 1024}
 
 

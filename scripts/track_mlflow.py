@@ -1,0 +1,74 @@
+"""Snakemake adapter: log the result to MLflow (parent run + one child per prompt x temperature)."""
+
+import json
+import platform
+from pathlib import Path
+
+from tempcreativity.logs import log_to
+
+log_to(snakemake.log[0])
+
+import polars as pl
+import yaml
+
+from tempcreativity.io import write_json_atomic, write_text_atomic
+from tempcreativity.model import read_manifest
+from tempcreativity.provenance import git_state, package_versions
+from tempcreativity.tracking import (
+    cell_runs,
+    config_tags,
+    key_params,
+    parent_metrics,
+    result_key,
+    track_result,
+    tracking_uri,
+)
+
+config = snakemake.params.config
+manifest = read_manifest(snakemake.input.manifest)
+generations = pl.read_parquet(snakemake.input.stories)
+shard_stats = [json.loads(Path(path).read_text()) for path in snakemake.input.shard_stats]
+ratings = {
+    source: (pl.read_csv(descriptives), pl.read_csv(lme))
+    for source, descriptives, lme in zip(
+        snakemake.params.rating_sources, snakemake.input.ratings_descriptives, snakemake.input.ratings_lme
+    )
+}
+workdir = Path.cwd()
+uri = tracking_uri(snakemake.params.tracking_uri, workdir)
+local_store = uri.startswith("sqlite:")
+config_file = Path(snakemake.output.runs).with_name("config.yaml")
+write_text_atomic(yaml.safe_dump(config, sort_keys=False), config_file)
+git = git_state(Path(snakemake.scriptdir).parent)
+runs = track_result(
+    uri=uri,
+    experiment=config["experiment"],
+    artifact_location=(workdir / "results" / "mlartifacts").resolve().as_uri() if local_store else None,
+    key=result_key(config, manifest["sha256"]),
+    params=key_params(config),
+    metrics=parent_metrics(pl.read_parquet(snakemake.input.trends), ratings, generations, shard_stats),
+    tags={
+        "model_sha256": manifest["sha256"],
+        **config_tags(config),
+        "git.commit": git["commit"],
+        "git.dirty": str(git["dirty"]),
+        "host": platform.node(),
+        **{f"version.{name}": version for name, version in package_versions().items()},
+    },
+    artifacts={
+        "": [config_file, Path(snakemake.input.stories), Path(snakemake.input.scores), Path(snakemake.input.summary),
+             Path(snakemake.input.trends)],
+        "figures": [Path(path) for path in snakemake.input.figures],
+        "report": [Path(snakemake.input.report)],
+        **{
+            f"ratings/{source}": [Path(descriptives), Path(lme)]
+            for source, descriptives, lme in zip(
+                snakemake.params.rating_sources, snakemake.input.ratings_descriptives, snakemake.input.ratings_lme
+            )
+        },
+    },  # fmt: skip
+    cells=cell_runs(config, manifest, generations, pl.read_parquet(snakemake.input.summary), shard_stats),
+    timestamp_ms=int(Path(snakemake.input.summary).stat().st_mtime * 1000),
+)
+write_json_atomic(runs, snakemake.output.runs)
+print(json.dumps(runs, indent=2))

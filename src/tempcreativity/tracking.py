@@ -1,0 +1,203 @@
+"""Log a pipeline result to MLflow, idempotently: one parent run per result and one child run per
+prompt x temperature cell, found again by tags on every later run, so that re-running updates the same runs.
+
+The parent's key is a hash of what defines the stories apart from the grid (experiment, model settings, prompts,
+decoding) and of the model's sha256. Growing the grid (temperatures, seeds) refreshes the same parent and adds
+child runs only for the new cells; so do changes to the analysis (scoring, judge, ratings), which are tags."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+KEY_TAG = "tempcreativity.key"
+CELL_TAG = "tempcreativity.cell"
+PARENT_TAG = "mlflow.parentRunId"
+KEY_SECTIONS = ("experiment", "model", "prompts", "decoding")  # the parent's identity, logged as params
+BATCH = 100  # MLflow takes at most 100 params (and 1000 metrics) per log_batch call
+
+
+class TrackingUnavailable(RuntimeError):
+    """The tracking server cannot be reached; results on disk are untouched."""
+
+
+def result_key(config: dict[str, Any], model_sha256: str) -> str:
+    import hashlib
+
+    identity = {name: config[name] for name in KEY_SECTIONS}
+    canonical = json.dumps({"config": identity, "model_sha256": model_sha256}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def tracking_uri(configured: str | None, workdir: Path) -> str:
+    """MLFLOW_TRACKING_URI, else the config's mlflow.tracking_uri, else a sqlite store under results/."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or configured or f"sqlite:///{(workdir / 'results' / 'mlflow.db').resolve()}"
+
+
+def check_reachable(uri: str, attempts: int = 3, wait_seconds: float = 2.0) -> None:
+    """For a server URI, ask its /health endpoint a bounded number of times; raise TrackingUnavailable if it
+    never answers. Local stores (sqlite, files) need no check."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    import requests
+
+    error: Exception | None = None
+    for attempt in range(attempts):
+        try:
+            if requests.get(uri.rstrip("/") + "/health", timeout=5).ok:
+                return
+        except requests.RequestException as caught:
+            error = caught
+        if attempt + 1 < attempts:
+            time.sleep(wait_seconds)
+    raise TrackingUnavailable(
+        f"MLflow server at {uri} is unreachable after {attempts} attempts ({error}). Every result is on disk; "
+        "run the pipeline again (only the tracking step will run) once the server is up."
+    )
+
+
+def key_params(config: dict[str, Any]) -> dict[str, str]:
+    """The parent's params: the config sections of its key, flattened (params never change within a run)."""
+    return flatten({name: config[name] for name in KEY_SECTIONS})
+
+
+def config_tags(config: dict[str, Any]) -> dict[str, str]:
+    """Everything else in the config as tags (which may change): the grid, scoring, judge, ratings."""
+    return {f"config.{name}": json.dumps(value) for name, value in config.items() if name not in KEY_SECTIONS}
+
+
+def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Nested config as dotted keys with string values (MLflow params)."""
+    flat: dict[str, str] = {}
+    for name, value in values.items():
+        key = f"{prefix}{name}"
+        if isinstance(value, dict) and value:
+            flat |= flatten(value, f"{key}.")
+        else:
+            flat[key] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return flat
+
+
+def finite(metrics: dict[str, Any]) -> dict[str, float]:
+    """Only numeric, finite metrics (MLflow stores numbers; nan would hide in the charts)."""
+    kept = {}
+    for name, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            kept[name] = float(value)
+    return kept
+
+
+def cell_name(prompt_id: str, temperature: float) -> str:
+    return f"{prompt_id} T={temperature:g}"
+
+
+def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.DataFrame, summary: pl.DataFrame,
+              shard_stats: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
+    """Params, metrics and tags of every prompt x temperature cell."""
+    generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0 and stats.get("generate_seconds")]
+    rate = sum(s["generated_tokens"] for s in generated) / sum(s["generate_seconds"] for s in generated) if generated else None
+    stories = generations.filter(~pl.col("is_exemplar"))
+    cells = []
+    for row in summary.iter_rows(named=True):
+        cell = stories.filter((pl.col("prompt_id") == row["prompt_id"]) & (pl.col("temperature") == row["temperature"]))
+        tokens = int(cell["num_tokens"].sum())
+        metrics = {name: value for name, value in row.items() if name not in ("prompt_id",)}
+        metrics |= {"tokens_generated": tokens, "n_stories": cell.height}
+        if rate:
+            metrics |= {"tokens_per_second": rate, "generation_seconds": tokens / rate}
+        cells.append({
+            "name": cell_name(row["prompt_id"], row["temperature"]),
+            "params": {"model": manifest["model"], "model_sha256": manifest["sha256"], "prompt_id": row["prompt_id"],
+                       "temperature": str(row["temperature"]),
+                       **{name: str(config["decoding"][name]) for name in ("top_k", "top_p", "min_p", "max_tokens")}},
+            "metrics": finite(metrics),
+            "tags": {"seeds": json.dumps(sorted(cell["seed"].to_list()))},
+        })  # fmt: skip
+    return cells
+
+
+def parent_metrics(trends: pl.DataFrame, ratings: dict[str, tuple[pl.DataFrame, pl.DataFrame]],
+                   generations: pl.DataFrame, shard_stats: list[dict[str, Any]]) -> dict[str, float]:  # fmt: skip
+    """Experiment-level statistics: correlations and slopes with temperature, the ratings tables, totals."""
+    metrics: dict[str, Any] = {}
+    for row in trends.iter_rows(named=True):
+        for column in ("rho", "rho_ci_low", "rho_ci_high", "p_value", "slope", "slope_ci_low", "slope_ci_high"):
+            metrics[f"{column}.{row['score']}"] = row[column]
+    for source, (descriptives, lme) in ratings.items():
+        for row in descriptives.iter_rows(named=True):
+            metrics |= {f"ratings.{source}.{row['item']}.{name}": row[name] for name in ("mean", "sd", "cronbach_alpha")}
+        for row in lme.iter_rows(named=True):
+            for name in ("beta", "se", "p", "r2m", "r2c", "r2m_nakagawa", "r2c_nakagawa"):
+                metrics[f"ratings.{source}.{row['rating']}.{row['predictor']}.{name}"] = row[name]
+    metrics |= {"stories": generations.height, "tokens": int(generations["num_tokens"].sum())}
+    generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0]
+    if generated:
+        metrics |= {"generation_seconds": sum(s["generate_seconds"] for s in generated),
+                    "engine_start_seconds": sum(s["engine_start_seconds"] for s in generated)}  # fmt: skip
+    return finite(metrics)
+
+
+def _batches(items: list, size: int = BATCH) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _log(client, run_id: str, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str],
+         timestamp_ms: int) -> None:  # fmt: skip
+    from mlflow.entities import Metric, Param, RunTag
+
+    for chunk in _batches([Param(k, v[:6000]) for k, v in params.items()]):
+        client.log_batch(run_id, params=chunk)
+    for chunk in _batches([Metric(k, v, timestamp_ms, 0) for k, v in metrics.items()]):
+        client.log_batch(run_id, metrics=chunk)
+    for chunk in _batches([RunTag(k, v) for k, v in tags.items()]):
+        client.log_batch(run_id, tags=chunk)
+
+
+def _find_or_create(client, experiment_id: str, filter_string: str, tags: dict[str, str], name: str) -> tuple[str, bool]:
+    found = client.search_runs([experiment_id], filter_string=filter_string, max_results=2)
+    if found:
+        return found[0].info.run_id, False
+    return client.create_run(experiment_id, tags=tags, run_name=name).info.run_id, True
+
+
+def track_result(*, uri: str, experiment: str, artifact_location: str | None, key: str, params: dict[str, str],
+                 metrics: dict[str, float], tags: dict[str, str], artifacts: dict[str, list[Path]],
+                 cells: list[dict[str, Any]], timestamp_ms: int) -> dict[str, Any]:  # fmt: skip
+    """Create or update the parent run and its cell runs; return their ids. Metrics carry ``timestamp_ms``
+    (the results' time), so logging the same results again adds no duplicate points to their history."""
+    from mlflow.tracking import MlflowClient
+
+    check_reachable(uri)
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # bounded: a dead server fails in seconds
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location)
+    parent_id, created = _find_or_create(
+        client, experiment_id, f"tags.`{KEY_TAG}` = '{key}'", {KEY_TAG: key}, f"{experiment} {key[:8]}"
+    )
+    _log(client, parent_id, params, metrics, tags, timestamp_ms)
+    for folder, paths in artifacts.items():
+        for path in paths:
+            client.log_artifact(parent_id, str(path), artifact_path=folder or None)
+    children = {}
+    for cell in cells:
+        child_id, _ = _find_or_create(
+            client, experiment_id,
+            f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{CELL_TAG}` = '{cell['name']}'",
+            {PARENT_TAG: parent_id, CELL_TAG: cell["name"]}, cell["name"],
+        )  # fmt: skip
+        _log(client, child_id, cell["params"], cell["metrics"], cell["tags"], timestamp_ms)
+        client.set_terminated(child_id, "FINISHED")
+        children[cell["name"]] = child_id
+    client.set_terminated(parent_id, "FINISHED")
+    return {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent_id,
+            "parent_created": created, "child_run_ids": children}  # fmt: skip

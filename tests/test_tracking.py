@@ -1,0 +1,141 @@
+"""MLflow logging against a real `mlflow server` on 127.0.0.1 that the tests start and stop, on the shared tiny
+pipeline run: what is logged, idempotent re-runs, the server going away, and the dashboard."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import TINY_CONFIG, run_snakemake
+from tempcreativity.tracking import KEY_TAG, result_key
+
+pytestmark = pytest.mark.e2e
+
+GENERATIONS = Path("results/tiny/generations.parquet")
+CELLS = 2 * 3  # prompts x temperatures of the tiny grid
+# The tiny config with the analysis slimmed (no judge, no people's ratings, one embedder), so that growing the
+# grid below costs one engine start. The analysis is not part of the parent run's key.
+TRACKED = {**TINY_CONFIG, "judge": {"enabled": False}, "ratings": None, "scoring": {"embedders": ["minilm"]}}
+
+
+def runs_of(client: MlflowClient) -> list:
+    experiment = client.get_experiment_by_name("tiny")
+    return client.search_runs([experiment.experiment_id]) if experiment else []
+
+
+@pytest.fixture(scope="module")
+def tracked(tiny_run, mlflow_server, tmp_path_factory) -> Path:
+    """A copy of the tiny run whose tracking step logged to the server."""
+    workdir = tmp_path_factory.mktemp("tracked") / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    run_snakemake(workdir, TRACKED, "--forcerun", "track_mlflow", env={"MLFLOW_TRACKING_URI": mlflow_server.uri})
+    return workdir
+
+
+def test_default_run_logs_to_a_local_store_under_results(tiny_run):
+    runs = json.loads((tiny_run / "results/tiny/mlflow.json").read_text())
+    assert runs["tracking_uri"] == f"sqlite:///{tiny_run / 'results/mlflow.db'}"
+    client = MlflowClient(runs["tracking_uri"])
+    assert len(runs_of(client)) == 1 + CELLS
+    artifacts = client.get_experiment_by_name("tiny").artifact_location
+    assert artifacts == (tiny_run / "results/mlartifacts").as_uri()
+
+
+def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
+    client = MlflowClient(mlflow_server.uri)
+    runs = runs_of(client)
+    parents = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
+    children = [run for run in runs if run.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == CELLS
+    parent = parents[0]
+    manifest = json.loads((tracked / "resources/models/smollm2-135m-instruct.json").read_text())
+    assert parent.data.tags[KEY_TAG] and parent.data.tags["model_sha256"] == manifest["sha256"]
+    assert parent.data.params["decoding.max_tokens"] == "32" and parent.data.params["model.path"] == "embedded"
+    assert re.fullmatch(r"[0-9a-f]{40}|unknown.*", parent.data.tags["git.commit"])
+    assert {"version.vllm", "version.mlflow", "version.snakemake", "version.torch"} <= set(parent.data.tags)
+    trends = pl.read_parquet(tracked / "results/tiny/trends.parquet")
+    rho = trends.filter(pl.col("score") == "perplexity")["rho"][0]
+    assert parent.data.metrics["rho.perplexity"] == pytest.approx(rho)
+    assert parent.data.metrics["stories"] == 14
+
+    summary = pl.read_parquet(tracked / "results/tiny/summary.parquet")
+    for child in children:
+        row = summary.filter((pl.col("prompt_id") == child.data.params["prompt_id"])
+                             & (pl.col("temperature") == float(child.data.params["temperature"]))).row(0, named=True)  # fmt: skip
+        assert child.data.metrics["temperature"] == row["temperature"]
+        assert child.data.metrics["perplexity_mean"] == pytest.approx(row["perplexity_mean"])
+        assert child.data.metrics["n_stories"] == 2 and child.data.metrics["tokens_generated"] > 0
+        assert child.data.params["model_sha256"] == manifest["sha256"] and child.data.params["top_k"] == "50"
+
+    artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
+    assert {"config.yaml", "generations.parquet", "scores.parquet", "figures", "report"} <= artifacts
+    downloaded = client.download_artifacts(parent.info.run_id, "generations.parquet", str(tracked / "download"))
+    assert Path(downloaded).read_bytes() == (tracked / GENERATIONS).read_bytes()
+    assert parent.data.tags["config.temperatures"] == "[0.5, 1.0, 1.5]"
+    assert result_key(TRACKED, "x") == result_key(TINY_CONFIG | {"temperatures": [9]}, "x") != result_key(TRACKED, "y")
+
+
+def test_rerun_updates_the_same_runs(tracked, mlflow_server):
+    client = MlflowClient(mlflow_server.uri)
+    before = sorted(run.info.run_id for run in runs_of(client))
+    run_snakemake(tracked, TRACKED, "--forcerun", "track_mlflow", env={"MLFLOW_TRACKING_URI": mlflow_server.uri})
+    assert sorted(run.info.run_id for run in runs_of(client)) == before
+    child = next(run for run in runs_of(client) if "mlflow.parentRunId" in run.data.tags)
+    assert len(client.get_metric_history(child.info.run_id, "perplexity_mean")) == 1, "no duplicate points"
+
+
+def test_server_down_fails_clearly_keeps_results_and_logs_later(tracked, mlflow_server):
+    env = {"MLFLOW_TRACKING_URI": mlflow_server.uri}
+    results = {path: path.read_bytes() for path in (tracked / "results/tiny").glob("*.parquet")}
+    mlflow_server.stop()
+    try:
+        failed = run_snakemake(tracked, TRACKED, "--forcerun", "track_mlflow", check=False, env=env)
+    finally:
+        mlflow_server.start()
+    output = failed.stdout + failed.stderr + (tracked / "results/tiny/logs/track_mlflow.log").read_text()
+    assert failed.returncode != 0 and "is unreachable after 3 attempts" in output
+    assert {path: path.read_bytes() for path in results} == results
+    assert (tracked / "reports/tiny/index.html").is_file()
+    client = MlflowClient(mlflow_server.uri)
+    count = len(runs_of(client))
+    completed = run_snakemake(tracked, TRACKED, env=env)  # only the tracking step is left to do
+    assert "rule track_mlflow" in completed.stdout + completed.stderr
+    assert "rule generate_shard" not in completed.stdout + completed.stderr
+    assert len(runs_of(client)) == count
+
+
+def test_growing_the_grid_adds_child_runs_only_for_new_cells(tracked, mlflow_server):
+    client = MlflowClient(mlflow_server.uri)
+    before = {run.info.run_name: run.info.run_id for run in runs_of(client)}
+    grown = {**TRACKED, "temperatures": [0.5, 1.0, 1.5, 2.0]}
+    run_snakemake(tracked, grown, env={"MLFLOW_TRACKING_URI": mlflow_server.uri})
+    after = {run.info.run_name: run.info.run_id for run in runs_of(client)}
+    assert set(after) - set(before) == {"story T=2", "poem T=2"}
+    assert all(after[name] == run_id for name, run_id in before.items())
+
+
+def test_dashboard_lists_the_runs(tracked, mlflow_server, chromium):
+    client = MlflowClient(mlflow_server.uri)
+    experiment = client.get_experiment_by_name("tiny")
+    parent = next(run for run in runs_of(client) if "mlflow.parentRunId" not in run.data.tags)
+    page = f"{mlflow_server.uri}/#/experiments/{experiment.experiment_id}/runs"
+    dom = chromium("--virtual-time-budget=15000", "--dump-dom", page)
+    assert "Runs - Experiment" in dom and parent.info.run_name in dom, dom[-2000:]
+
+
+def test_params_are_the_keyed_sections_and_everything_else_is_a_tag():
+    from tempcreativity.tracking import config_tags, finite, flatten, key_params
+
+    config = {"experiment": "e", "model": {"path": "m", "engine_args": {}}, "prompts": [{"id": "p"}],
+              "decoding": {"top_k": 50}, "temperatures": [1.0], "judge": {"enabled": True}}  # fmt: skip
+    assert key_params(config) == {"experiment": "e", "model.path": "m", "model.engine_args": "{}",
+                                  "prompts": '[{"id": "p"}]', "decoding.top_k": "50"}  # fmt: skip
+    assert config_tags(config) == {"config.temperatures": "[1.0]", "config.judge": '{"enabled": true}'}
+    assert flatten({"a": {"b": {"c": 1}}}) == {"a.b.c": "1"}
+    assert finite({"x": 1, "y": float("nan"), "z": True, "w": "s", "v": 2.5}) == {"x": 1.0, "v": 2.5}

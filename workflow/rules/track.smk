@@ -1,0 +1,30 @@
+# MLflow: one tracking step at the end of the DAG, so that a tracking failure never discards other work.
+
+
+localrules:
+    track_mlflow,
+
+
+rule track_mlflow:
+    input:
+        report=REPORT,
+        manifest=rules.describe_model.output.manifest,
+        stories=rules.collect_generations.output.stories,
+        scores=rules.score_stories.output.scores,
+        summary=rules.summarise_scores.output.summary,
+        trends=rules.summarise_scores.output.trends,
+        figures=rules.plot_figures.output.png,
+        shard_stats=shard_stats_files,
+        ratings_descriptives=ratings_tables("ratings_descriptives.csv"),
+        ratings_lme=ratings_tables("ratings_lme.csv"),
+    output:
+        runs=result("mlflow.json"),
+    log:
+        result("logs/track_mlflow.log"),
+    params:
+        config=config,
+        tracking_uri=config["mlflow"]["tracking_uri"],
+        rating_sources=RATING_SOURCES,
+        code=source_digest("tracking"),
+    script:
+        "../../scripts/track_mlflow.py"
