@@ -6,13 +6,17 @@ bf16 matrix-multiply ceiling is measured in the same run, and each engine's toke
 
     .venv/bin/python benchmarks/bench_generation.py [--stories 64] [--max-tokens 128] [--one-at-a-time 4]
 
-Prints a Markdown table. Timings include nothing but generation, except the row that adds the engine start."""
+Prints a Markdown table. Timings include nothing but generation, except the row that adds the engine start.
+Each engine runs in a fresh subprocess (vLLM's CPU backend pins the process's threads), one after another."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -136,6 +140,29 @@ def parameter_count(folder: Path) -> int:
     return sum(tensor.numel() for tensor in load_file(folder / "model.safetensors").values())
 
 
+def run_engine(engine: str, arguments, folder: Path) -> dict | None:
+    """One engine's measurement, in a fresh Python process; None when the engine is not installed."""
+    command = [sys.executable, __file__, "--engine", engine, "--model-dir", str(folder), "--stories", str(arguments.stories),
+               "--max-tokens", str(arguments.max_tokens), "--one-at-a-time", str(arguments.one_at_a_time),
+               "--batch", str(arguments.batch)]  # fmt: skip
+    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+    result = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")][-1]
+    return json.loads(result.removeprefix("RESULT "))
+
+
+def measure(engine: str, arguments) -> dict | None:
+    folder = Path(arguments.model_dir)
+    ids = prompt_ids(folder)
+    pairs, few = grid(arguments.stories), grid(arguments.one_at_a_time)
+    if engine == "vllm":
+        return bench_vllm(folder, ids, pairs, arguments.max_tokens)
+    if engine == "hf-single":
+        return bench_hf(folder, ids, few, arguments.max_tokens, batch=1)
+    if engine == "hf-batched":
+        return bench_hf(folder, ids, pairs, arguments.max_tokens, arguments.batch)
+    return bench_llama_cpp(ids, few, arguments.max_tokens)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stories", type=int, default=64, help="stories for vLLM and batched transformers")
@@ -143,19 +170,21 @@ def main() -> None:
     parser.add_argument("--one-at-a-time", type=int, default=4, help="stories for the one-at-a-time engines")
     parser.add_argument("--batch", type=int, default=16, help="batch size of batched transformers")
     parser.add_argument("--model-dir", help="converted model folder (default: resources/models/..., or convert)")
+    parser.add_argument("--engine", choices=["vllm", "hf-single", "hf-batched", "llama-cpp"], help=argparse.SUPPRESS)
     arguments = parser.parse_args()
+    if arguments.engine:  # a child process: measure one engine, print its result as JSON
+        print("RESULT " + json.dumps(measure(arguments.engine, arguments)), flush=True)
+        return
 
     folder = model_folder(arguments.model_dir)
-    ids = prompt_ids(folder)
-    pairs, few = grid(arguments.stories), grid(arguments.one_at_a_time)
     ceiling = matmul_ceiling()
     flops_per_token = 2 * parameter_count(folder)
     results = {
-        "vLLM (pipeline), generation": bench_vllm(folder, ids, pairs, arguments.max_tokens),
-        "transformers generate, one at a time": bench_hf(folder, ids, few, arguments.max_tokens, batch=1),
-        f"transformers generate, batched {arguments.batch}": bench_hf(folder, ids, pairs, arguments.max_tokens, arguments.batch),
+        "vLLM (pipeline), generation": run_engine("vllm", arguments, folder),
+        "transformers generate, one at a time": run_engine("hf-single", arguments, folder),
+        f"transformers generate, batched {arguments.batch}": run_engine("hf-batched", arguments, folder),
     }
-    llama = bench_llama_cpp(ids, few, arguments.max_tokens)
+    llama = run_engine("llama-cpp", arguments, folder)
     if llama:
         results["llama.cpp (the study's engine), one at a time, Q4_1"] = llama
     vllm = results["vLLM (pipeline), generation"]

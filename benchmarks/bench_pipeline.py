@@ -57,6 +57,7 @@ def main() -> None:
     arguments = parser.parse_args()
 
     workdir = Path(arguments.workdir or tempfile.mkdtemp(prefix="bench-pipeline-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     if arguments.reuse_model and (REPO / "resources").is_dir():
         shutil.copytree(REPO / "resources", workdir / "resources", dirs_exist_ok=True)
     config = yaml.safe_load(Path(arguments.config).read_text())

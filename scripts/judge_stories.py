@@ -10,14 +10,18 @@ import polars as pl
 
 from tempcreativity.io import write_text_atomic
 from tempcreativity.judge import judge_stories
-from tempcreativity.model import read_manifest, resolve_model_folder
+from tempcreativity.model import folder_sha256, read_manifest, resolve_model_folder
 
 manifest = read_manifest(snakemake.input.manifest)
 judge = dict(snakemake.params.judge)
 if judge["model"] is None:
-    folder, judge["model_name"] = manifest["folder"], manifest["model"]
+    folder, judge["model_name"], identity = manifest["folder"], manifest["model"], manifest["sha256"]
 else:
     embedded = Path(snakemake.input.embedded) if "embedded" in snakemake.input.keys() else None
     folder, judge["model_name"] = str(resolve_model_folder(judge["model"], embedded)), judge["model"]
-ratings = judge_stories(pl.read_parquet(snakemake.input.stories), folder, judge, snakemake.params.model)
+    identity = folder_sha256(Path(folder))
+ratings, stats = judge_stories(
+    pl.read_parquet(snakemake.input.stories), folder, judge, snakemake.params.model, identity, snakemake.params.cache_dir
+)
 write_text_atomic(ratings.write_csv(), snakemake.output.ratings)
+print(f"judge: {stats['answers']} answers, {stats['asked']} asked of the engine, the rest from the cache")

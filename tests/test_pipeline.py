@@ -190,6 +190,11 @@ def test_snakemake_report_has_the_captioned_figures(tiny_run):
     assert completed.returncode == 0 and "one panel per temperature" in report
 
 
+def test_judge_answers_are_cached_per_story(tiny_run):
+    log = (tiny_run / "results/tiny/logs/judge_stories.log").read_text()
+    assert "judge: 96 answers, 96 asked of the engine" in log  # 12 stories x 2 participants x 4 criteria
+
+
 def test_embeddings_of_old_stories_come_from_the_cache(grown_run):
     log = (grown_run / "results/tiny/logs/embed_stories-minilm.log").read_text()
     assert "'embedded': 4" in log and "'texts': 18" in log

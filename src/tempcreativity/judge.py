@@ -9,6 +9,7 @@ HARDER to follow."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -57,18 +58,25 @@ def truncate_tokens(tokenizer, text: str, max_tokens: int) -> str:
     return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
 
 
+ANSWER_SCHEMA = {"cache_key": pl.String, "answer": pl.String}
+
+
 def judge_stories(
-    generations: pl.DataFrame, model_folder: str, judge: dict[str, Any], model: dict[str, Any]
-) -> pl.DataFrame:
+    generations: pl.DataFrame,
+    model_folder: str,
+    judge: dict[str, Any],
+    model: dict[str, Any],
+    judge_identity: str,
+    cache_dir: str | Path,
+) -> tuple[pl.DataFrame, dict[str, int]]:
     """Ratings in the study's format (one row per story x participant), from ``judge['participants']`` seeded
-    judge samples. Exemplars are not rated (they are the reference)."""
+    judge samples, and how many answers were asked of the engine. Exemplars are not rated (they are the
+    reference). Answers are cached by ``judge_identity`` (the judge's weights), prompt and sampling, so a grown
+    grid is judged only for its new stories."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from transformers import AutoTokenizer
-    from vllm import LLM, SamplingParams
-    from vllm.platforms import current_platform
-    from vllm.sampling_params import StructuredOutputsParams
 
-    from tempcreativity.generation import engine_arguments
+    from tempcreativity.cache import ContentStore, cache_key
 
     stories = generations.filter(~pl.col("is_exemplar"))
     exemplars = dict(generations.filter(pl.col("is_exemplar")).select("prompt_id", "text").iter_rows())
@@ -85,20 +93,47 @@ def judge_stories(
                 )
                 prompts.append({"prompt_token_ids": tokenizer(rendered, add_special_tokens=False)["input_ids"]})
                 keys.append((story["story_id"], story["temperature"], participant, criterion))
-    longest = max(len(prompt["prompt_token_ids"]) for prompt in prompts)
-    engine = LLM(**engine_arguments(model, model_folder, longest, cpu=current_platform.is_cpu()))
-    params = [
-        SamplingParams(temperature=judge["temperature"], seed=1000 * participant + RATING_ITEMS.index(criterion),
-                       max_tokens=2, structured_outputs=StructuredOutputsParams(choice=SCALE))
-        for _, _, participant, criterion in keys
-    ]  # fmt: skip
-    outputs = engine.generate(prompts, params, use_tqdm=True)
+    seeds = [1000 * participant + RATING_ITEMS.index(criterion) for _, _, participant, criterion in keys]
+    from tempcreativity.generation import engine_fingerprint, on_cpu
+
+    identity = {"judge": judge_identity, "dtype": model["dtype"], "temperature": judge["temperature"], "choice": SCALE,
+                "engine": engine_fingerprint(on_cpu())}  # fmt: skip
+    cache_keys = [
+        cache_key({**identity, "prompt_token_ids": prompt["prompt_token_ids"], "seed": seed})
+        for prompt, seed in zip(prompts, seeds)
+    ]
+    store = ContentStore(cache_dir, ANSWER_SCHEMA)
+    missing = [index for index, key in enumerate(cache_keys) if not store.has(key)]
+    if missing:
+        store.write(_ask(model_folder, model, [prompts[i] for i in missing], [seeds[i] for i in missing],
+                         [cache_keys[i] for i in missing], judge["temperature"]))  # fmt: skip
     answers: dict[tuple, dict[str, Any]] = {}
-    for (story_id, temperature, participant, criterion), output in zip(keys, outputs, strict=True):
+    for (story_id, temperature, participant, criterion), answer in zip(keys, store.read(cache_keys)["answer"], strict=True):
         row = answers.setdefault((story_id, participant), {
             "story_id": story_id, "temperature": temperature, "participant_id": f"judge-{participant}",
             "rater": f"llm-judge:{judge['model_name']}",
         })  # fmt: skip
-        row[criterion] = float(int(output.outputs[0].text.strip()))
+        row[criterion] = float(int(answer.strip()))
     columns = ["story_id", "temperature", "participant_id", *RATING_ITEMS, "rater"]
-    return pl.DataFrame(list(answers.values())).select(columns).sort(["participant_id", "story_id"])
+    ratings = pl.DataFrame(list(answers.values())).select(columns).sort(["participant_id", "story_id"])
+    return ratings, {"answers": len(cache_keys), "asked": len(missing)}
+
+
+def _ask(model_folder: str, model: dict[str, Any], prompts: list[dict], seeds: list[int], keys: list[str],
+         temperature: float) -> pl.DataFrame:  # fmt: skip
+    """Start the judge's engine and ask every prompt once, constrained to the answers "1".."5"."""
+    from vllm import LLM, SamplingParams
+    from vllm.platforms import current_platform
+    from vllm.sampling_params import StructuredOutputsParams
+
+    from tempcreativity.generation import engine_arguments
+
+    longest = max(len(prompt["prompt_token_ids"]) for prompt in prompts)
+    engine = LLM(**engine_arguments(model, model_folder, longest, cpu=current_platform.is_cpu()))
+    params = [
+        SamplingParams(temperature=temperature, seed=seed, max_tokens=2,
+                       structured_outputs=StructuredOutputsParams(choice=SCALE))
+        for seed in seeds
+    ]  # fmt: skip
+    outputs = engine.generate(prompts, params, use_tqdm=True)
+    return pl.DataFrame({"cache_key": keys, "answer": [output.outputs[0].text for output in outputs]}, schema=ANSWER_SCHEMA)

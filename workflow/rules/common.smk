@@ -19,6 +19,7 @@ MODELS_DIR = "resources/models"
 MODEL_SLUG = model_slug(config["model"]["path"])
 GENERATION_CACHE = "results/cache/generations"
 EMBEDDING_CACHE = "results/cache/embeddings"
+JUDGE_CACHE = "results/cache/judge"
 EMBEDDERS = config["scoring"]["embedders"]
 FIGURES = ["boxplots", "pca", "diversity", "trends"]
 REPORT = f"reports/{EXPERIMENT}/index.html"

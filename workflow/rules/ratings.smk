@@ -19,7 +19,8 @@ rule judge_stories:
     params:
         judge=config["judge"],
         model=config["model"],
-        code=source_digest("judge", "generation"),
+        cache_dir=JUDGE_CACHE,
+        code=source_digest("judge", "generation", "cache"),
     script:
         "../../scripts/judge_stories.py"
 
