@@ -48,13 +48,9 @@ def pool_windows(vectors: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
 
 
 def _embed_windowed(
-    texts: Sequence[str],
-    tokenize: Callable[[str], list[int]],
-    size: int,
-    embed_windows: Callable[[list[list[int]]], np.ndarray],
+    story_windows: list[list[list[int]]], embed_windows: Callable[[list[list[int]]], np.ndarray]
 ) -> tuple[np.ndarray, list[int]]:
-    """Embed every text through windows of at most ``size`` tokens; returns vectors and window counts."""
-    story_windows = [windows(tokenize(text), size) for text in texts]
+    """Embed every story through its token windows; returns pooled vectors and window counts."""
     flat = [window for per_story in story_windows for window in per_story]
     flat_vectors = embed_windows(flat)
     vectors, start = [], 0
@@ -77,27 +73,32 @@ def _minilm(texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
         window_texts = [tokenizer.decode(window) for window in flat]
         return model.encode(window_texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
 
-    return _embed_windowed(texts, lambda text: tokenizer(text, add_special_tokens=False)["input_ids"], size, embed_windows)
+    story_windows = [windows(tokenizer(text, add_special_tokens=False)["input_ids"], size) for text in texts]
+    return _embed_windowed(story_windows, embed_windows)
 
 
-def _generating_model(texts: Sequence[str], folder: Path, max_model_len: int, dtype: str) -> tuple[np.ndarray, list[int]]:
+def _generating_model(texts: Sequence[str], folder: Path, model: dict) -> tuple[np.ndarray, list[int]]:
+    """The generating model's own embedding, loaded with the pipeline's engine settings (dtype, context,
+    tensor parallelism, engine_args) plus vLLM's pooling runner."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    from transformers import AutoTokenizer
     from vllm import LLM
     from vllm.config import PoolerConfig
-    from vllm.platforms import current_platform
 
-    arguments = dict(model=str(folder), runner="pooling", convert="embed", dtype=dtype, max_model_len=max_model_len,
-                     pooler_config=PoolerConfig(pooling_type="MEAN"), seed=0)  # fmt: skip
-    if current_platform.is_cpu():
-        arguments.update(enforce_eager=True, kv_cache_memory_bytes=1 << 30)
-    engine = LLM(**arguments)
-    tokenizer = engine.get_tokenizer()
+    from tempcreativity.generation import engine_arguments, on_cpu
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    size = model["max_model_len"]
+    story_windows = [windows(tokenizer(text, add_special_tokens=False)["input_ids"], size) for text in texts]
+    longest = max(len(window) for per_story in story_windows for window in per_story)
+    arguments = engine_arguments(model, folder, max(longest, 1), on_cpu())  # its CPU token budget fits every window
+    engine = LLM(**arguments, runner="pooling", convert="embed", pooler_config=PoolerConfig(pooling_type="MEAN"))
 
     def embed_windows(flat: list[list[int]]) -> np.ndarray:
         outputs = engine.embed([{"prompt_token_ids": window or [tokenizer.eos_token_id]} for window in flat])
         return np.asarray([output.outputs.embedding for output in outputs], dtype=np.float64)
 
-    return _embed_windowed(texts, lambda text: tokenizer(text, add_special_tokens=False)["input_ids"], max_model_len, embed_windows)
+    return _embed_windowed(story_windows, embed_windows)
 
 
 def embedder_identity(name: str, model_manifest: dict, dtype: str) -> dict:
@@ -123,9 +124,7 @@ def embed_stories(
         if name == "minilm":
             vectors, counts = _minilm(todo)
         else:
-            vectors, counts = _generating_model(
-                todo, Path(model_manifest["folder"]), model_settings["max_model_len"], model_settings["dtype"]
-            )
+            vectors, counts = _generating_model(todo, Path(model_manifest["folder"]), model_settings)
         store.write(
             pl.DataFrame(
                 {"cache_key": missing, "vector": vectors.astype(np.float32).tolist(), "windows": counts},

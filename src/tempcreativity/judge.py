@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from tempcreativity.cache import ContentStore, cache_key
 from tempcreativity.ratings import RATING_ITEMS
 
 SCALE = ["1", "2", "3", "4", "5"]
@@ -76,26 +77,27 @@ def judge_stories(
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from transformers import AutoTokenizer
 
-    from tempcreativity.cache import ContentStore, cache_key
+    from tempcreativity.generation import engine_fingerprint, on_cpu
 
     stories = generations.filter(~pl.col("is_exemplar"))
-    exemplars = dict(generations.filter(pl.col("is_exemplar")).select("prompt_id", "text").iter_rows())
     tokenizer = AutoTokenizer.from_pretrained(model_folder)
     limit = judge["max_story_tokens"]
+    exemplars = {
+        prompt_id: truncate_tokens(tokenizer, text, limit)
+        for prompt_id, text in generations.filter(pl.col("is_exemplar")).select("prompt_id", "text").iter_rows()
+    }
     prompts, keys = [], []
     for story in stories.iter_rows(named=True):
         text = truncate_tokens(tokenizer, story["text"], limit)
-        exemplar = truncate_tokens(tokenizer, exemplars[story["prompt_id"]], limit)
-        for participant in range(judge["participants"]):
-            for criterion in RATING_ITEMS:
-                rendered = tokenizer.apply_chat_template(
-                    judge_messages(criterion, text, exemplar), tokenize=False, add_generation_prompt=True
-                )
-                prompts.append({"prompt_token_ids": tokenizer(rendered, add_special_tokens=False)["input_ids"]})
+        for criterion in RATING_ITEMS:
+            rendered = tokenizer.apply_chat_template(
+                judge_messages(criterion, text, exemplars[story["prompt_id"]]), tokenize=False, add_generation_prompt=True
+            )
+            prompt = {"prompt_token_ids": tokenizer(rendered, add_special_tokens=False)["input_ids"]}
+            for participant in range(judge["participants"]):  # the same prompt; each participant its own seed
+                prompts.append(prompt)
                 keys.append((story["story_id"], story["temperature"], participant, criterion))
     seeds = [1000 * participant + RATING_ITEMS.index(criterion) for _, _, participant, criterion in keys]
-    from tempcreativity.generation import engine_fingerprint, on_cpu
-
     identity = {"judge": judge_identity, "dtype": model["dtype"], "temperature": judge["temperature"], "choice": SCALE,
                 "engine": engine_fingerprint(on_cpu())}  # fmt: skip
     cache_keys = [
