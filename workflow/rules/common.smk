@@ -111,13 +111,35 @@ def story_order(wildcards):
     return [story.story_id for story in STORIES]
 
 
-def generation_mem_mb(wildcards, attempt):
-    """Memory of a generation job, growing with each retry."""
-    return 8000 * attempt
+def engine_gpus(wildcards=None):
+    """GPUs of a job that runs a vLLM engine: the engine's tensor parallel size when the config says the model
+    runs on GPUs, else none. (The `model` embedder is the only embedder that runs an engine.)
+    """
+    if wildcards is not None and wildcards.get("embedder", "model") != "model":
+        return 0
+    model = config["model"]
+    return model["tensor_parallel_size"] if model["device"] == "gpu" else 0
 
 
-def generation_runtime(wildcards, attempt):
-    """Minutes a generation job may run, growing with each retry."""
+def engine_threads(wildcards=None):
+    """CPUs of a model job: 4 per GPU (scheduler, tokenizer and one worker process per GPU). On the CPU the model
+    computes with every core it is given: all local cores, or on a cluster --cores (unset there: 8).
+    """
+    gpus = engine_gpus(wildcards)
+    if gpus:
+        return 4 * gpus
+    # workflow._cores is --cores, or None on a cluster run without it (where workflow.cores raises)
+    return workflow._cores or 8
+
+
+def engine_mem_mb(wildcards, attempt):
+    """Host memory of a vLLM job, growing with each retry: on the CPU the weights and a 4 GiB KV cache of the
+    small default model; on GPUs what loading a shard of the weights takes per GPU."""
+    return (8000 + 16000 * engine_gpus(wildcards)) * attempt
+
+
+def engine_runtime(wildcards, attempt):
+    """Minutes a vLLM job may run, growing with each retry."""
     return 120 * attempt
 
 

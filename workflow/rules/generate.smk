@@ -15,10 +15,12 @@ rule generate_shard:
         result("logs/generate_shard-{shard}.log"),
     benchmark:
         result("benchmarks/generate_shard-{shard}.tsv")
-    threads: workflow.cores
+    threads: engine_threads
     resources:
-        mem_mb=generation_mem_mb,
-        runtime=generation_runtime,
+        gpu=engine_gpus,
+        tasks_per_gpu=0,  # SLURM: one vLLM process drives all GPUs of the job
+        mem_mb=engine_mem_mb,
+        runtime=engine_runtime,
     params:
         plan=shard_plan,
         plan_digest=shard_plan_digest,
@@ -36,6 +38,9 @@ rule collect_generations:
         stories=result("generations.parquet"),
     log:
         result("logs/collect_generations.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         story_ids=story_order,
         code=source_digest("generation"),

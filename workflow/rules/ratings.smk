@@ -1,6 +1,10 @@
 # Ratings: the LLM judge, people's ratings when given, and the study's two tables for each source.
 
 
+localrules:
+    plot_ratings,
+
+
 rule judge_stories:
     input:
         unpack(judge_model_input),
@@ -12,10 +16,12 @@ rule judge_stories:
         result("logs/judge_stories.log"),
     benchmark:
         result("benchmarks/judge_stories.tsv")
-    threads: workflow.cores
+    threads: engine_threads
     resources:
-        mem_mb=generation_mem_mb,
-        runtime=generation_runtime,
+        gpu=engine_gpus,
+        tasks_per_gpu=0,  # SLURM: one vLLM process drives all GPUs of the job
+        mem_mb=engine_mem_mb,
+        runtime=engine_runtime,
     params:
         judge=config["judge"],
         model=config["model"],
@@ -51,6 +57,9 @@ rule plot_ratings:
         svg=result("ratings/{source}/forest.svg"),
     log:
         result("logs/plot_ratings-{source}.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         code=source_digest("figures"),
     script:

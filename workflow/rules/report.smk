@@ -17,6 +17,9 @@ rule plot_figures:
         svg=figure_files("svg"),
     log:
         result("logs/plot_figures.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         code=source_digest("figures", "scoring"),
     script:
@@ -38,6 +41,9 @@ rule build_report:
         report=REPORT,
     log:
         result("logs/build_report.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         config=config,
         files=report_files(),

@@ -11,10 +11,12 @@ rule embed_stories:
         result("logs/embed_stories-{embedder}.log"),
     benchmark:
         result("benchmarks/embed_stories-{embedder}.tsv")
-    threads: workflow.cores
+    threads: engine_threads
     resources:
-        mem_mb=generation_mem_mb,
-        runtime=generation_runtime,
+        gpu=engine_gpus,
+        tasks_per_gpu=0,  # SLURM: one vLLM process drives all GPUs of the job
+        mem_mb=engine_mem_mb,
+        runtime=engine_runtime,
     params:
         model=config["model"],
         cache_dir=EMBEDDING_CACHE,

@@ -21,6 +21,9 @@ rule track_mlflow:
         runs=result("mlflow.json"),
     log:
         result("logs/track_mlflow.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
     params:
         config=config,
         tracking_uri=config["mlflow"]["tracking_uri"],

@@ -1,0 +1,183 @@
+"""SLURM: the plan of config/paper.yaml for a GPU cluster (a dry run through profiles/slurm), and the tiny grid
+run through a real single-node SLURM cluster on this machine (tests/slurm/slurm_up.sh: Debian's Slurm 22.05 with
+accounting) on the CPU with the real vLLM engine, compared with the local run of the same grid."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import REPO, TINY_CONFIG, run_snakemake, share_converted_model
+
+HARNESS = REPO / "tests" / "slurm"
+ACCOUNT_AND_PARTITION = {"SBATCH_ACCOUNT": "root", "SBATCH_PARTITION": "debug"}
+
+# Two generation shards, so that the shards run as separate SLURM jobs; the local run has one.
+SLURM_CONFIG = TINY_CONFIG | {"sharding": {"shards": 2}}
+
+# The jobs the tiny grid submits; the light steps (collect, figures, report, MLflow) run on the submitting host.
+SUBMITTED = {"generate_shard": 2, "embed_stories": 2, "judge_stories": 1, "score_stories": 1,
+             "summarise_scores": 1, "analyse_ratings": 2}  # fmt: skip
+LOCAL = {"collect_generations", "plot_figures", "plot_ratings", "build_report", "track_mlflow"}
+
+
+def cluster_is_up() -> bool:
+    try:
+        states = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20)
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return False
+    return states.returncode == 0 and states.stdout.split() == ["idle"]
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A real SLURM cluster on this machine: started (packages installed if needed) and stopped by the test,
+    or one that the developer already runs with tests/slurm/slurm_up.sh, left running."""
+    if cluster_is_up():
+        yield
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        reason = "starting the test SLURM cluster needs root and Debian's apt-get (tests/slurm/slurm_up.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    started = subprocess.run(["bash", str(HARNESS / "slurm_up.sh")], capture_output=True, text=True, timeout=900)
+    if started.returncode != 0:
+        pytest.fail(f"tests/slurm/slurm_up.sh failed:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
+    try:
+        yield
+    finally:
+        subprocess.run(["bash", str(HARNESS / "slurm_down.sh")], capture_output=True, text=True, timeout=300)
+
+
+def slurm_jobs(since: str) -> list[dict[str, str]]:
+    """The jobs SLURM's accounting recorded since ``since``, with the rule named in each job's comment."""
+    fields = ["JobID", "Comment", "State", "AllocCPUS", "ReqMem", "Timelimit"]
+    listed = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", ",".join(fields)],
+                            capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    return [dict(zip(fields, line.split("|"), strict=True)) for line in listed.stdout.splitlines() if line]
+
+
+def rule_of(job: dict[str, str]) -> str:
+    comment = job["Comment"].removeprefix("rule_")
+    return comment.split("_wildcards_")[0]
+
+
+@pytest.fixture(scope="session")
+def slurm_run(tiny_run, slurm_cluster, tmp_path_factory):
+    """The tiny grid (in two shards) through `snakemake --profile profiles/slurm`; returns its workdir and
+    the SLURM jobs it submitted."""
+    workdir = tmp_path_factory.mktemp("slurm-run")
+    share_converted_model(tiny_run, workdir)
+    shutil.copy(tiny_run / "people.csv", workdir / "people.csv")
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    run_snakemake(
+        workdir, SLURM_CONFIG,
+        "--cores", "2",  # the CPU node's cores: each vLLM job takes them all (on GPUs: 4 CPUs per GPU)
+        "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
+        profile="slurm", env=ACCOUNT_AND_PARTITION, timeout=1500,
+    )  # fmt: skip
+    for _ in range(30):  # slurmdbd records the last job a moment after squeue reports it done
+        jobs = slurm_jobs(since)
+        if sum(SUBMITTED.values()) <= len(jobs) and all(job["State"] == "COMPLETED" for job in jobs):
+            break
+        time.sleep(1)
+    return workdir, jobs, since
+
+
+def test_every_model_and_scoring_step_ran_as_a_slurm_job(slurm_run):
+    _, jobs, _ = slurm_run
+    assert collections.Counter(rule_of(job) for job in jobs) == SUBMITTED, jobs
+    assert all(job["State"] == "COMPLETED" for job in jobs), jobs
+    assert not LOCAL & {rule_of(job) for job in jobs}
+    generation = [job for job in jobs if rule_of(job) == "generate_shard"]
+    assert {job["AllocCPUS"] for job in generation} == {"2"}, "a vLLM job takes the node's cores (--cores 2)"
+    assert {job["ReqMem"] for job in generation} == {"8000M"} and {job["Timelimit"] for job in generation} == {
+        "02:00:00"
+    }
+
+
+def test_slurm_run_gives_the_same_results_as_the_local_run(slurm_run, tiny_run):
+    workdir, _, _ = slurm_run
+    ours, local = workdir / "results" / "tiny", tiny_run / "results" / "tiny"
+    tables = ["generations.parquet", "scores.parquet", "summary.parquet", "trends.parquet", "pca.parquet",
+              "embeddings/minilm.parquet", "embeddings/model.parquet", "ratings/judge_ratings.csv",
+              "ratings/judge/ratings_descriptives.csv", "ratings/judge/ratings_lme.csv",
+              "ratings/human/ratings_descriptives.csv", "ratings/human/ratings_lme.csv"]  # fmt: skip
+    for name in tables:
+        assert (ours / name).read_bytes() == (local / name).read_bytes(), f"{name} differs from the local run's"
+    assert sorted(path.name for path in (ours / "shards").glob("*.parquet")) == ["shard-0.parquet", "shard-1.parquet"]
+    assert (workdir / "reports" / "tiny" / "index.html").stat().st_size > 0
+    assert (ours / "mlflow.json").exists()
+
+
+def test_slurm_rerun_submits_nothing(slurm_run):
+    workdir, jobs, since = slurm_run
+    run_snakemake(workdir, SLURM_CONFIG, "--cores", "2", profile="slurm", env=ACCOUNT_AND_PARTITION, timeout=300)
+    assert "Nothing to be done" in (workdir / "snakemake.out").read_text()
+    assert len(slurm_jobs(since)) == len(jobs)
+
+
+def dry_run_jobs(output: str) -> list[dict]:
+    """Jobs of a `snakemake --dry-run` printout: rule, wildcards, threads and resources of each."""
+    jobs = []
+    for block in re.split(r"\n(?=\[.*\]\n(?:local)?rule )", output):
+        rule = re.search(r"^(?:local)?rule (\w+):", block, re.MULTILINE)
+        if rule is None or rule.group(1) == "all":
+            continue
+        resources = re.search(r"^    resources: (.*)$", block, re.MULTILINE)
+        wildcards = re.search(r"^    wildcards: (.*)$", block, re.MULTILINE)
+        threads = re.search(r"^    threads: (\d+)$", block, re.MULTILINE)
+        jobs.append({
+            "rule": rule.group(1),
+            "wildcards": dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {},
+            "threads": int(threads.group(1)) if threads else 1,
+            "resources": dict(item.split("=", 1) for item in resources.group(1).split(", ")) if resources else {},
+        })  # fmt: skip
+    return jobs
+
+
+def plan_paper(workdir: Path, env: dict[str, str]) -> list[dict]:
+    config = yaml.safe_load((REPO / "config" / "paper.yaml").read_text())
+    # a dry run caps threads at --cores (1 when unset); a real SLURM run does not
+    completed = run_snakemake(workdir, config, "--dry-run", "--cores", "64", profile="slurm", env=env, timeout=300)
+    return dry_run_jobs(completed.stdout)
+
+
+def test_paper_config_plans_gpu_jobs_for_slurm(tmp_path):
+    env = ACCOUNT_AND_PARTITION | {"SBATCH_GPU_PARTITION": "gpu"}
+    jobs = plan_paper(tmp_path, env)
+    counts = collections.Counter(job["rule"] for job in jobs)
+    assert counts == {"describe_model": 1, "generate_shard": 4, "collect_generations": 1, "embed_stories": 2,
+                      "judge_stories": 1, "score_stories": 1, "summarise_scores": 1, "analyse_ratings": 1,
+                      "plot_ratings": 1, "plot_figures": 1, "build_report": 1, "track_mlflow": 1}  # fmt: skip
+    model_jobs = [job for job in jobs if job["rule"] in ("generate_shard", "judge_stories")]
+    model_jobs += [job for job in jobs if job["wildcards"].get("embedder") == "model"]
+    assert len(model_jobs) == 6
+    for job in model_jobs:  # tensor parallel 4: four GPUs, one task, 4 CPUs per GPU, on the GPU partition
+        resources = job["resources"]
+        assert resources["gpu"] == "4" and resources["tasks_per_gpu"] == "0" and job["threads"] == 16, job
+        assert resources["mem_mb"] == "72000" and resources["runtime"] == "120", job
+        assert resources["slurm_partition"] == "gpu" and resources["slurm_account"] == "root", job
+    assert sorted(job["wildcards"]["shard"] for job in jobs if job["rule"] == "generate_shard") == ["0", "1", "2", "3"]
+    cpu_jobs = [job for job in jobs if job not in model_jobs]
+    for job in cpu_jobs:  # scoring, statistics and report: no GPU, the CPU partition
+        assert job["resources"].get("gpu", "0") == "0", job
+        assert job["resources"]["slurm_partition"] == "debug" and job["resources"]["slurm_account"] == "root", job
+        assert int(job["resources"]["mem_mb"]) <= 8000 and "runtime" in job["resources"], job
+
+
+def test_account_and_partition_are_left_to_slurm_when_not_given(tmp_path):
+    env = {name: "" for name in ("SBATCH_ACCOUNT", "SBATCH_PARTITION", "SBATCH_GPU_PARTITION")}
+    jobs = plan_paper(tmp_path, env)
+    generation = next(job for job in jobs if job["rule"] == "generate_shard")
+    assert "slurm_account" not in generation["resources"] and "slurm_partition" not in generation["resources"]
+    assert generation["resources"]["gpu"] == "4"
