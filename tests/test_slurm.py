@@ -30,17 +30,19 @@ LOCAL = {"collect_generations", "plot_figures", "plot_ratings", "build_report", 
 
 
 def cluster_is_up() -> bool:
+    """A test cluster like ours is running: one idle node that offers one (fake) GPU."""
     try:
-        states = subprocess.run(["sinfo", "-h", "-N", "-o", "%T"], capture_output=True, text=True, timeout=20)
+        states = subprocess.run(["sinfo", "-h", "-N", "-o", "%T %G"], capture_output=True, text=True, timeout=20)
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return False
-    return states.returncode == 0 and states.stdout.split() == ["idle"]
+    return states.returncode == 0 and states.stdout.split() == ["idle", "gpu:1"]
 
 
 @pytest.fixture(scope="session")
 def slurm_cluster():
-    """A real SLURM cluster on this machine: started (packages installed if needed) and stopped by the test,
-    or one that the developer already runs with tests/slurm/slurm_up.sh, left running."""
+    """A real SLURM cluster on this machine, its node offering one fake GPU: started (packages installed if
+    needed) and stopped by the test, or one that the developer already runs with
+    `SLURM_FAKE_GPUS=1 tests/slurm/slurm_up.sh`, left running."""
     if cluster_is_up():
         yield
         return
@@ -49,7 +51,8 @@ def slurm_cluster():
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    started = subprocess.run(["bash", str(HARNESS / "slurm_up.sh")], capture_output=True, text=True, timeout=900)
+    started = subprocess.run(["bash", str(HARNESS / "slurm_up.sh")], capture_output=True, text=True, timeout=900,
+                             env=os.environ | {"SLURM_FAKE_GPUS": "1"})  # fmt: skip
     if started.returncode != 0:
         pytest.fail(f"tests/slurm/slurm_up.sh failed:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
     try:
@@ -59,11 +62,12 @@ def slurm_cluster():
 
 
 def slurm_jobs(since: str) -> list[dict[str, str]]:
-    """The jobs SLURM's accounting recorded since ``since``, with the rule named in each job's comment."""
-    fields = ["JobID", "Comment", "State", "AllocCPUS", "ReqMem", "Timelimit"]
+    """The Snakemake jobs SLURM's accounting recorded since ``since`` (their comment names the rule)."""
+    fields = ["JobID", "Comment", "State", "AllocCPUS", "ReqMem", "Timelimit", "AllocTRES"]
     listed = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", ",".join(fields)],
                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
-    return [dict(zip(fields, line.split("|"), strict=True)) for line in listed.stdout.splitlines() if line]
+    jobs = [dict(zip(fields, line.split("|"), strict=True)) for line in listed.stdout.splitlines() if line]
+    return [job for job in jobs if job["Comment"].startswith("rule_")]
 
 
 def rule_of(job: dict[str, str]) -> str:
@@ -124,6 +128,33 @@ def test_slurm_rerun_submits_nothing(slurm_run):
     run_snakemake(workdir, SLURM_CONFIG, "--cores", "2", profile="slurm", env=ACCOUNT_AND_PARTITION, timeout=300)
     assert "Nothing to be done" in (workdir / "snakemake.out").read_text()
     assert len(slurm_jobs(since)) == len(jobs)
+
+
+def test_gpu_config_asks_slurm_for_gpus_and_stops_where_vllm_cannot_use_them(tiny_run, slurm_cluster, tmp_path):
+    """model.device: gpu makes the generation job ask SLURM for tensor_parallel_size GPUs; the test node offers a
+    fake one, the job is scheduled with it, and stops with a clear error because the installed vLLM is the CPU
+    build. Nothing that looks complete is left behind."""
+    share_converted_model(tiny_run, tmp_path)
+    config = TINY_CONFIG | {"model": {"path": "embedded", "device": "gpu"}, "ratings": None}
+    since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
+    completed = run_snakemake(
+        tmp_path, config,
+        "--max-threads", "2",  # the node's 2 cores and 20 GB; a GPU job asks for 4 CPUs and 16 GB more per GPU
+        "--set-resources", "generate_shard:mem_mb=8000",
+        "--retries", "0", "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
+        check=False, profile="slurm", env=ACCOUNT_AND_PARTITION, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode != 0
+    for _ in range(30):
+        generation = [job for job in slurm_jobs(since) if rule_of(job) == "generate_shard"]
+        if generation and all(job["State"] == "FAILED" for job in generation):
+            break
+        time.sleep(1)
+    assert len(generation) == 1 and generation[0]["State"] == "FAILED", generation
+    assert "gres/gpu=1" in generation[0]["AllocTRES"], generation
+    log = (tmp_path / "results" / "tiny" / "logs" / "generate_shard-0.log").read_text()
+    assert "model.device is 'gpu', but the installed vLLM is its CPU build" in log
+    assert not list((tmp_path / "results" / "tiny").glob("shards/*.parquet"))
 
 
 def dry_run_jobs(output: str) -> list[dict]:

@@ -10,6 +10,8 @@
 #                               which the Snakemake slurm executor uses by default;
 #                               none: no accounting -> use `--slurm-status-command squeue`)
 #   SLURM_MEM_MB   (default min(20000, RealMemory-1024))   SLURM_CPUS (default: nproc)
+#   SLURM_FAKE_GPUS (default 0): the node offers this many GPUs as a generic resource (gres/gpu) with no
+#                   device behind them, so that jobs asking for GPUs are scheduled (CUDA sees none)
 #   SLURM_PARTITION (default debug)   SLURM_SMOKE=0 to skip the sbatch smoke test
 set -euo pipefail
 ACCT=${SLURM_ACCOUNTING:-dbd}
@@ -39,6 +41,15 @@ CPUS=${SLURM_CPUS:-$(nproc)}
 REAL=$(slurmd -C | sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p')
 DEF_MEM=$(( REAL - 1024 )); [ $DEF_MEM -gt 20000 ] && DEF_MEM=20000
 MEM=${SLURM_MEM_MB:-$DEF_MEM}
+GPUS=${SLURM_FAKE_GPUS:-0}
+if [ "$GPUS" -gt 0 ]; then
+  GRES_CONF="GresTypes=gpu
+AccountingStorageTRES=gres/gpu"
+  NODE_GRES=" Gres=gpu:$GPUS"
+else
+  GRES_CONF=""
+  NODE_GRES=""
+fi
 
 # ---------- 3. munge ----------
 install -d -o munge -g munge -m 0755 /run/munge
@@ -98,9 +109,16 @@ MinJobAge=600
 InactiveLimit=0
 KillWait=30
 Waittime=0
-NodeName=$H CPUs=$CPUS RealMemory=$MEM State=UNKNOWN
+$GRES_CONF
+NodeName=$H CPUs=$CPUS RealMemory=$MEM$NODE_GRES State=UNKNOWN
 PartitionName=$PART Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF
+
+if [ "$GPUS" -gt 0 ]; then
+  echo "NodeName=$H Name=gpu Count=$GPUS File=/dev/null" >/etc/slurm/gres.conf
+else
+  rm -f /etc/slurm/gres.conf
+fi
 
 # ---------- 5. accounting: mariadb + slurmdbd ----------
 if [ "$ACCT" = dbd ]; then
@@ -155,7 +173,7 @@ for _ in $(seq 1 120); do state=$(sinfo -h -N -o %T 2>/dev/null || true); [ "$st
 if [ "$state" != idle ]; then
   echo "node state '$state' != idle"; sinfo -R || true; tail -20 /var/log/slurm/slurmctld.log /var/log/slurm/slurmd.log; exit 1
 fi
-log "slurmctld+slurmd ok, node $H idle (CPUs=$CPUS RealMemory=$MEM partition=$PART accounting=$ACCT)"
+log "slurmctld+slurmd ok, node $H idle (CPUs=$CPUS RealMemory=$MEM GPUs=$GPUS partition=$PART accounting=$ACCT)"
 
 # ---------- 7. smoke test ----------
 if [ "${SLURM_SMOKE:-1}" = 1 ]; then
