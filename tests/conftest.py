@@ -34,17 +34,9 @@ TINY_CONFIG = {
 }
 
 
-def run_snakemake(
-    workdir: Path,
-    config: dict,
-    *extra: str,
-    check: bool = True,
-    env: dict | None = None,
-    profile: str = "local",
-    timeout: int = 900,
-) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile in ``workdir`` with ``config`` (written to workdir/config.yaml),
-    through one of the repository's profiles (by default the local one that `make run` uses)."""
+def snakemake_command(workdir: Path, config: dict, *extra: str, profile: str = "local") -> list[str]:
+    """The command that runs the repository's Snakefile in ``workdir`` with ``config`` (written to
+    workdir/config.yaml), through one of the repository's profiles (by default the local one `make run` uses)."""
     workdir.mkdir(parents=True, exist_ok=True)
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
@@ -56,7 +48,25 @@ def run_snakemake(
         "--profile", str(REPO / "profiles" / profile),
         "--configfile", str(config_file),
     ]  # fmt: skip
-    environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"} | (env or {})
+    return command
+
+
+def snakemake_environment(env: dict | None = None) -> dict:
+    return {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"} | (env or {})
+
+
+def run_snakemake(
+    workdir: Path,
+    config: dict,
+    *extra: str,
+    check: bool = True,
+    env: dict | None = None,
+    profile: str = "local",
+    timeout: int = 900,
+) -> subprocess.CompletedProcess:
+    """Run snakemake_command to its end; its output is kept in workdir/snakemake.out."""
+    command = snakemake_command(workdir, config, *extra, profile=profile)
+    environment = snakemake_environment(env)
     completed = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=environment)
     (workdir / "snakemake.out").write_text(completed.stdout + completed.stderr)
     if check and completed.returncode != 0:

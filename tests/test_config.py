@@ -27,7 +27,7 @@ def test_minimal_config_gets_the_study_defaults():
     assert config["decoding"] == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 256, "repetition_penalty": 1.0}
     assert config["model"] == {
         "path": "embedded",
-        "dtype": "bfloat16",
+        "dtype": "float32",
         "max_model_len": 2048,
         "tensor_parallel_size": 1,
         "device": "auto",

@@ -10,12 +10,22 @@ import json
 import math
 import re
 import shutil
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from conftest import SCHEMA, TINY_CONFIG, run_snakemake, share_converted_model
+from conftest import (
+    SCHEMA,
+    TINY_CONFIG,
+    run_snakemake,
+    share_converted_model,
+    snakemake_command,
+    snakemake_environment,
+)
 from tempcreativity.config import validate_config
 from tempcreativity.generation import GENERATIONS_SCHEMA
 from tempcreativity.grid import expand_grid
@@ -80,8 +90,8 @@ def test_embedded_model_is_converted_once_and_fingerprinted(tiny_run):
 
 
 def test_progress_is_shown_live_and_kept_in_the_log(tiny_run):
-    assert "Processed prompts" in (tiny_run / "snakemake.out").read_text()
-    assert "Processed prompts" in (tiny_run / "results/tiny/logs/generate_shard-0.log").read_text()
+    assert "Generated stories: 100%" in (tiny_run / "snakemake.out").read_text()
+    assert "14/14" in (tiny_run / "results/tiny/logs/generate_shard-0.log").read_text()
     assert "results/tiny/generations.parquet" in (tiny_run / "snakemake.out").read_text()
 
 
@@ -114,6 +124,43 @@ def test_sharding_does_not_change_the_stories(tiny_run, tmp_path):
     assert min(stats(tmp_path, 0)["generated"], stats(tmp_path, 1)["generated"]) > 0
     sharded, single = stories(tmp_path), stories(tiny_run)
     assert sharded.select("story_id", "text", "token_ids").equals(single.select("story_id", "text", "token_ids"))
+
+
+def kill_generation_job_once_stories_are_cached(snakemake: subprocess.Popen, cache: Path, stories: int) -> None:
+    """SIGKILL the generation job (as the out-of-memory killer or a dead node would) once ``stories`` are cached."""
+    import psutil
+
+    deadline = time.monotonic() + 600
+    while len(list(cache.glob("*/*.parquet"))) < stories:
+        assert snakemake.poll() is None, "snakemake ended before the job could be killed"
+        assert time.monotonic() < deadline, "no story was cached within 10 minutes"
+        time.sleep(0.05)
+    jobs = [child for child in psutil.Process(snakemake.pid).children(recursive=True)
+            if any(part.endswith("generate.py") for part in child.cmdline())]  # fmt: skip
+    assert len(jobs) == 1, f"expected one generation job, found {[job.cmdline() for job in jobs]}"
+    jobs[0].send_signal(signal.SIGKILL)
+
+
+def test_a_killed_generation_job_keeps_its_finished_stories(tiny_run, tmp_path):
+    share_converted_model(tiny_run, tmp_path)
+    # One story at a time, so that the job is killed with some stories finished and others not.
+    config = {**TINY_CONFIG, "model": {"path": "embedded", "engine_args": {"max_num_seqs": 1}}}
+    command = snakemake_command(tmp_path, config, str(GENERATIONS))
+    with open(tmp_path / "killed-run.out", "w") as output:
+        snakemake = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=snakemake_environment())
+        try:
+            kill_generation_job_once_stories_are_cached(snakemake, tmp_path / "results/cache/generations", 3)
+            assert snakemake.wait(timeout=300) != 0
+        finally:
+            snakemake.kill()
+    kept = len(list((tmp_path / "results/cache/generations").glob("*/*.parquet")))
+    assert 3 <= kept < 14
+    assert not (tmp_path / "results/tiny/shards/shard-0.parquet").exists(), "a killed job leaves no shard table"
+
+    run_snakemake(tmp_path, config, str(GENERATIONS))
+    assert (stats(tmp_path)["cached"], stats(tmp_path)["generated"]) == (kept, 14 - kept)
+    resumed, uninterrupted = stories(tmp_path), stories(tiny_run)
+    assert resumed.select("story_id", "text", "token_ids").equals(uninterrupted.select("story_id", "text", "token_ids"))
 
 
 def test_bad_config_stops_before_any_job_and_keeps_earlier_results(tiny_run):

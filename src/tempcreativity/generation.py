@@ -1,5 +1,6 @@
-"""Generate stories with vLLM's offline engine: one engine per job, every missing story of the job in one
-``generate`` call with per-request seeded ``SamplingParams``; stories already in the cache are read back."""
+"""Generate stories with vLLM's offline engine: one engine per job, every missing story of the job queued at once
+with per-request seeded ``SamplingParams``; stories already in the cache are read back. Each story is cached the
+moment it finishes, so a job that dies part-way (time limit, preemption, out of memory) keeps what it generated."""
 
 from __future__ import annotations
 
@@ -137,26 +138,42 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
     return arguments
 
 
-def _outputs_to_frame(keys: list[str], prompt_lengths: list[int], outputs) -> pl.DataFrame:
-    rows = []
-    for key, prompt_length, output in zip(keys, prompt_lengths, outputs, strict=True):
-        completion = output.outputs[0]
-        token_ids = list(completion.token_ids)
-        logprobs = [float(position[token].logprob) for position, token in zip(completion.logprobs, token_ids)]
-        cumulative = completion.cumulative_logprob
-        rows.append(
-            {
-                "cache_key": key,
-                "text": completion.text,
-                "token_ids": token_ids,
-                "logprobs": logprobs,
-                "cumulative_logprob": float(sum(logprobs) if cumulative is None else cumulative),
-                "num_tokens": len(token_ids),
-                "finish_reason": str(completion.finish_reason),
-                "prompt_num_tokens": prompt_length,
-            }
-        )
-    return pl.DataFrame(rows, schema=GENERATION_SCHEMA)
+def output_to_entry(key: str, output) -> pl.DataFrame:
+    """A finished vLLM RequestOutput as a one-row cache entry (GENERATION_SCHEMA)."""
+    completion = output.outputs[0]
+    token_ids = list(completion.token_ids)
+    logprobs = [float(position[token].logprob) for position, token in zip(completion.logprobs, token_ids)]
+    cumulative = completion.cumulative_logprob
+    row = {
+        "cache_key": key,
+        "text": completion.text,
+        "token_ids": token_ids,
+        "logprobs": logprobs,
+        "cumulative_logprob": float(sum(logprobs) if cumulative is None else cumulative),
+        "num_tokens": len(token_ids),
+        "finish_reason": str(completion.finish_reason),
+        "prompt_num_tokens": len(output.prompt_token_ids),
+    }
+    return pl.DataFrame([row], schema=GENERATION_SCHEMA)
+
+
+def generate_into_cache(engine, prompts: list[dict], params: list, keys: list[str], cache: ContentStore) -> None:
+    """Queue every request, then step the engine as ``LLM.generate`` does (same batching, same stories), writing
+    each story to the cache as it finishes. A progress bar counts finished stories."""
+    from tqdm import tqdm
+
+    # LLM.enqueue returns the engine's ids ('<n>-<random>'); finished outputs carry the LLM's own ids ('<n>').
+    index_of = {}
+    for index, request_id in enumerate(engine.enqueue(prompts, params, use_tqdm=False)):
+        index_of[request_id] = index_of[request_id.rsplit("-", 1)[0]] = index
+    with tqdm(total=len(keys), desc="Generated stories", unit="story", dynamic_ncols=True) as progress:
+        while engine.llm_engine.has_unfinished_requests():
+            for output in engine.llm_engine.step():
+                if output.finished:
+                    if output.request_id not in index_of:
+                        raise RuntimeError(f"vLLM finished request {output.request_id!r}, which this job did not queue")
+                    cache.write(output_to_entry(keys[index_of[output.request_id]], output))
+                    progress.update(1)
 
 
 def generate_stories(
@@ -206,15 +223,15 @@ def generate_stories(
         engine = LLM(**arguments)
         stats["engine_start_seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        outputs = engine.generate(
+        generate_into_cache(
+            engine,
             [{"prompt_token_ids": prompt_ids[i]} for i in missing],
             [SamplingParams(**settings[i]) for i in missing],
-            use_tqdm=True,
+            [keys[i] for i in missing],
+            cache,
         )
         stats["generate_seconds"] = round(time.perf_counter() - started, 3)
-        generated = _outputs_to_frame([keys[i] for i in missing], [len(prompt_ids[i]) for i in missing], outputs)
-        cache.write(generated)
-        stats["generated_tokens"] = int(generated["num_tokens"].sum())
+        stats["generated_tokens"] = int(cache.read([keys[i] for i in missing])["num_tokens"].sum())
         stats["tokens_per_second"] = round(stats["generated_tokens"] / max(stats["generate_seconds"], 1e-9), 1)
         del engine
     described = pl.DataFrame(
