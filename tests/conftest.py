@@ -55,6 +55,10 @@ def snakemake_environment(env: dict | None = None) -> dict:
     return {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"} | (env or {})
 
 
+# The same grid in two generation shards (each shard one job with its own engine).
+SHARDED_CONFIG = TINY_CONFIG | {"sharding": {"shards": 2}}
+
+
 def run_snakemake(
     workdir: Path,
     config: dict,
@@ -86,6 +90,16 @@ def tiny_run(tmp_path_factory) -> Path:
     workdir = tmp_path_factory.mktemp("tiny-run")
     write_people_ratings(workdir / "people.csv")
     run_snakemake(workdir, TINY_CONFIG)
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def sharded_run(tiny_run, tmp_path_factory) -> Path:
+    """The whole pipeline on SHARDED_CONFIG, run locally: what the SLURM run of the same config must equal."""
+    workdir = tmp_path_factory.mktemp("sharded-run")
+    share_converted_model(tiny_run, workdir)
+    shutil.copy(tiny_run / "people.csv", workdir / "people.csv")
+    run_snakemake(workdir, SHARDED_CONFIG)
     return workdir
 
 

@@ -117,12 +117,11 @@ def test_same_config_from_scratch_is_byte_identical(tiny_run, tmp_path):
     assert (tmp_path / GENERATIONS).read_bytes() == (tiny_run / GENERATIONS).read_bytes()
 
 
-def test_sharding_does_not_change_the_stories(tiny_run, tmp_path):
-    share_converted_model(tiny_run, tmp_path)
-    run_snakemake(tmp_path, {**TINY_CONFIG, "sharding": {"shards": 2}}, str(GENERATIONS))
-    assert stats(tmp_path, 0)["generated"] + stats(tmp_path, 1)["generated"] == 14
-    assert min(stats(tmp_path, 0)["generated"], stats(tmp_path, 1)["generated"]) > 0
-    sharded, single = stories(tmp_path), stories(tiny_run)
+def test_sharding_does_not_change_the_stories(tiny_run, sharded_run):
+    """float32 on the CPU: the same tokens in any batch (logprobs can differ in the last float digits)."""
+    assert stats(sharded_run, 0)["generated"] + stats(sharded_run, 1)["generated"] == 14
+    assert min(stats(sharded_run, 0)["generated"], stats(sharded_run, 1)["generated"]) > 0
+    sharded, single = stories(sharded_run), stories(tiny_run)
     assert sharded.select("story_id", "text", "token_ids").equals(single.select("story_id", "text", "token_ids"))
 
 

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, TINY_CONFIG, run_snakemake, share_converted_model
+from conftest import REPO, SHARDED_CONFIG, TINY_CONFIG, run_snakemake, share_converted_model
 
 HARNESS = REPO / "tests" / "slurm"
 ACCOUNT_AND_PARTITION = {"SBATCH_ACCOUNT": "root", "SBATCH_PARTITION": "debug"}
 
-# Two generation shards, so that the shards run as separate SLURM jobs; the local run has one.
-SLURM_CONFIG = TINY_CONFIG | {"sharding": {"shards": 2}}
+# Two generation shards, so that the shards run as separate SLURM jobs; compared with the local run of the same.
+SLURM_CONFIG = SHARDED_CONFIG
 
 # The jobs the tiny grid submits; the light steps (collect, figures, report, MLflow) run on the submitting host.
 SUBMITTED = {"generate_shard": 2, "embed_stories": 2, "judge_stories": 1, "score_stories": 1,
@@ -109,9 +109,9 @@ def test_every_model_and_scoring_step_ran_as_a_slurm_job(slurm_run):
     }
 
 
-def test_slurm_run_gives_the_same_results_as_the_local_run(slurm_run, tiny_run):
+def test_slurm_run_gives_the_same_results_as_the_local_run(slurm_run, sharded_run):
     workdir, _, _ = slurm_run
-    ours, local = workdir / "results" / "tiny", tiny_run / "results" / "tiny"
+    ours, local = workdir / "results" / "tiny", sharded_run / "results" / "tiny"
     tables = ["generations.parquet", "scores.parquet", "summary.parquet", "trends.parquet", "pca.parquet",
               "embeddings/minilm.parquet", "embeddings/model.parquet", "ratings/judge_ratings.csv",
               "ratings/judge/ratings_descriptives.csv", "ratings/judge/ratings_lme.csv",
