@@ -157,23 +157,27 @@ def output_to_entry(key: str, output) -> pl.DataFrame:
     return pl.DataFrame([row], schema=GENERATION_SCHEMA)
 
 
-def generate_into_cache(engine, prompts: list[dict], params: list, keys: list[str], cache: ContentStore) -> None:
+def generate_into_cache(engine, prompts: list[dict], params: list, keys: list[str], cache: ContentStore) -> int:
     """Queue every request, then step the engine as ``LLM.generate`` does (same batching, same stories), writing
-    each story to the cache as it finishes. A progress bar counts finished stories."""
+    each story to the cache as it finishes. A progress bar counts finished stories. Returns the tokens generated."""
     from tqdm import tqdm
 
     # LLM.enqueue returns the engine's ids ('<n>-<random>'); finished outputs carry the LLM's own ids ('<n>').
     index_of = {}
     for index, request_id in enumerate(engine.enqueue(prompts, params, use_tqdm=False)):
         index_of[request_id] = index_of[request_id.rsplit("-", 1)[0]] = index
+    generated_tokens = 0
     with tqdm(total=len(keys), desc="Generated stories", unit="story", dynamic_ncols=True) as progress:
         while engine.llm_engine.has_unfinished_requests():
             for output in engine.llm_engine.step():
                 if output.finished:
                     if output.request_id not in index_of:
                         raise RuntimeError(f"vLLM finished request {output.request_id!r}, which this job did not queue")
-                    cache.write(output_to_entry(keys[index_of[output.request_id]], output))
+                    entry = output_to_entry(keys[index_of[output.request_id]], output)
+                    cache.write(entry)
+                    generated_tokens += entry["num_tokens"][0]
                     progress.update(1)
+    return generated_tokens
 
 
 def generate_stories(
@@ -223,7 +227,7 @@ def generate_stories(
         engine = LLM(**arguments)
         stats["engine_start_seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        generate_into_cache(
+        stats["generated_tokens"] = generate_into_cache(
             engine,
             [{"prompt_token_ids": prompt_ids[i]} for i in missing],
             [SamplingParams(**settings[i]) for i in missing],
@@ -231,7 +235,6 @@ def generate_stories(
             cache,
         )
         stats["generate_seconds"] = round(time.perf_counter() - started, 3)
-        stats["generated_tokens"] = int(cache.read([keys[i] for i in missing])["num_tokens"].sum())
         stats["tokens_per_second"] = round(stats["generated_tokens"] / max(stats["generate_seconds"], 1e-9), 1)
         del engine
     described = pl.DataFrame(
