@@ -10,7 +10,10 @@ LOCK := requirements/cpu.lock
 
 .PHONY: run test setup browser clean-venv
 
+# The config is checked first (the default one with any YAML file named in ARGS laid over it, as Snakemake does):
+# a YAML syntax error is then named with its line, which Snakemake's own message leaves out.
 run: setup
+	$(BIN)/tempcreativity check-config config/config.yaml $(filter %.yaml %.yml,$(ARGS))
 	$(BIN)/snakemake --profile profiles/local $(ARGS)
 
 test: setup browser

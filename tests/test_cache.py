@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import polars as pl
+import pytest
 
-from tempcreativity.cache import ContentStore, cache_key
+from tempcreativity.cache import CacheEntryError, ContentStore, cache_key
 from tempcreativity.generation import GENERATION_SCHEMA
 
 
@@ -38,3 +39,23 @@ def test_write_then_read_in_the_asked_order(tmp_path):
     assert back["text"].to_list() == ["story 2", "story 0"]
     assert back.schema == pl.Schema(GENERATION_SCHEMA)
     assert cache.read([]).height == 0
+
+
+def test_a_damaged_entry_is_named_moved_aside_and_computed_again(tmp_path, capsys):
+    cache = ContentStore(tmp_path, GENERATION_SCHEMA)
+    keys = [cache_key({"n": n}) for n in range(3)]
+    cache.write(pl.DataFrame([entry(key, f"story {n}") for n, key in enumerate(keys)], schema=GENERATION_SCHEMA))
+    truncated, foreign = cache.path(keys[0]), cache.path(keys[1])
+    truncated.write_bytes(truncated.read_bytes()[:40])  # a write cut short (a full disk, a killed copy)
+    foreign.write_bytes(cache.path(keys[2]).read_bytes())  # an entry whose content belongs to another key
+    for bad in (keys[0], keys[1]):
+        with pytest.raises(CacheEntryError, match=str(cache.path(bad))):
+            cache.read([bad])
+    assert not cache.has(keys[0]) and not cache.has(keys[1]) and cache.has(keys[2])
+    warnings = capsys.readouterr().err
+    assert f"cache entry {truncated} cannot be read" in warnings
+    assert f"cache entry {foreign} holds the entry of another key ({keys[2]})" in warnings
+    assert not truncated.exists() and not foreign.exists()
+    assert len(list((tmp_path / "quarantine").glob("*.parquet"))) == 2  # kept for a look, out of the way
+    cache.write(pl.DataFrame([entry(keys[0], "story 0 again")], schema=GENERATION_SCHEMA))
+    assert cache.read([keys[0]])["text"].to_list() == ["story 0 again"]

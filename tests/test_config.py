@@ -73,9 +73,23 @@ def test_paper_config_is_the_study_grid():
         ({"temperatures": {"start": 0, "stop": 3, "num": 4}}, ["temperatures.stop", "3", "maximum of 2"]),
         ({"temperatures": {"start": 0, "stop": 2, "num": 4, "scale": "log"}}, ["temperatures.start", "log"]),
         ({"temperatures": {"start": 0.001, "stop": 2, "num": 4, "decimals": 3}}, ["0.001", "0.01"]),
-        ({"seeds": 0}, ["seeds", "0", "minimum of 1", "at least 1"]),
+        ({"seeds": 0}, ["seeds", "0", "minimum of 1", "1 to 10000"]),
+        ({"seeds": 10_000_000}, ["seeds", "10000000", "maximum of 10000", "several experiments"]),
+        ({"seeds": [2**63]}, ["seeds[0]", str(2**63), "[0, 2^63 - 1]"]),
+        ({"seeds": 10_000, "temperatures": {"start": 0.5, "stop": 2, "num": 11}},
+         ["110000 stories", "at most 100000", "several experiments"]),
+        ({"temperatures": {"start": 0.5, "stop": 2, "num": 1000}}, ["temperatures.num", "1 to 201"]),
+        ({"temperatures": [0.5, float("nan")]}, ["temperatures[1]", "nan", "finite number"]),
+        ({"decoding": {"top_p": float("nan")}}, ["decoding.top_p", "nan", "finite number"]),
+        ({"decoding": {"repetition_penalty": float("inf")}}, ["decoding.repetition_penalty", "inf", "finite"]),
+        ({"decoding": {"max_tokens": 200}, "model": {"path": "embedded", "max_model_len": 64}},
+         ["decoding.max_tokens", "200", "max_model_len 64", "below max_model_len"]),
+        ({"model": {"path": "/no/such/model-folder"}}, ["model.path", "/no/such/model-folder", "does not exist"]),
+        ({"model": {"path": "./missing-model"}}, ["model.path", "./missing-model", "does not exist"]),
+        ({"experiment": "tiny\n"}, ["experiment", "does not match", "Letters, digits"]),
+        ({"prompts": [{"id": "a\n", "text": "x"}]}, ["prompts[0].id", "letters, digits"]),
         ({"seeds": [1, 1]}, ["seeds", "non-unique"]),
-        ({"seeds": [-1]}, ["seeds[0]", "-1", "non-negative"]),
+        ({"seeds": [-1]}, ["seeds[0]", "-1", "[0, 2^63 - 1]"]),
         ({"decoding": {"top_p": 0}}, ["decoding.top_p", "(0, 1]"]),
         ({"decoding": {"max_tokens": 0}}, ["decoding.max_tokens", "at least 1"]),
         ({"decoding": {"temperature": 1}}, ["decoding", "'temperature'", "allowed keys", "top_k"]),
@@ -112,3 +126,23 @@ def test_config_file_that_is_not_a_mapping(tmp_path):
     path.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="mapping"):
         load_config(path, SCHEMA)
+
+
+
+def test_check_config_names_the_line_of_a_yaml_error_and_merges_overrides(tmp_path, capsys):
+    from tempcreativity.cli import main as cli
+
+    schema = ["--schema", str(SCHEMA)]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("experiment: x\nmodel:\n  path: embedded\n prompts: [\n")
+    assert cli(["check-config", str(REPO / "config" / "config.yaml"), str(broken), *schema]) == 2
+    assert f"{broken}, line 4, column 2: not valid YAML" in capsys.readouterr().err
+    override = tmp_path / "more-seeds.yaml"
+    override.write_text("experiment: bigger\ndecoding: {max_tokens: 64}\n")
+    assert cli(["check-config", str(REPO / "config" / "config.yaml"), str(override), *schema]) == 0
+    assert "config ok: experiment bigger" in capsys.readouterr().out
+    config = load_config(REPO / "config" / "config.yaml", SCHEMA, override)
+    assert config["decoding"]["max_tokens"] == 64 and config["decoding"]["top_k"] == 50  # merged key by key
+    override.write_text("seeds: .nan\n")
+    assert cli(["check-config", str(REPO / "config" / "config.yaml"), str(override), *schema]) == 2
+    assert "seeds" in capsys.readouterr().err

@@ -9,12 +9,18 @@ import polars as pl
 import pytest
 
 from tempcreativity.errors import ConfigError
+from tempcreativity.cache import cache_key
 from tempcreativity.generation import (
+    CPU_MAX_BATCHED_TOKENS,
     GENERATIONS_SCHEMA,
+    check_context,
+    check_engine_args,
+    check_prompt_lengths,
     engine_arguments,
     order_stories,
     render_prompt_ids,
     sampling_settings,
+    story_identity,
 )
 from tempcreativity.grid import StoryRequest
 
@@ -66,6 +72,56 @@ def test_cpu_engine_budget_never_splits_a_prompt_and_engine_args_override():
     assert overridden["enforce_eager"] is False
     gpu = engine_arguments({**model, "tensor_parallel_size": 4}, Path("/m"), 40, cpu=False)
     assert gpu["tensor_parallel_size"] == 4 and "kv_cache_memory_bytes" not in gpu
+
+
+def test_cpu_engine_budget_is_bounded_for_long_prompts():
+    """A 25k-token prompt used to set the step budget to 256 x 25k tokens (past 13 GB in seconds)."""
+    model = {"dtype": "float32", "max_model_len": 32768, "tensor_parallel_size": 1, "engine_args": {}}
+    arguments = engine_arguments(model, Path("/m"), max_prompt_tokens=25_000, cpu=True)
+    assert arguments["max_num_batched_tokens"] == max(CPU_MAX_BATCHED_TOKENS, 32768)
+    assert arguments["max_num_seqs"] * 25_000 <= arguments["max_num_batched_tokens"]  # still no prompt is split
+    assert arguments["max_num_seqs"] >= 1
+    default = engine_arguments({**model, "max_model_len": 2048}, Path("/m"), max_prompt_tokens=40, cpu=True)
+    assert (default["max_num_seqs"], default["max_num_batched_tokens"]) == (256, 16384)  # the default is unchanged
+
+
+def test_everything_that_shapes_a_story_is_in_its_cache_key():
+    model = {"dtype": "float32", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}}
+    manifest, fingerprint = {"sha256": "abc"}, {"vllm": "0.32.0", "device": "cpu"}
+    setting = sampling_settings(request(), DECODING)
+
+    def key(model=model, ids=(1, 2, 3), setting=setting):
+        return cache_key(story_identity(manifest, model, list(ids), setting, fingerprint))
+
+    base = key()
+    assert key(model={**model, "max_model_len": 64}) != base, "a story cut by a short context must not be reused"
+    assert key(model={**model, "dtype": "bfloat16"}) != base
+    assert key(model={**model, "engine_args": {"quantization": "fp8"}}) != base
+    assert key(ids=(1, 2, 4)) != base and key(setting={**setting, "seed": 4}) != base
+    neutral = {"gpu_memory_utilization": 0.5, "max_num_seqs": 8, "kv_cache_memory_bytes": 1 << 30}
+    assert key(model={**model, "engine_args": neutral}) == base, "memory and scheduling settings keep the cache"
+
+
+def test_a_prompt_without_room_for_max_tokens_is_refused_before_any_engine(embedded_tokenizer):
+    long = request(prompt_id="long", prompt_text="Write a story. " * 5000)
+    ids = [render_prompt_ids(embedded_tokenizer, r) for r in (request(), long)]
+    model = {"max_model_len": 2048}
+    check_prompt_lengths([request(), request()], [ids[0], ids[0]], model, DECODING)
+    with pytest.raises(ConfigError) as raised:
+        check_prompt_lengths([request(), long], ids, model, DECODING)
+    message = str(raised.value)
+    assert f"prompt 'long' is {len(ids[1])} tokens" in message
+    assert "model.max_model_len 2048 - decoding.max_tokens 32 leaves room for 2016" in message
+
+
+def test_unknown_engine_args_and_a_context_beyond_the_model_are_refused(tmp_path):
+    check_engine_args({"enforce_eager": True, "gpu_memory_utilization": 0.9, "max_num_seqs": 4})
+    with pytest.raises(ConfigError, match=r"model.engine_args: unknown vllm.LLM argument\(s\) 'enforce_eagre'"):
+        check_engine_args({"enforce_eagre": True})
+    (tmp_path / "config.json").write_text('{"max_position_embeddings": 8192}')
+    check_context({"max_model_len": 8192}, tmp_path)
+    with pytest.raises(ConfigError, match=r"model.max_model_len: 9000 is longer than .* 8192.*at most 8192"):
+        check_context({"max_model_len": 9000}, tmp_path)
 
 
 def test_engine_refuses_a_device_other_than_the_one_vllm_runs_on():

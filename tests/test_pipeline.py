@@ -173,6 +173,35 @@ def test_bad_config_stops_before_any_job_and_keeps_earlier_results(tiny_run):
     run_snakemake(tiny_run, TINY_CONFIG)  # leave the shared run's config as it was
 
 
+def test_a_prompt_longer_than_the_context_is_refused_before_the_engine_starts(tiny_run, tmp_path):
+    """A 100k-character prompt used to take the job past 13 GB; now the job stops after tokenising, naming the
+    prompt and both numbers, and leaves no shard table."""
+    share_converted_model(tiny_run, tmp_path)
+    config = {**TINY_CONFIG, "prompts": [{"id": "long", "text": "Write a story. " + "x" * 100_000}], "ratings": None}
+    completed = run_snakemake(tmp_path, config, str(GENERATIONS), check=False)
+    assert completed.returncode != 0
+    log = (tmp_path / "results/tiny/logs/generate_shard-0.log").read_text()
+    assert re.search(r"prompts: prompt 'long' is \d+ tokens .* model.max_model_len 2048 - decoding.max_tokens 32 "
+                     r"leaves room for 2016", log), log[-2000:]  # fmt: skip
+    assert "Generated stories" not in log and "Initializing" not in log, "no engine was started"
+    assert not (tmp_path / "results/tiny/shards/shard-0.parquet").exists()
+
+
+def test_a_damaged_cache_entry_is_named_and_generated_again(tiny_run, tmp_path):
+    """A truncated entry used to break every experiment sharing it with polars' 'File out of specification'."""
+    share_converted_model(tiny_run, tmp_path)
+    shutil.copytree(tiny_run / "results/cache/generations", tmp_path / "results/cache/generations")
+    damaged = sorted((tmp_path / "results/cache/generations").glob("*/*.parquet"))[0]
+    damaged.write_bytes(damaged.read_bytes()[:100])
+    run_snakemake(tmp_path, TINY_CONFIG, str(GENERATIONS))
+    assert (stats(tmp_path)["cached"], stats(tmp_path)["generated"]) == (13, 1)
+    log = (tmp_path / "results/tiny/logs/generate_shard-0.log").read_text()
+    assert f"cache entry {damaged.relative_to(tmp_path)} cannot be read" in log
+    assert len(list((tmp_path / "results/cache/generations/quarantine").iterdir())) == 1
+    again, first = stories(tmp_path), stories(tiny_run)
+    assert again.select("story_id", "text", "token_ids").equals(first.select("story_id", "text", "token_ids"))
+
+
 # --- scoring, figures and the report, on the same tiny run -------------------------------------------------
 
 
@@ -228,6 +257,35 @@ def test_report_figures_render_in_a_real_browser(tiny_run, tmp_path, chromium):
     images = json.loads(re.search(r"data-images=\"([^\"]*)\"", dom).group(1).replace("&quot;", '"'))
     assert len(images) == 6, "four figures and a forest plot per source of ratings"
     assert all(complete and width > 500 and height > 200 for complete, width, height in images), images
+
+
+def test_report_escapes_prompts_and_stories(tiny_run, tmp_path, chromium):
+    """Model output and prompts are untrusted: they must reach the report as text, never as live markup."""
+    from tempcreativity.report import render_report
+
+    attack = ("Hi <script>document.body.setAttribute('data-pwned', 'script')</script> "
+              "<img src=x onerror=\"document.body.setAttribute('data-pwned', 'img')\">")  # fmt: skip
+    config = validate_config(copy.deepcopy(TINY_CONFIG), SCHEMA)
+    config["prompts"][0]["text"] = attack
+    results = tiny_run / "results/tiny"
+    html = render_report(
+        config=config,
+        manifest=json.loads((tiny_run / "resources/models/smollm2-135m-instruct.json").read_text()),
+        generations=stories(tiny_run).with_columns(text=pl.lit(attack)),
+        scores=pl.read_parquet(results / "scores.parquet"),
+        summary=pl.read_parquet(results / "summary.parquet"),
+        trend_table=pl.read_parquet(results / "trends.parquet"),
+        figures={path.stem: path for path in (results / "figures").glob("*.png")},
+        files={"stories <b>": "results/tiny/generations.parquet"},
+        provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
+    )
+    assert "<script>document" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;document.body.setAttribute(&#39;data-pwned&#39;" in html and "onerror=&#34;" in html
+    page = tmp_path / "report.html"
+    page.write_text(html)
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", page.as_uri())
+    assert "<h1>" in dom and "Is temperature the creativity parameter?" in dom, "the report still renders"
+    assert not re.search(r"<body[^>]*data-pwned", dom), "a script or event handler from a story ran"
 
 
 def test_snakemake_report_has_the_captioned_figures(tiny_run):

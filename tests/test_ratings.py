@@ -92,21 +92,34 @@ def test_score_predictors_are_joined_on_story_id():
     assert perplexity["beta"] == pytest.approx(0.05, abs=0.02)
 
 
+HEADER = "story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\n"
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         ("story_id,temperature,participant_id,novelty,typicality,cohesion\na,1,p,1,2,3\n", ["missing column", "coherence"]),
         ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,1,2,3,6\n",
-         ["coherence", "outside the 1-5 scale", "6", "row(s) 1"]),
+         ["coherence", "outside [1, 5]", "6", "row(s) 1", "numbers from 1 to 5"]),
         ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,1,2,3,4\nb,1,p,0.5,2,3,4\n",
          ["novelty", "0.5", "row(s) 2"]),
         ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,high,2,3,4\n",
          ["novelty", "numbers"]),
         ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,,2,3,4\n",
          ["novelty", "missing values", "row(s) 1"]),
+        (HEADER + "a,-50,p,1,2,3,4\na,1,q,1,2,3,4\n", ["temperature", "-50", "row(s) 1", "from 0 to 2"]),
+        (HEADER + "a,nan,p,1,2,3,4\na,1,q,1,2,3,4\n", ["temperature", "nan", "row(s) 1", "finite"]),
+        (HEADER + "a,inf,p,1,2,3,4\na,1,q,1,2,3,4\n", ["temperature", "inf", "row(s) 1"]),
+        (HEADER + "a,1,p,1,2,3,4\nb,1,p,1,2,3,4\n", ["at least 2 participants", "found 1"]),
+        (HEADER + "a,1,p,1,2,3,4\nb,1,q,1,2,3,4\na,1,p,2,2,3,4\n",
+         ["1 (story, participant) pair(s) rated more than once", "story a by participant p in data rows 1, 3"]),
+        (HEADER, ["header but no rating rows"]),
+        ("", ["is empty", "a header and one row per rating"]),
+        (HEADER.replace(",", ";") + "a;1;p;1;2;3;4\n", ["separated by ';'", "comma-separated"]),
     ],
 )  # fmt: skip
 def test_bad_ratings_files_name_the_problem(tmp_path, content, expected):
+    """Every problem is a RatingsError naming what is wrong (the command line prints it), never a traceback."""
     path = tmp_path / "ratings.csv"
     path.write_text(content)
     with pytest.raises(RatingsError) as raised:
@@ -120,6 +133,38 @@ def test_command_line_reports_bad_input_and_writes_nothing(tmp_path, capsys):
     path.write_text("story_id,temperature\na,1\n")
     assert cli(["ratings", str(path), "--out", str(tmp_path / "out")]) == 2
     assert "missing column" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_binary_file_is_named_not_a_text_file(tmp_path):
+    path = tmp_path / "ratings.xlsx"
+    path.write_bytes(b"PK\x03\x04\x00\x00binary\x00\xff\xfe" * 20)
+    with pytest.raises(RatingsError, match="not a text file"):
+        load_ratings(path)
+
+
+def test_tables_are_written_as_a_set_only_after_every_computation(tmp_path, monkeypatch):
+    """A failing computation leaves the earlier tables as they were: none new, none half-written."""
+    import tempcreativity.ratings as ratings_module
+
+    out = tmp_path / "out"
+    ratings_module.write_tables(planted(beta=0.5), out)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def failing(*_):
+        raise RuntimeError("the mixed models failed")
+
+    monkeypatch.setattr(ratings_module, "mixed_models", failing)
+    with pytest.raises(RuntimeError):
+        ratings_module.write_tables(planted(beta=-0.5), out)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+@needs_study_ratings
+def test_duplicated_study_ratings_are_refused(tmp_path):
+    doubled = tmp_path / "doubled.csv"
+    doubled.write_text(STUDY_RATINGS.read_text() + "".join(STUDY_RATINGS.read_text().splitlines(True)[1:]))
+    with pytest.raises(RatingsError, match=r"180 \(story, participant\) pair\(s\) rated more than once"):
+        load_ratings(doubled)
 
 
 @needs_study_ratings

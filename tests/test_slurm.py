@@ -212,3 +212,13 @@ def test_account_and_partition_are_left_to_slurm_when_not_given(tmp_path):
     generation = next(job for job in jobs if job["rule"] == "generate_shard")
     assert "slurm_account" not in generation["resources"] and "slurm_partition" not in generation["resources"]
     assert generation["resources"]["gpu"] == "4"
+
+
+def test_a_cpu_job_without_cores_asks_for_no_more_cpus_than_a_node_has(slurm_cluster):
+    """Without --cores a vLLM job on the CPU asked for 8 CPUs and, on smaller nodes, pended forever
+    (PartitionConfig). It now asks for at most the largest node's CPUs, read from sinfo."""
+    from tempcreativity.cluster import DEFAULT_ENGINE_CPUS, cluster_engine_cpus, largest_node_cpus
+
+    node_cpus = int(subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True, text=True).stdout.split()[0])
+    assert largest_node_cpus() == node_cpus
+    assert cluster_engine_cpus() == min(DEFAULT_ENGINE_CPUS, node_cpus)

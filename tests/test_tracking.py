@@ -139,3 +139,13 @@ def test_params_are_the_keyed_sections_and_everything_else_is_a_tag():
     assert config_tags(config) == {"config.temperatures": "[1.0]", "config.judge": '{"enabled": true}'}
     assert flatten({"a": {"b": {"c": 1}}}) == {"a.b.c": "1"}
     assert finite({"x": 1, "y": float("nan"), "z": True, "w": "s", "v": 2.5}) == {"x": 1.0, "v": 2.5}
+
+
+def test_the_configs_tracking_uri_wins_over_the_environment(monkeypatch, tmp_path):
+    from tempcreativity.tracking import tracking_uri
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:1")
+    assert tracking_uri("http://127.0.0.1:2", tmp_path) == "http://127.0.0.1:2"
+    assert tracking_uri(None, tmp_path) == "http://127.0.0.1:1"
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert tracking_uri(None, tmp_path) == f"sqlite:///{tmp_path.resolve() / 'results' / 'mlflow.db'}"

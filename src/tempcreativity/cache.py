@@ -1,11 +1,18 @@
 """A content-addressed store: one small Parquet row per entry, named by a hash of everything that determines
 it. Stories are keyed by model sha256, prompt tokens, sampling parameters, seed and engine; embeddings by
-embedder and text. Each is computed once; any experiment, shard or re-run that asks for it reads it back."""
+embedder and text. Each is computed once; any experiment, shard or re-run that asks for it reads it back.
+
+Every entry is verified when it is looked up: the file must parse, hold one row of the store's schema, and name
+the key its file is named by. A bad entry (a truncated write from a full disk, a file copied over another) is
+moved aside under ``<root>/quarantine/`` with a warning that names it, and is computed again."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +20,15 @@ import polars as pl
 
 from tempcreativity.io import write_parquet_atomic
 
+
 def cache_key(identity: dict[str, Any]) -> str:
     """sha256 of the canonical JSON of what determines a story."""
     canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class CacheEntryError(RuntimeError):
+    """A cache entry that cannot be used; the message names its file."""
 
 
 class ContentStore:
@@ -28,14 +40,41 @@ class ContentStore:
     def path(self, key: str) -> Path:
         return self.root / key[:2] / f"{key}.parquet"
 
+    def _load(self, key: str) -> pl.DataFrame:
+        """The verified entry of ``key``; CacheEntryError (naming the file and the fault) if it is not usable."""
+        path = self.path(key)
+        try:
+            entry = pl.read_parquet(path)
+        except Exception as error:  # polars raises several kinds for a damaged file
+            raise CacheEntryError(f"cache entry {path} cannot be read ({type(error).__name__}: {error})") from None
+        if entry.schema != pl.Schema(self.schema) or entry.height != 1:
+            raise CacheEntryError(f"cache entry {path} does not hold one row of the expected columns")
+        if entry["cache_key"][0] != key:
+            raise CacheEntryError(f"cache entry {path} holds the entry of another key ({entry['cache_key'][0]})")
+        return entry
+
     def has(self, key: str) -> bool:
-        return self.path(key).is_file()
+        """Whether a usable entry exists. A damaged one is moved aside (and reported), so it is computed again."""
+        if not self.path(key).is_file():
+            return False
+        try:
+            self._load(key)
+        except CacheEntryError as error:
+            self._quarantine(key, error)
+            return False
+        return True
+
+    def _quarantine(self, key: str, error: CacheEntryError) -> None:
+        target = self.root / "quarantine" / f"{key}.{time.strftime('%Y%m%dT%H%M%S')}.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path(key), target)
+        print(f"warning: {error}; moved to {target}, it will be computed again", file=sys.stderr)
 
     def read(self, keys: list[str]) -> pl.DataFrame:
-        """The entries for ``keys``, in that order (every key must be present)."""
+        """The entries for ``keys``, in that order (every key must be present and valid)."""
         if not keys:
             return pl.DataFrame(schema=self.schema)
-        return pl.concat([pl.read_parquet(self.path(key)) for key in keys], how="vertical")
+        return pl.concat([self._load(key) for key in keys], how="vertical")
 
     def write(self, entries: pl.DataFrame) -> None:
         """Store each row under its cache_key, atomically, so a killed job leaves only complete entries."""

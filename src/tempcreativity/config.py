@@ -7,6 +7,7 @@ pass its path. Errors name the field, the bad value and what is allowed, and are
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ import jsonschema
 import yaml
 
 from tempcreativity.errors import ConfigError
-from tempcreativity.grid import temperatures
+from tempcreativity.grid import MAX_STORIES, seeds, temperatures
 
 
 def _extend_with_defaults(validator_class):
@@ -76,6 +77,7 @@ def _parent_description(error: jsonschema.ValidationError, schema: dict[str, Any
 
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     """Validate ``config`` in place (filling defaults) and return it; raise ConfigError on the first problem."""
+    _check_finite(config)
     schema = load_schema(schema_path)
     validator = _DefaultFillingValidator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
@@ -85,8 +87,28 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
     return config
 
 
+def _check_finite(value: Any, path: tuple = ()) -> None:
+    """NaN passes every JSON-schema bound (each comparison with it is false): refuse it, and infinities, anywhere."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(
+            f"invalid config: {_field_name(path)}: {value} is not a finite number; allowed: a finite number"
+        )
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, (*path, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, (*path, index))
+
+
+def _looks_local(path: str) -> bool:
+    """A model path written as a file-system path (a hub id is 'name' or 'org/name')."""
+    return path.startswith(("/", "./", "../", "~")) or path in (".", "..")
+
+
 def _check_semantics(config: dict[str, Any]) -> None:
-    """What JSON schema cannot say: unique prompt ids, log grids that start at 0, vLLM's temperature floor."""
+    """What JSON schema cannot say: unique prompt ids, log grids that start at 0, vLLM's temperature floor, room
+    for max_tokens in the context, the size of the grid, and a local model folder that exists."""
     ids = [prompt["id"] for prompt in config["prompts"]]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
@@ -94,12 +116,54 @@ def _check_semantics(config: dict[str, Any]) -> None:
     spec = config["temperatures"]
     if isinstance(spec, dict) and spec.get("scale") == "log" and spec["start"] == 0:
         raise ConfigError("invalid config: temperatures.start: a log-spaced grid needs start > 0. Allowed: 0 < start <= 2")
-    temperatures(config)  # raises for values below vLLM's floor
+    grid_size = len(config["prompts"]) * len(temperatures(config)) * len(seeds(config))  # raises below vLLM's floor
+    if grid_size > MAX_STORIES:
+        raise ConfigError(
+            f"invalid config: the grid holds {grid_size} stories (prompts x temperatures x seeds); allowed: at most "
+            f"{MAX_STORIES} per experiment. Run a bigger study as several experiments (one per prompt, or each with "
+            "its own list of seeds): they share the cache, and each is sharded over jobs with sharding.shards"
+        )
+    model, decoding = config["model"], config["decoding"]
+    if decoding["max_tokens"] >= model["max_model_len"]:
+        raise ConfigError(
+            f"invalid config: decoding.max_tokens: {decoding['max_tokens']} leaves no room for the prompt in "
+            f"model.max_model_len {model['max_model_len']}; allowed: max_tokens below max_model_len (prompt tokens "
+            "+ max_tokens must fit in it, so that no story is cut short by the context)"
+        )
+    if _looks_local(model["path"]) and not Path(model["path"]).expanduser().is_dir():
+        raise ConfigError(
+            f"invalid config: model.path: the local folder {model['path']!r} does not exist; allowed: \"embedded\", "
+            "an existing Hugging Face model folder, or a hub id such as org/name"
+        )
 
 
-def load_config(config_path: str | Path, schema_path: str | Path) -> dict[str, Any]:
-    """Read a YAML config file and validate it (the tests and the standalone tools use this)."""
-    config = yaml.safe_load(Path(config_path).read_text()) or {}
+def read_yaml(config_path: str | Path) -> dict[str, Any]:
+    """One YAML config file as a mapping; a syntax error is reported with its file, line and column."""
+    try:
+        config = yaml.safe_load(Path(config_path).read_text()) or {}
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError(f"invalid config: {config_path}{where}: not valid YAML ({problem})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"invalid config: {config_path} must hold a mapping of keys to values")
+    return config
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """``override`` laid over ``base`` key by key, nested mappings merged, as Snakemake merges --configfile files."""
+    merged = dict(base)
+    for name, value in override.items():
+        both_mappings = isinstance(value, dict) and isinstance(merged.get(name), dict)
+        merged[name] = merge(merged[name], value) if both_mappings else value
+    return merged
+
+
+def load_config(config_path: str | Path, schema_path: str | Path, *overrides: str | Path) -> dict[str, Any]:
+    """Read a YAML config file, lay any override files over it (as Snakemake's --configfile does), and validate
+    the result (the tests, the standalone tools and `make run`'s check use this)."""
+    config = read_yaml(config_path)
+    for override in overrides:
+        config = merge(config, read_yaml(override))
     return validate_config(config, schema_path)

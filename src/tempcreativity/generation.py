@@ -4,6 +4,7 @@ moment it finishes, so a job that dies part-way (time limit, preemption, out of 
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -20,6 +21,13 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 CPU_MAX_NUM_SEQS = 256
 CPU_KV_CACHE_BYTES = 4 << 30
+CPU_MAX_BATCHED_TOKENS = 65536  # bounds the activations of one engine step, whatever the prompts' length
+# Engine arguments that change only memory and scheduling, never a story's tokens (with float32 on the CPU, where a
+# story does not depend on its batch): they are left out of the cache key. Every other engine argument is in it.
+TOKEN_NEUTRAL_ENGINE_ARGS = frozenset(
+    {"gpu_memory_utilization", "kv_cache_memory_bytes", "swap_space", "max_num_seqs", "max_num_batched_tokens",
+     "disable_log_stats"}
+)  # fmt: skip
 
 # What the engine produced for one story: a cache entry, and the second half of a generations row.
 GENERATION_SCHEMA = {
@@ -113,11 +121,62 @@ def engine_fingerprint(cpu: bool) -> dict[str, str]:
     return {"vllm": vllm.__version__, "device": device}
 
 
+def check_engine_args(engine_args: dict[str, Any]) -> None:
+    """Refuse ``model.engine_args`` keys that vllm.LLM does not take, before any engine starts."""
+    import dataclasses
+    import inspect
+
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    allowed = {field.name for field in dataclasses.fields(EngineArgs)} | set(inspect.signature(LLM).parameters)
+    allowed -= {"self", "kwargs"}
+    unknown = sorted(set(engine_args) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"model.engine_args: unknown vllm.LLM argument(s) {', '.join(map(repr, unknown))}; allowed: the "
+            f"arguments of vllm.LLM and vllm.EngineArgs of the installed vLLM (e.g. enforce_eager, "
+            f"gpu_memory_utilization, max_num_seqs)"
+        )
+
+
+def check_context(model: dict[str, Any], folder: Path) -> None:
+    """Refuse a ``max_model_len`` longer than the model's own context window (its config.json), before an engine
+    start would."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        return
+    model_config = json.loads(config_file.read_text())
+    text_config = model_config.get("text_config", {})
+    window = model_config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
+    if window and model["max_model_len"] > window:
+        raise ConfigError(
+            f"model.max_model_len: {model['max_model_len']} is longer than the model's context window "
+            f"(max_position_embeddings {window} in {config_file}); allowed: at most {window}"
+        )
+
+
+def check_prompt_lengths(requests: list[StoryRequest], prompt_ids: list[list[int]], model: dict, decoding: dict) -> None:
+    """Every prompt must leave room for ``max_tokens`` new tokens within ``max_model_len``, so that no story is
+    ever cut by the context limit (only by its end, a stop string or max_tokens). Checked before any engine
+    starts; the error names the prompt and both numbers."""
+    room = model["max_model_len"] - decoding["max_tokens"]
+    for request, ids in zip(requests, prompt_ids):
+        if len(ids) > room:
+            raise ConfigError(
+                f"prompts: prompt {request.prompt_id!r} is {len(ids)} tokens (chat template and assistant prefix "
+                f"included), but model.max_model_len {model['max_model_len']} - decoding.max_tokens "
+                f"{decoding['max_tokens']} leaves room for {room}; allowed: prompts of at most {room} tokens "
+                f"(shorten the prompt, lower decoding.max_tokens or raise model.max_model_len)"
+            )
+
+
 def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int, cpu: bool) -> dict[str, Any]:
     """Keyword arguments for vllm.LLM. On CPU: eager mode (a start in seconds, not minutes), an explicit KV-cache
     size, and a token budget per step large enough that no prompt is split (chunked prefill of many seeded
-    requests crashes the CPU worker). ``model.engine_args`` overrides any of them. Stops when ``model.device``
-    names another device than the one the installed vLLM runs on."""
+    requests crashes the CPU worker): the budget is bounded by CPU_MAX_BATCHED_TOKENS (or max_model_len), and
+    fewer sequences run at once when long prompts would not fit it. ``model.engine_args`` overrides any of them.
+    Stops when ``model.device`` names another device than the one the installed vLLM runs on."""
     check_device(model.get("device", "auto"), cpu)
     arguments: dict[str, Any] = {
         "model": str(folder),
@@ -128,14 +187,31 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
         "seed": 0,
     }
     if cpu:
+        longest = max(1, max_prompt_tokens)
+        budget = max(16384, model["max_model_len"], min(CPU_MAX_BATCHED_TOKENS, CPU_MAX_NUM_SEQS * longest))
         arguments.update(
             enforce_eager=True,
             kv_cache_memory_bytes=CPU_KV_CACHE_BYTES,
-            max_num_seqs=CPU_MAX_NUM_SEQS,
-            max_num_batched_tokens=max(16384, model["max_model_len"], CPU_MAX_NUM_SEQS * max_prompt_tokens),
+            max_num_seqs=max(1, min(CPU_MAX_NUM_SEQS, budget // longest)),
+            max_num_batched_tokens=budget,
         )
     arguments.update(model.get("engine_args", {}))
     return arguments
+
+
+def story_identity(manifest: dict, model: dict, prompt_ids: list[int], setting: dict, fingerprint: dict) -> dict:
+    """Everything that can change a story's tokens, hashed into its cache key: the weights, the dtype, the context
+    length, the engine arguments that are not token-neutral, the prompt's tokens, the sampling settings and seed,
+    and the vLLM version and device."""
+    return {
+        "model_sha256": manifest["sha256"],
+        "dtype": model["dtype"],
+        "max_model_len": model["max_model_len"],
+        "engine_args": {k: v for k, v in model.get("engine_args", {}).items() if k not in TOKEN_NEUTRAL_ENGINE_ARGS},
+        "prompt_token_ids": prompt_ids,
+        "sampling": setting,
+        "engine": fingerprint,
+    }
 
 
 def output_to_entry(key: str, output) -> pl.DataFrame:
@@ -194,19 +270,14 @@ def generate_stories(
     folder = Path(manifest["folder"])
     cpu = on_cpu()
     fingerprint = engine_fingerprint(cpu)
+    check_engine_args(config["model"].get("engine_args", {}))
+    check_context(config["model"], folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     prompt_ids = [render_prompt_ids(tokenizer, request) for request in requests]
+    check_prompt_lengths(requests, prompt_ids, config["model"], config["decoding"])
     settings = [sampling_settings(request, config["decoding"]) for request in requests]
     keys = [
-        cache_key(
-            {
-                "model_sha256": manifest["sha256"],
-                "dtype": config["model"]["dtype"],
-                "prompt_token_ids": ids,
-                "sampling": setting,
-                "engine": fingerprint,
-            }
-        )
+        cache_key(story_identity(manifest, config["model"], ids, setting, fingerprint))
         for ids, setting in zip(prompt_ids, settings)
     ]
     missing = [index for index, key in enumerate(keys) if not cache.has(key)]

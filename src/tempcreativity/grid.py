@@ -13,6 +13,7 @@ import numpy as np
 from tempcreativity.errors import ConfigError
 
 VLLM_MIN_TEMPERATURE = 0.01  # vLLM raises 0 < T < 0.01 to this value (and treats T < 1e-5 as greedy)
+MAX_STORIES = 100_000  # per experiment: planning stays well under a second at the study's 700, a few at this bound
 
 
 @dataclass(frozen=True)

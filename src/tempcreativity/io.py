@@ -44,5 +44,20 @@ def write_text_atomic(text: str, path: str | Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
+def write_texts_atomic(texts: dict[Path, str]) -> None:
+    """Write several files as a set: every one to its temporary name first, then all renamed into place, so a
+    failure while writing leaves the earlier set untouched."""
+    staged = {}
+    try:
+        for path, text in texts.items():
+            staged[Path(path)] = temporary = _temporary_beside(Path(path))
+            temporary.write_text(text)
+        for path, temporary in staged.items():
+            os.replace(temporary, path)
+    finally:
+        for temporary in staged.values():
+            temporary.unlink(missing_ok=True)
+
+
 def write_json_atomic(data: Any, path: str | Path) -> None:
     write_text_atomic(json.dumps(data, indent=2, sort_keys=True) + "\n", path)

@@ -1,4 +1,6 @@
-"""Logging for Snakemake scripts: everything a job prints goes to its log file."""
+"""Logging for Snakemake scripts: everything a job prints goes to its log file. If the log cannot be written
+(a full disk), what the job prints goes to the console instead, with one line saying why, so that the job's
+error still reaches Snakemake's output rather than vanishing with the log."""
 
 from __future__ import annotations
 
@@ -7,26 +9,34 @@ from pathlib import Path
 from typing import TextIO
 
 
-class _Tee:
-    """A text stream that writes to the console and to a log file."""
+class _Log:
+    """A text stream that writes to a log file and, with ``echo``, to the console too. When the log fails, the
+    console gets everything from then on."""
 
-    def __init__(self, console: TextIO, log: TextIO):
-        self.console, self.log = console, log
+    def __init__(self, console: TextIO, log: TextIO, echo: bool):
+        self.console, self.log, self.echo, self.log_failed = console, log, echo, False
 
     def write(self, text: str) -> int:
-        self.console.write(text)
-        self.log.write(text)
+        if self.echo or self.log_failed:
+            self.console.write(text)
+        if not self.log_failed:
+            try:
+                self.log.write(text)
+                self.log.flush()
+            except OSError as error:
+                self.log_failed = True
+                self.console.write(f"\nwarning: cannot write the log file {self.log.name} ({error}); "
+                                   f"messages go to the console\n{'' if self.echo else text}")  # fmt: skip
         return len(text)
 
     def flush(self) -> None:
         self.console.flush()
-        self.log.flush()
 
     def isatty(self) -> bool:
-        return self.console.isatty()
+        return self.echo and self.console.isatty()
 
     def fileno(self) -> int:
-        return self.console.fileno()
+        return (self.console if self.echo else self.log).fileno()
 
 
 def log_to(path: str | Path, keep_console: bool = False) -> None:
@@ -34,8 +44,5 @@ def log_to(path: str | Path, keep_console: bool = False) -> None:
     long jobs (vLLM's progress bar) can be watched live and read afterwards."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     log = open(path, "w", buffering=1)
-    if keep_console:
-        sys.stderr = _Tee(sys.__stderr__, log)
-        sys.stdout = _Tee(sys.__stdout__, log)
-    else:
-        sys.stderr = sys.stdout = log
+    sys.stderr = _Log(sys.__stderr__, log, echo=keep_console)
+    sys.stdout = _Log(sys.__stdout__, log, echo=keep_console)

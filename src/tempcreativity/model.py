@@ -85,11 +85,20 @@ def resolve_model_folder(path: str, embedded_dir: Path | None) -> Path:
         if embedded_dir is None:
             raise ValueError("the embedded model needs its converted folder")
         return embedded_dir
-    if Path(path).is_dir():
-        return Path(path).resolve()
+    local = Path(path).expanduser()
+    if local.is_dir():
+        return local.resolve()
+    if path.startswith(("/", ".", "~")):
+        raise FileNotFoundError(f"model.path: the local folder {path!r} does not exist")
     from huggingface_hub import snapshot_download
 
-    return Path(snapshot_download(path))
+    try:
+        return Path(snapshot_download(path))
+    except Exception as error:  # an invalid id, no network, no access: say what was tried
+        raise FileNotFoundError(
+            f"model.path: {path!r} is not a local folder, and the Hugging Face hub id could not be fetched "
+            f"({type(error).__name__}: {error}); allowed: \"embedded\", an existing model folder, or a reachable hub id"
+        ) from None
 
 
 def model_manifest(path: str, folder: Path) -> dict[str, Any]:

@@ -34,16 +34,35 @@ class RatingsError(ValueError):
 
 def load_ratings(path: str | Path) -> pl.DataFrame:
     """Read a ratings CSV (one row per rating; an unnamed leading index column, as released, is dropped) and
-    check it: the required columns present, ratings numbers in [1, 5], nothing missing."""
-    frame = pl.read_csv(path, infer_schema_length=10_000)
+    check it: the required columns present, ratings numbers in [1, 5], temperatures in [0, 2], nothing missing,
+    each participant rating each story at most once, at least two participants."""
+    path = Path(path)
+    if not path.is_file():
+        raise RatingsError(f"ratings: {path} does not exist")
+    if b"\0" in path.read_bytes()[:8192]:
+        raise RatingsError(f"ratings: {path} is not a text file (it holds NUL bytes); expected a comma-separated CSV")
+    try:
+        frame = pl.read_csv(path, infer_schema_length=10_000)
+    except pl.exceptions.NoDataError:
+        raise RatingsError(f"ratings: {path} is empty; expected a CSV with a header and one row per rating") from None
+    except (pl.exceptions.ComputeError, UnicodeDecodeError) as error:
+        raise RatingsError(f"ratings: {path} is not a readable UTF-8 CSV ({error})") from None
     unnamed = [name for name in frame.columns if name == "" or name.startswith("column_") or name.startswith("Unnamed")]
-    return validate_ratings(frame.drop(unnamed))
+    frame = frame.drop(unnamed)
+    if len(frame.columns) == 1 and ";" in frame.columns[0]:
+        raise RatingsError(
+            f"ratings: {path} seems to be separated by ';' (its header is {frame.columns[0]!r}); "
+            "the ratings file must be comma-separated"
+        )
+    return validate_ratings(frame)
 
 
 def validate_ratings(frame: pl.DataFrame) -> pl.DataFrame:
     missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
         raise RatingsError(f"ratings: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
+    if frame.height == 0:
+        raise RatingsError("ratings: the file has a header but no rating rows")
     frame = frame.with_columns(pl.col("story_id", "participant_id").cast(pl.String))
     for item in (*RATING_ITEMS, "temperature"):
         try:
@@ -54,14 +73,33 @@ def validate_ratings(frame: pl.DataFrame) -> pl.DataFrame:
         empty = frame.with_row_index("row").filter(pl.col(column).is_null())["row"].to_list()
         if empty:
             raise RatingsError(f"ratings: column {column} has missing values in data row(s) {_rows(empty)}")
-    for item in RATING_ITEMS:
-        outside = frame.with_row_index("row").filter(~pl.col(item).is_between(RATING_MIN, RATING_MAX))
+    bounds = {item: (RATING_MIN, RATING_MAX, "numbers from 1 to 5") for item in RATING_ITEMS}
+    bounds["temperature"] = (0.0, 2.0, "finite numbers from 0 to 2")
+    for column, (low, high, allowed) in bounds.items():
+        outside = frame.with_row_index("row").filter(~pl.col(column).is_between(low, high) | pl.col(column).is_nan())
         if outside.height:
-            values = ", ".join(f"{value:g}" for value in outside[item].head(5))
+            values = ", ".join(f"{value:g}" for value in outside[column].head(5))
             raise RatingsError(
-                f"ratings: column {item} has values outside the 1-5 scale ({values}) in data row(s) "
-                f"{_rows(outside['row'].to_list())}; allowed: numbers from 1 to 5"
+                f"ratings: column {column} has values outside [{low:g}, {high:g}] ({values}) in data row(s) "
+                f"{_rows(outside['row'].to_list())}; allowed: {allowed}"
             )
+    repeated = frame.with_row_index("row").filter(pl.struct("story_id", "participant_id").is_duplicated())
+    if repeated.height:
+        pairs = repeated.group_by("story_id", "participant_id", maintain_order=True).agg("row")
+        listed = "; ".join(
+            f"story {story} by participant {person} in data rows {_rows(rows)}"
+            for story, person, rows in pairs.head(5).iter_rows()
+        )
+        raise RatingsError(
+            f"ratings: {pairs.height} (story, participant) pair(s) rated more than once ({listed}"
+            f"{'; ...' if pairs.height > 5 else ''}); each participant may rate each story once (was the file "
+            "concatenated with itself?)"
+        )
+    if frame["participant_id"].n_unique() < 2:
+        raise RatingsError(
+            "ratings: the mixed models need ratings from at least 2 participants (random intercept per participant); "
+            f"found {frame['participant_id'].n_unique()}"
+        )
     return frame
 
 
@@ -149,14 +187,18 @@ def mixed_models(ratings: pl.DataFrame, scores: pl.DataFrame | None = None) -> p
 
 
 def write_tables(ratings: pl.DataFrame, out_dir: str | Path, scores: pl.DataFrame | None = None) -> dict[str, Path]:
-    """Write ratings_descriptives.csv and ratings_lme.csv into ``out_dir`` (atomically); return their paths."""
-    from tempcreativity.io import write_text_atomic
+    """Write ratings_descriptives.csv and ratings_lme.csv into ``out_dir`` and return their paths. Both tables are
+    computed before either is written, and then written as a set (atomically), so a failure leaves earlier
+    tables as they were."""
+    from tempcreativity.io import write_texts_atomic
 
     out_dir = Path(out_dir)
-    paths = {"descriptives": out_dir / "ratings_descriptives.csv", "lme": out_dir / "ratings_lme.csv"}
-    write_text_atomic(descriptives(ratings).write_csv(float_precision=6), paths["descriptives"])
-    write_text_atomic(mixed_models(ratings, scores).write_csv(float_precision=6), paths["lme"])
-    return paths
+    tables = {
+        out_dir / "ratings_descriptives.csv": descriptives(ratings).write_csv(float_precision=6),
+        out_dir / "ratings_lme.csv": mixed_models(ratings, scores).write_csv(float_precision=6),
+    }
+    write_texts_atomic(tables)
+    return dict(zip(("descriptives", "lme"), tables))
 
 
 def beta_interval(row: dict[str, float], z: float = 1.959963984540054) -> tuple[float, float]:

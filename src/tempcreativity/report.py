@@ -132,7 +132,7 @@ def render_report(
     """The report as one HTML string."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("tempcreativity", "templates"),
-        autoescape=jinja2.select_autoescape(["html"]),
+        autoescape=True,  # prompts and stories are untrusted text: every value is HTML-escaped
         undefined=jinja2.StrictUndefined,
     )
     stories = generations.filter(~pl.col("is_exemplar"))

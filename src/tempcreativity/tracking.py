@@ -37,8 +37,10 @@ def result_key(config: dict[str, Any], model_sha256: str) -> str:
 
 
 def tracking_uri(configured: str | None, workdir: Path) -> str:
-    """MLFLOW_TRACKING_URI, else the config's mlflow.tracking_uri, else a sqlite store under results/."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or configured or f"sqlite:///{(workdir / 'results' / 'mlflow.db').resolve()}"
+    """The config's mlflow.tracking_uri when set, else MLFLOW_TRACKING_URI, else a sqlite store under results/
+    (the config is the more specific choice, as the schema and README say)."""
+    local_store = f"sqlite:///{(workdir / 'results' / 'mlflow.db').resolve()}"
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or local_store
 
 
 def check_reachable(uri: str, attempts: int = 3, wait_seconds: float = 2.0) -> None:

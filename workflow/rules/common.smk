@@ -1,6 +1,7 @@
 # Config validation, the story grid, every output path, and the rules' input functions.
 from pathlib import Path
 
+from tempcreativity.cluster import cluster_engine_cpus
 from tempcreativity.config import validate_config
 from tempcreativity.grid import expand_grid, split_into_shards
 from tempcreativity.model import EMBEDDED, model_slug
@@ -123,13 +124,14 @@ def engine_gpus(wildcards=None):
 
 def engine_threads(wildcards=None):
     """CPUs of a model job: 4 per GPU (scheduler, tokenizer and one worker process per GPU). On the CPU the model
-    computes with every core it is given: all local cores, or on a cluster --cores (unset there: 8).
+    computes with every core it is given: all local cores, or on a cluster --cores (unset there: 8, or the
+    largest node's CPUs where that is fewer, so that no job pends forever).
     """
     gpus = engine_gpus(wildcards)
     if gpus:
         return 4 * gpus
     # workflow._cores is --cores, or None on a cluster run without it (where workflow.cores raises)
-    return workflow._cores or 8
+    return workflow._cores or cluster_engine_cpus()
 
 
 def engine_mem_mb(wildcards, attempt):
