@@ -64,7 +64,7 @@ def prompt_ids(folder: Path) -> list[int]:
     from tempcreativity.generation import render_prompt_ids
     from tempcreativity.grid import StoryRequest
 
-    request = StoryRequest("story", "Write a story.", None, "Here it is:\n\n", 1.0, 0, False)
+    request = StoryRequest("story", "Write a story.", None, "Here it is:\n\n", "chat", 1.0, 0, False)
     return render_prompt_ids(AutoTokenizer.from_pretrained(folder), request)
 
 

@@ -11,7 +11,7 @@ import polars as pl
 from tempcreativity.io import write_text_atomic
 from tempcreativity.model import read_manifest
 from tempcreativity.provenance import git_state, package_versions
-from tempcreativity.report import ratings_section, render_report
+from tempcreativity.report import ratings_section, render_report, study_section
 
 judge = snakemake.params.config["judge"]
 ratings = [
@@ -36,6 +36,8 @@ html = render_report(
     files=snakemake.params.files,
     provenance={"git": git_state(Path(snakemake.scriptdir).parent), "packages": package_versions()},
     ratings=ratings,
+    study=study_section(pl.read_csv(snakemake.input.study_table1), pl.read_csv(snakemake.input.study_table2),
+                        pl.read_csv(snakemake.input.study_scores)),
     examples_per_temperature=snakemake.params.config["scoring"]["examples_per_temperature"],
 )
 write_text_atomic(html, snakemake.output.report)

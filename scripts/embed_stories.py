@@ -17,6 +17,7 @@ vectors, stats = embed_stories(
     read_manifest(snakemake.input.manifest),
     snakemake.params.model,
     snakemake.params.cache_dir,
+    snakemake.params.model_embedder,
 )
 write_parquet_atomic(stories.select("story_id").with_columns(vector=vectors), snakemake.output.embeddings)
 print(stats)

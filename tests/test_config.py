@@ -23,8 +23,11 @@ def test_minimal_config_gets_the_study_defaults():
     config = validated()
     assert config["temperatures"] == [0.01, 0.334, 0.667, 1.0, 1.334, 1.667, 2.0]
     assert config["seeds"] == 10
-    assert config["prompts"] == [{"id": "story", "text": "Write a story.", "system": None, "assistant_prefix": ""}]
-    assert config["decoding"] == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 256, "repetition_penalty": 1.0}
+    assert config["prompts"] == [
+        {"id": "story", "text": "Write a story.", "system": None, "assistant_prefix": "", "format": "chat"}
+    ]
+    assert config["decoding"] == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 256, "repetition_penalty": 1.0,
+                                  "truncation": "scaled", "stop": []}  # fmt: skip
     assert config["model"] == {
         "path": "embedded",
         "dtype": "float32",
@@ -34,7 +37,8 @@ def test_minimal_config_gets_the_study_defaults():
         "engine_args": {},
     }
     assert config["sharding"] == {"shards": 1}
-    assert config["scoring"] == {"embedders": ["minilm", "model"], "bootstrap_resamples": 2000, "examples_per_temperature": 2}
+    assert config["scoring"] == {"embedders": ["minilm", "model"], "bootstrap_resamples": 2000, "examples_per_temperature": 2,
+                                 "model_embedder": {"pooling": "mean", "normalise": True}}  # fmt: skip
     assert config["ratings"] is None and config["mlflow"] == {"enabled": True, "tracking_uri": None}
     assert config["judge"] == {"enabled": True, "model": None, "participants": 3, "temperature": 1.0, "max_story_tokens": 1024}
 
@@ -45,17 +49,28 @@ def test_partial_sections_are_completed_with_defaults():
     assert config["prompts"][0]["assistant_prefix"] == "" and config["prompts"][0]["system"] is None
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "paper.yaml", "paper-cpu.yaml"])
 def test_shipped_configs_are_valid(name):
     config = load_config(REPO / "config" / name, SCHEMA)
     assert config["decoding"]["top_k"] == 50 and config["decoding"]["top_p"] == 1.0
 
 
-def test_paper_config_is_the_study_grid():
-    config = load_config(REPO / "config" / "paper.yaml", SCHEMA)
-    assert config["seeds"] == 100 and config["decoding"]["max_tokens"] == 4096
-    assert config["prompts"][0]["text"] == "Write a story."
-    assert config["prompts"][0]["assistant_prefix"].startswith("Here it is:")
+@pytest.mark.parametrize("name", ["paper.yaml", "paper-cpu.yaml"])
+def test_paper_configs_are_the_studys_experiment(name):
+    """scripts/temperatures.py of the study: llm(prompt, temperature=t, top_k=50, top_p=1.0, repeat_penalty=1.0,
+    stop=["user", "system"], max_tokens=4096), llama-cpp-python 0.2.32's default min_p 0.05 before temperature."""
+    config = load_config(REPO / "config" / name, SCHEMA)
+    prompt = config["prompts"][0]
+    assert (prompt["format"], prompt["text"] + prompt["assistant_prefix"]) == ("raw", "[INST]Write a story.[/INST]Here it is:\n\n")
+    assert prompt["system"] is None
+    decoding = config["decoding"]
+    assert (decoding["top_k"], decoding["top_p"], decoding["min_p"], decoding["truncation"]) == (50, 1.0, 0.05, "raw")
+    assert decoding["stop"] == ["user", "system"] and decoding["repetition_penalty"] == 1.0
+    assert config["scoring"]["embedders"][0] == "model"  # the study's embedding drives cosine, diversity and PCA
+    assert config["scoring"]["model_embedder"] == {"pooling": "last", "normalise": False}
+    assert config["temperatures"] == [0.01, 0.334, 0.667, 1.0, 1.334, 1.667, 2.0]
+    if name == "paper.yaml":
+        assert config["seeds"] == 100 and decoding["max_tokens"] == 4096
 
 
 @pytest.mark.parametrize(
@@ -86,6 +101,13 @@ def test_paper_config_is_the_study_grid():
          ["decoding.max_tokens", "200", "max_model_len 64", "below max_model_len"]),
         ({"model": {"path": "/no/such/model-folder"}}, ["model.path", "/no/such/model-folder", "does not exist"]),
         ({"model": {"path": "./missing-model"}}, ["model.path", "./missing-model", "does not exist"]),
+        ({"decoding": {"truncation": "raw", "top_p": 0.9}}, ["decoding.top_p", "0.9", "truncation raw: top_p 1.0"]),
+        ({"decoding": {"truncation": "before"}}, ["decoding.truncation", "'before'", "scaled, raw"]),
+        ({"decoding": {"stop": [""]}}, ["decoding.stop[0]", "at least one character"]),
+        ({"prompts": [{"id": "a", "text": "x", "format": "raw", "system": "You are"}]},
+         ["prompts[0].system", "raw prompt has no system message"]),
+        ({"prompts": [{"id": "a", "text": "x", "format": "jinja"}]}, ["prompts[0].format", "chat, raw"]),
+        ({"scoring": {"model_embedder": {"pooling": "cls"}}}, ["scoring.model_embedder.pooling", "mean, last"]),
         ({"experiment": "tiny\n"}, ["experiment", "does not match", "Letters, digits"]),
         ({"prompts": [{"id": "a\n", "text": "x"}]}, ["prompts[0].id", "letters, digits"]),
         ({"seeds": [1, 1]}, ["seeds", "non-unique"]),

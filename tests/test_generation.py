@@ -17,6 +17,7 @@ from tempcreativity.generation import (
     check_engine_args,
     check_prompt_lengths,
     engine_arguments,
+    kept_tokens,
     order_stories,
     render_prompt_ids,
     sampling_settings,
@@ -24,12 +25,14 @@ from tempcreativity.generation import (
 )
 from tempcreativity.grid import StoryRequest
 
-DECODING = {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 32, "repetition_penalty": 1.0}
+DECODING = {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 32, "repetition_penalty": 1.0, "truncation": "scaled",
+            "stop": []}  # fmt: skip
+SAMPLING = {name: value for name, value in DECODING.items() if name != "truncation"}
 
 
 def request(**changes) -> StoryRequest:
     fields = dict(prompt_id="story", prompt_text="Write a story.", system=None, assistant_prefix="",
-                  temperature=1.0, seed=3, is_exemplar=False)  # fmt: skip
+                  prompt_format="chat", temperature=1.0, seed=3, is_exemplar=False)  # fmt: skip
     fields.update(changes)
     return StoryRequest(**fields)
 
@@ -58,9 +61,51 @@ def test_model_without_chat_template_is_refused():
 
 def test_exemplar_is_greedy_and_unseeded_stories_keep_their_seed():
     exemplar = sampling_settings(request(temperature=0.0, seed=None, is_exemplar=True), DECODING)
-    assert exemplar["temperature"] == 0.0 and exemplar["seed"] is None and exemplar["logprobs"] == 0
+    assert exemplar["temperature"] == 0.0 and exemplar["seed"] is None and exemplar["logprobs"] == 1
     story = sampling_settings(request(temperature=1.5, seed=7), DECODING)
-    assert story == {**DECODING, "temperature": 1.5, "seed": 7, "logprobs": 0}
+    assert story == {**SAMPLING, "temperature": 1.5, "seed": 7, "logprobs": 1}
+
+
+def test_raw_truncation_is_min_p_to_the_power_one_over_t():
+    """Raw min-p m at temperature T keeps the tokens with p/p_max >= m; after temperature those are the tokens
+    with (p/p_max)^(1/T) >= m^(1/T), which is vLLM's min-p m^(1/T)."""
+    raw = {**DECODING, "truncation": "raw", "min_p": 0.05, "stop": ["user", "system"]}
+    assert sampling_settings(request(temperature=2.0), raw)["min_p"] == pytest.approx(0.05**0.5)
+    assert sampling_settings(request(temperature=0.5), raw)["min_p"] == pytest.approx(0.05**2)
+    assert sampling_settings(request(temperature=1.0), raw)["min_p"] == pytest.approx(0.05)
+    assert sampling_settings(request(temperature=2.0), {**raw, "truncation": "scaled"})["min_p"] == 0.05
+    assert sampling_settings(request(temperature=2.0), raw)["stop"] == ["user", "system"]
+    assert sampling_settings(request(temperature=2.0), raw)["top_k"] == 50  # top-k keeps the same tokens either way
+
+
+def test_a_raw_prompt_is_tokenised_exactly_as_written(embedded_tokenizer):
+    study = request(prompt_text="[INST]Write a story.[/INST]", assistant_prefix="Here it is:\n\n", prompt_format="raw")
+    ids = render_prompt_ids(embedded_tokenizer, study)
+    assert ids == embedded_tokenizer("[INST]Write a story.[/INST]Here it is:\n\n")["input_ids"]
+    assert embedded_tokenizer.decode(ids) == "[INST]Write a story.[/INST]Here it is:\n\n"  # no template, no system
+
+
+class Completion:
+    """What vLLM returns for one finished story (the fields kept_tokens reads)."""
+
+    def __init__(self, token_ids, text, finish_reason, stop_reason):
+        self.token_ids, self.text, self.finish_reason, self.stop_reason = token_ids, text, finish_reason, stop_reason
+
+
+def test_a_story_keeps_exactly_the_tokens_of_its_text(embedded_tokenizer):
+    words = embedded_tokenizer("Once upon a time the user said hello.")["input_ids"]
+    # stopped by "user": vLLM cuts the text before it but keeps every generated token
+    stopped = Completion(words, "Once upon a time the ", "stop", "user")
+    kept = kept_tokens(embedded_tokenizer, stopped)
+    assert embedded_tokenizer.decode(words[:kept]) == "Once upon a time the"  # " user" straddles: dropped with it
+    # a stop string inside a word ("system" in "ecosystem") ends the story there, as llama.cpp's did
+    eco = embedded_tokenizer("A tiny ecosystem grew.")["input_ids"]
+    kept = kept_tokens(embedded_tokenizer, Completion(eco, "A tiny eco", "stop", "system"))
+    assert "A tiny eco".startswith(embedded_tokenizer.decode(eco[:kept])) and kept < len(eco)
+    # ended by the end-of-sequence token, which vLLM keeps in token_ids: not part of the story
+    eos = words + [embedded_tokenizer.eos_token_id]
+    assert kept_tokens(embedded_tokenizer, Completion(eos, "Once upon a time the user said hello.", "stop", None)) == len(words)
+    assert kept_tokens(embedded_tokenizer, Completion(words, "Once upon...", "length", None)) == len(words)
 
 
 def test_cpu_engine_budget_never_splits_a_prompt_and_engine_args_override():
@@ -90,14 +135,15 @@ def test_everything_that_shapes_a_story_is_in_its_cache_key():
     manifest, fingerprint = {"sha256": "abc"}, {"vllm": "0.32.0", "device": "cpu"}
     setting = sampling_settings(request(), DECODING)
 
-    def key(model=model, ids=(1, 2, 3), setting=setting):
-        return cache_key(story_identity(manifest, model, list(ids), setting, fingerprint))
+    def key(model=model, ids=(1, 2, 3), setting=setting, truncation="scaled"):
+        return cache_key(story_identity(manifest, model, list(ids), setting, truncation, fingerprint))
 
     base = key()
     assert key(model={**model, "max_model_len": 64}) != base, "a story cut by a short context must not be reused"
     assert key(model={**model, "dtype": "bfloat16"}) != base
     assert key(model={**model, "engine_args": {"quantization": "fp8"}}) != base
     assert key(ids=(1, 2, 4)) != base and key(setting={**setting, "seed": 4}) != base
+    assert key(truncation="raw") != base and key(setting={**setting, "stop": ["user"]}) != base
     neutral = {"gpu_memory_utilization": 0.5, "max_num_seqs": 8, "kv_cache_memory_bytes": 1 << 30}
     assert key(model={**model, "engine_args": neutral}) == base, "memory and scheduling settings keep the cache"
 

@@ -245,6 +245,9 @@ def test_report_is_self_contained_and_states_the_findings(tiny_run):
     assert "Spearman ρ =" in html and "results/tiny/scores.parquet" in html
     table = stories(tiny_run)
     assert table.filter(pl.col("is_exemplar"))["text"][0].strip()[:40] in html
+    # the study's own tables beside the paper's printed values, and what its hidden min-p would have removed
+    assert "The study's own data" in html and "0.3078" in html and "0.639" in html
+    assert "What the study's hidden min-p would have removed" in html and "Share below raw min-p 0.05" in html
 
 
 def test_report_figures_render_in_a_real_browser(tiny_run, tmp_path, chromium):

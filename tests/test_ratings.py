@@ -1,5 +1,5 @@
 """The human-evaluation analysis: Cronbach's alpha and the mixed models on hand-checkable and synthetic
-ratings, bad input files, and the study's own released ratings (developer-only data, skipped where absent)."""
+ratings, bad input files, and the study's own released ratings (resources/peeperkorn2024/)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ from conftest import REPO
 from tempcreativity.cli import main as cli
 from tempcreativity.ratings import RATING_ITEMS, RatingsError, cronbach_alpha, descriptives, load_ratings, mixed_models
 
-STUDY_RATINGS = REPO.parent / "shared" / "data" / "peeperkorn2024" / "survey_ratings.csv"
-needs_study_ratings = pytest.mark.skipif(
-    not STUDY_RATINGS.is_file(), reason=f"the study's released ratings are not at {STUDY_RATINGS} (developer-only test data)"
-)
+STUDY_RATINGS = REPO / "resources" / "peeperkorn2024" / "survey_ratings.csv"  # the study's released ratings
 
 
 def long_ratings(matrix: np.ndarray, item: str = "novelty") -> pl.DataFrame:
@@ -159,7 +156,6 @@ def test_tables_are_written_as_a_set_only_after_every_computation(tmp_path, monk
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
 
 
-@needs_study_ratings
 def test_duplicated_study_ratings_are_refused(tmp_path):
     doubled = tmp_path / "doubled.csv"
     doubled.write_text(STUDY_RATINGS.read_text() + "".join(STUDY_RATINGS.read_text().splitlines(True)[1:]))
@@ -167,7 +163,6 @@ def test_duplicated_study_ratings_are_refused(tmp_path):
         load_ratings(doubled)
 
 
-@needs_study_ratings
 def test_study_ratings_reproduce_the_papers_table_1():
     table = descriptives(load_ratings(STUDY_RATINGS))
     alphas = dict(zip(table["item"], table["cronbach_alpha"]))
@@ -177,7 +172,6 @@ def test_study_ratings_reproduce_the_papers_table_1():
     assert means["cohesion"] > means["coherence"]  # coherence is reversed: higher = harder to follow
 
 
-@needs_study_ratings
 def test_study_ratings_end_to_end_through_the_command_line(tmp_path):
     from tempcreativity.embedding import embed_stories
     from tempcreativity.peeperkorn import load_study_stories

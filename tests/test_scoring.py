@@ -1,5 +1,5 @@
 """Scoring real stories the project did not write: the study's rated Llama 2 stories and its exemplar
-(../shared/data/peeperkorn2024/, absent on a user's clone: those tests then skip and say why)."""
+(resources/peeperkorn2024/, the study's released data, BSD 3-Clause)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ from tempcreativity.embedding import embed_stories, pool_windows, windows
 from tempcreativity.peeperkorn import EXEMPLAR_ID, load_study_stories
 from tempcreativity.scoring import score_stories
 
-STUDY_DATA = REPO.parent / "shared" / "data" / "peeperkorn2024"
-needs_study_data = pytest.mark.skipif(
-    not STUDY_DATA.is_dir(), reason=f"the study's released stories are not at {STUDY_DATA} (developer-only test data)"
-)
+STUDY_DATA = REPO / "resources" / "peeperkorn2024"
 
 
 def test_windows_cover_the_sequence():
@@ -37,7 +34,6 @@ def study_scores(tmp_path_factory):
     return stories, score_stories(stories, {"minilm": vectors}), (vectors, stats, again, stats_again)
 
 
-@needs_study_data
 def test_study_stories_load_as_a_generations_table(study_scores):
     stories, _, _ = study_scores
     assert stories.height == 32  # the exemplar and 31 rated stories
@@ -48,7 +44,6 @@ def test_study_stories_load_as_a_generations_table(study_scores):
     assert not stories["text"].str.contains("<br>").any()
 
 
-@needs_study_data
 def test_exemplar_scores_cosine_one_and_edit_distance_zero_against_itself(study_scores):
     _, scores, _ = study_scores
     exemplar = scores.filter(pl.col("is_exemplar")).row(0, named=True)
@@ -57,7 +52,6 @@ def test_exemplar_scores_cosine_one_and_edit_distance_zero_against_itself(study_
     assert exemplar["identical_to_exemplar"]
 
 
-@needs_study_data
 def test_the_near_greedy_story_is_the_closest_to_the_exemplar(study_scores):
     _, scores, _ = study_scores
     stories = scores.filter(~pl.col("is_exemplar"))
@@ -68,7 +62,6 @@ def test_the_near_greedy_story_is_the_closest_to_the_exemplar(study_scores):
     assert hot["distinct_2"].mean() > cold["distinct_2"].mean()
 
 
-@needs_study_data
 def test_long_stories_are_embedded_in_windows_once_and_then_read_from_the_cache(study_scores):
     stories, _, (vectors, stats, again, stats_again) = study_scores
     assert stats["embedded"] == stories.height and stats["multi_window"] > stories.height // 2
@@ -80,3 +73,16 @@ def test_scoring_needs_an_exemplar_per_prompt():
     stories = pl.DataFrame({"story_id": ["a"], "prompt_id": ["p"], "is_exemplar": [False], "text": ["x"]})
     with pytest.raises(ValueError, match="no exemplar for prompt"):
         score_stories(stories, {})
+
+
+def test_share_below_raw_min_p_counts_the_tokens_the_study_would_have_removed():
+    from tempcreativity.scoring import share_below_raw_min_p
+
+    # ratios to the most likely token: 1, 0.1, 0.01 (removed), 0.04 (removed); the exemplar is not counted
+    generations = pl.DataFrame({
+        "prompt_id": ["p", "p", "p"], "temperature": [0.0, 2.0, 2.0], "is_exemplar": [True, False, False],
+        "logprobs": [[np.log(0.001)], [np.log(0.5), np.log(0.05)], [np.log(0.005), np.log(0.02)]],
+        "top_logprobs": [[0.0], [np.log(0.5), np.log(0.5)], [np.log(0.5), np.log(0.5)]],
+    })  # fmt: skip
+    share = share_below_raw_min_p(generations)
+    assert share.rows() == [("p", 2.0, 4, 0.5)]

@@ -188,11 +188,11 @@ def test_paper_config_plans_gpu_jobs_for_slurm(tmp_path):
     jobs = plan_paper(tmp_path, env)
     counts = collections.Counter(job["rule"] for job in jobs)
     assert counts == {"describe_model": 1, "generate_shard": 4, "collect_generations": 1, "embed_stories": 2,
-                      "judge_stories": 1, "score_stories": 1, "summarise_scores": 1, "analyse_ratings": 1,
-                      "plot_ratings": 1, "plot_figures": 1, "build_report": 1, "track_mlflow": 1}  # fmt: skip
+                      "score_stories": 1, "summarise_scores": 1, "study_tables": 1, "plot_figures": 1,
+                      "build_report": 1, "track_mlflow": 1}  # fmt: skip (the study had people, no judge)
     model_jobs = [job for job in jobs if job["rule"] in ("generate_shard", "judge_stories")]
     model_jobs += [job for job in jobs if job["wildcards"].get("embedder") == "model"]
-    assert len(model_jobs) == 6
+    assert len(model_jobs) == 5
     for job in model_jobs:  # tensor parallel 4: four GPUs, one task, 4 CPUs per GPU, on the GPU partition
         resources = job["resources"]
         assert resources["gpu"] == "4" and resources["tasks_per_gpu"] == "0" and job["threads"] == 16, job

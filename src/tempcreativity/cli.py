@@ -1,6 +1,8 @@
 """Command-line tools:
 - ``tempcreativity ratings RATINGS.csv --out DIR [--scores scores.parquet]`` writes the study's two
   human-evaluation tables for any ratings file in the study's format;
+- ``tempcreativity study --out DIR [--model-dir FOLDER]`` writes the study's Tables 1 and 2 from its released
+  ratings beside the paper's printed values, and its 31 released stories scored against its exemplar;
 - ``tempcreativity check-config CONFIG.yaml [OVERRIDE.yaml ...]`` checks a config (files laid over each other as
   Snakemake's --configfile does) and says what is wrong, with the line of a YAML syntax error; `make run` runs it
   before Snakemake, whose own message for bad YAML names no line."""
@@ -30,7 +32,14 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check-config", help="validate a config before a run, naming what is wrong")
     check.add_argument("configs", nargs="+", help="config files; later ones are laid over earlier ones")
     check.add_argument("--schema", default=DEFAULT_SCHEMA, help=f"the config schema (default {DEFAULT_SCHEMA})")
+    study = commands.add_parser("study", help="the study's own data: Tables 1 and 2 and its stories' scores")
+    study.add_argument("--data", default="resources/peeperkorn2024", help="the study's released data folder")
+    study.add_argument("--out", required=True, help="folder for table1.csv, table2.csv and story_scores.csv")
+    study.add_argument("--model-dir", help="a model folder: adds teacher-forced perplexity and the model embedding")
+    study.add_argument("--cache", default="results/cache/embeddings", help="the embedding cache")
     arguments = parser.parse_args(argv)
+    if arguments.command == "study":
+        return _study(arguments)
     if arguments.command == "check-config":
         try:
             config = load_config(arguments.configs[0], arguments.schema, *arguments.configs[1:])
@@ -47,6 +56,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tempcreativity ratings: {error}", file=sys.stderr)
         return 2
     for path in paths.values():
+        print(path)
+    return 0
+
+
+def _study(arguments) -> int:
+    from pathlib import Path
+
+    from tempcreativity.io import write_texts_atomic
+    from tempcreativity.study import score_study_stories, study_tables
+
+    try:
+        tables = study_tables(arguments.data)
+        scores = score_study_stories(arguments.data, arguments.cache, arguments.model_dir)
+    except (RatingsError, FileNotFoundError) as error:
+        print(f"tempcreativity study: {error}", file=sys.stderr)
+        return 2
+    out = Path(arguments.out)
+    files = {out / f"{name}.csv": table.write_csv(float_precision=6) for name, table in tables.items()}
+    files[out / "story_scores.csv"] = scores.write_csv(float_precision=6)
+    write_texts_atomic(files)
+    for path in files:
         print(path)
     return 0
 

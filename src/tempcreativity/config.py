@@ -124,6 +124,18 @@ def _check_semantics(config: dict[str, Any]) -> None:
             "its own list of seeds): they share the cache, and each is sharded over jobs with sharding.shards"
         )
     model, decoding = config["model"], config["decoding"]
+    if decoding["truncation"] == "raw" and decoding["top_p"] != 1.0:
+        raise ConfigError(
+            f"invalid config: decoding.top_p: {decoding['top_p']} cannot be applied before temperature in vLLM "
+            "(raw top-p has no exact equivalent); allowed with decoding.truncation raw: top_p 1.0. Use truncation "
+            "scaled for top-p"
+        )
+    for index, prompt in enumerate(config["prompts"]):
+        if prompt["format"] == "raw" and prompt["system"] is not None:
+            raise ConfigError(
+                f"invalid config: prompts[{index}].system: a raw prompt has no system message; allowed with format "
+                "raw: null (write any system text into the prompt's text)"
+            )
     if decoding["max_tokens"] >= model["max_model_len"]:
         raise ConfigError(
             f"invalid config: decoding.max_tokens: {decoding['max_tokens']} leaves no room for the prompt in "

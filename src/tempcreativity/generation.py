@@ -35,6 +35,7 @@ GENERATION_SCHEMA = {
     "text": pl.String,
     "token_ids": pl.List(pl.Int32),
     "logprobs": pl.List(pl.Float64),
+    "top_logprobs": pl.List(pl.Float64),
     "cumulative_logprob": pl.Float64,
     "num_tokens": pl.Int32,
     "finish_reason": pl.String,
@@ -50,6 +51,7 @@ REQUEST_SCHEMA = {
     "prompt_text": pl.String,
     "system": pl.String,
     "assistant_prefix": pl.String,
+    "prompt_format": pl.String,
     "temperature": pl.Float64,
     "seed": pl.Int64,
     "is_exemplar": pl.Boolean,
@@ -58,15 +60,22 @@ REQUEST_SCHEMA = {
     "min_p": pl.Float64,
     "max_tokens": pl.Int32,
     "repetition_penalty": pl.Float64,
+    "truncation": pl.String,
+    "stop": pl.List(pl.String),
 }
+DECODING_COLUMNS = ("top_k", "top_p", "min_p", "max_tokens", "repetition_penalty", "truncation", "stop")
 GENERATIONS_SCHEMA = REQUEST_SCHEMA | GENERATION_SCHEMA
 
 
 def render_prompt_ids(tokenizer, request: StoryRequest) -> list[int]:
-    """The prompt's token ids: the instruction through the model's chat template, plus the assistant prefix.
-    Tokenised as one string, without extra special tokens (the template already holds them)."""
+    """The prompt's token ids. ``chat``: the instruction through the model's chat template, plus the assistant
+    prefix, tokenised as one string without extra special tokens (the template holds them). ``raw``: the text and
+    the assistant prefix tokenised exactly as given, with the tokenizer's own special tokens (its BOS, if it adds
+    one), as the study sent ``[INST]Write a story.[/INST]Here it is:\n\n`` to llama.cpp."""
+    if request.prompt_format == "raw":
+        return tokenizer(request.prompt_text + request.assistant_prefix)["input_ids"]
     if not getattr(tokenizer, "chat_template", None):
-        raise ValueError("the model's tokenizer has no chat template; the pipeline needs an instruction model")
+        raise ValueError("the model's tokenizer has no chat template; use prompts[].format: raw for a base model")
     messages = [] if request.system is None else [{"role": "system", "content": request.system}]
     messages.append({"role": "user", "content": request.prompt_text})
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -75,20 +84,44 @@ def render_prompt_ids(tokenizer, request: StoryRequest) -> list[int]:
 
 def sampling_settings(request: StoryRequest, decoding: dict[str, Any]) -> dict[str, Any]:
     """The SamplingParams arguments of one story: greedy (temperature 0, no seed) for the exemplar.
-    ``logprobs=0`` returns the sampled token's raw log-probability (before temperature and top-k)."""
-    settings = {
-        "temperature": request.temperature,
+
+    ``logprobs=1`` returns, per position, the sampled token's raw log-probability (the model's own distribution,
+    before temperature and truncation) and the most likely token's. ``truncation: raw`` applies top-k and min-p to
+    the model's own distribution before temperature, as llama.cpp did: top-k keeps the same tokens either way,
+    and raw min-p m at temperature T keeps exactly the tokens that vLLM's min-p m^(1/T) keeps after temperature
+    (p_i / p_max >= m  <=>  (p_i / p_max)^(1/T) >= m^(1/T)). Raw top-p has no such equivalent: the config refuses
+    it (top_p must be 1 with truncation raw)."""
+    temperature = 0.0 if request.is_exemplar else request.temperature
+    min_p = decoding["min_p"]
+    if decoding["truncation"] == "raw" and temperature > 0 and min_p > 0:
+        min_p = min_p ** (1.0 / temperature)
+    return {
+        "temperature": temperature,
         "top_k": decoding["top_k"],
         "top_p": decoding["top_p"],
-        "min_p": decoding["min_p"],
+        "min_p": min_p,
         "max_tokens": decoding["max_tokens"],
         "repetition_penalty": decoding["repetition_penalty"],
-        "seed": request.seed,
-        "logprobs": 0,
+        "stop": list(decoding["stop"]),
+        "seed": None if request.is_exemplar else request.seed,
+        "logprobs": 1,
     }
-    if request.is_exemplar:
-        settings.update(temperature=0.0, seed=None)
-    return settings
+
+
+def kept_tokens(tokenizer, completion) -> int:
+    """How many of a finished completion's tokens belong to its story. vLLM ends a story at a stop string with the
+    text cut before it, but keeps every token it generated, and keeps the end-of-sequence token that ended a story
+    in its token ids: neither belongs to the story (llama.cpp returned neither). For a stop string: the longest
+    run of tokens whose text is a prefix of the kept text (a token that straddles the stop string goes with it)."""
+    token_ids = list(completion.token_ids)
+    if completion.finish_reason != "stop" or not token_ids:
+        return len(token_ids)
+    if not isinstance(completion.stop_reason, str):  # the end-of-sequence token (None) or a stop token id (int)
+        return len(token_ids) - 1
+    kept = len(token_ids)
+    while kept and not completion.text.startswith(tokenizer.decode(token_ids[:kept], skip_special_tokens=True)):
+        kept -= 1
+    return kept
 
 
 def on_cpu() -> bool:
@@ -199,10 +232,13 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
     return arguments
 
 
-def story_identity(manifest: dict, model: dict, prompt_ids: list[int], setting: dict, fingerprint: dict) -> dict:
+def story_identity(
+    manifest: dict, model: dict, prompt_ids: list[int], setting: dict, truncation: str, fingerprint: dict
+) -> dict:
     """Everything that can change a story's tokens, hashed into its cache key: the weights, the dtype, the context
-    length, the engine arguments that are not token-neutral, the prompt's tokens, the sampling settings and seed,
-    and the vLLM version and device."""
+    length, the engine arguments that are not token-neutral, the prompt's tokens (so its format and template),
+    the sampling settings, stop strings and seed as passed to vLLM, the truncation mode, and the vLLM version and
+    device."""
     return {
         "model_sha256": manifest["sha256"],
         "dtype": model["dtype"],
@@ -210,22 +246,30 @@ def story_identity(manifest: dict, model: dict, prompt_ids: list[int], setting: 
         "engine_args": {k: v for k, v in model.get("engine_args", {}).items() if k not in TOKEN_NEUTRAL_ENGINE_ARGS},
         "prompt_token_ids": prompt_ids,
         "sampling": setting,
+        "truncation": truncation,
         "engine": fingerprint,
     }
 
 
-def output_to_entry(key: str, output) -> pl.DataFrame:
-    """A finished vLLM RequestOutput as a one-row cache entry (GENERATION_SCHEMA)."""
+def output_to_entry(key: str, output, tokenizer) -> pl.DataFrame:
+    """A finished vLLM RequestOutput as a one-row cache entry (GENERATION_SCHEMA): the story's text and exactly
+    its tokens (kept_tokens), each with its raw log-probability and the most likely token's."""
     completion = output.outputs[0]
-    token_ids = list(completion.token_ids)
-    logprobs = [float(position[token].logprob) for position, token in zip(completion.logprobs, token_ids)]
-    cumulative = completion.cumulative_logprob
+    kept = kept_tokens(tokenizer, completion)
+    token_ids = list(completion.token_ids)[:kept]
+    positions = completion.logprobs[:kept]
+    logprobs = [float(position[token].logprob) for position, token in zip(positions, token_ids)]
+    top_logprobs = [max(float(candidate.logprob) for candidate in position.values()) for position in positions]
+    text = completion.text
+    if isinstance(completion.stop_reason, str):  # cut at the last token boundary before the stop string
+        text = tokenizer.decode(token_ids, skip_special_tokens=True)
     row = {
         "cache_key": key,
-        "text": completion.text,
+        "text": text,
         "token_ids": token_ids,
         "logprobs": logprobs,
-        "cumulative_logprob": float(sum(logprobs) if cumulative is None else cumulative),
+        "top_logprobs": top_logprobs,
+        "cumulative_logprob": float(sum(logprobs)),
         "num_tokens": len(token_ids),
         "finish_reason": str(completion.finish_reason),
         "prompt_num_tokens": len(output.prompt_token_ids),
@@ -233,7 +277,9 @@ def output_to_entry(key: str, output) -> pl.DataFrame:
     return pl.DataFrame([row], schema=GENERATION_SCHEMA)
 
 
-def generate_into_cache(engine, prompts: list[dict], params: list, keys: list[str], cache: ContentStore) -> int:
+def generate_into_cache(
+    engine, prompts: list[dict], params: list, keys: list[str], cache: ContentStore, tokenizer
+) -> int:
     """Queue every request, then step the engine as ``LLM.generate`` does (same batching, same stories), writing
     each story to the cache as it finishes. A progress bar counts finished stories. Returns the tokens generated."""
     from tqdm import tqdm
@@ -249,7 +295,7 @@ def generate_into_cache(engine, prompts: list[dict], params: list, keys: list[st
                 if output.finished:
                     if output.request_id not in index_of:
                         raise RuntimeError(f"vLLM finished request {output.request_id!r}, which this job did not queue")
-                    entry = output_to_entry(keys[index_of[output.request_id]], output)
+                    entry = output_to_entry(keys[index_of[output.request_id]], output, tokenizer)
                     cache.write(entry)
                     generated_tokens += entry["num_tokens"][0]
                     progress.update(1)
@@ -277,7 +323,7 @@ def generate_stories(
     check_prompt_lengths(requests, prompt_ids, config["model"], config["decoding"])
     settings = [sampling_settings(request, config["decoding"]) for request in requests]
     keys = [
-        cache_key(story_identity(manifest, config["model"], ids, setting, fingerprint))
+        cache_key(story_identity(manifest, config["model"], ids, setting, config["decoding"]["truncation"], fingerprint))
         for ids, setting in zip(prompt_ids, settings)
     ]
     missing = [index for index, key in enumerate(keys) if not cache.has(key)]
@@ -304,6 +350,7 @@ def generate_stories(
             [SamplingParams(**settings[i]) for i in missing],
             [keys[i] for i in missing],
             cache,
+            tokenizer,
         )
         stats["generate_seconds"] = round(time.perf_counter() - started, 3)
         stats["tokens_per_second"] = round(stats["generated_tokens"] / max(stats["generate_seconds"], 1e-9), 1)
@@ -316,7 +363,7 @@ def generate_stories(
                 "model": manifest["model"],
                 "model_sha256": manifest["sha256"],
                 **request.to_dict(),
-                **{name: config["decoding"][name] for name in ("top_k", "top_p", "min_p", "max_tokens", "repetition_penalty")},
+                **{name: config["decoding"][name] for name in DECODING_COLUMNS},
             }
             for request in requests
         ],

@@ -18,12 +18,14 @@ MAX_STORIES = 100_000  # per experiment: planning stays well under a second at t
 
 @dataclass(frozen=True)
 class StoryRequest:
-    """One story to generate. ``seed`` is None for the greedy exemplar (temperature 0)."""
+    """One story to generate. ``seed`` is None for the greedy exemplar (temperature 0). ``prompt_format`` is
+    ``chat`` (the text goes through the model's chat template) or ``raw`` (the text is tokenised as given)."""
 
     prompt_id: str
     prompt_text: str
     system: str | None
     assistant_prefix: str
+    prompt_format: str
     temperature: float
     seed: int | None
     is_exemplar: bool
@@ -72,6 +74,7 @@ def expand_grid(config: dict[str, Any]) -> list[StoryRequest]:
             prompt_text=prompt["text"],
             system=prompt.get("system"),
             assistant_prefix=prompt.get("assistant_prefix", ""),
+            prompt_format=prompt.get("format", "chat"),
         )
         requests.append(StoryRequest(**common, temperature=0.0, seed=None, is_exemplar=True))
         for temperature in grid_temperatures:

@@ -11,7 +11,8 @@ participant (statsmodels mixedlm, REML): beta, SE, p, and two R^2 pairs:
   of the residuals; r2m = f / (f + r + e), r2c = (f + r) / (f + r + e).
 - ``r2m_nakagawa``/``r2c_nakagawa``: the standard Nakagawa-Schielzeth definition, with the variance of the
   fixed-effect prediction X*beta and the model's residual variance (its scale).
-Variances are population variances (numpy's default)."""
+The study's pair uses sample variances (ddof = 1: pandas ``.var()``, as the study's code did; with population
+variances novelty's R^2c would be .3857, not the printed .3849); Nakagawa's uses the population variance of X*beta."""
 
 from __future__ import annotations
 
@@ -151,8 +152,8 @@ def _mixed_model_summary(fitted, predictor: str) -> dict[str, float]:
         fitted_values = np.asarray(fitted.fittedvalues)
     except ValueError:  # random-intercept variance estimated at 0: every predicted random intercept is 0
         fitted_values = fixed_prediction
-    residual = float(np.var(fitted.model.endog - fitted_values))
-    fitted_variance = float(np.var(fitted_values))
+    residual = float(np.var(fitted.model.endog - fitted_values, ddof=1))  # pandas .var(), as the study's code
+    fitted_variance = float(np.var(fitted_values, ddof=1))
     study_total = fitted_variance + random_variance + residual
     fixed_variance = float(np.var(fixed_prediction))
     nakagawa_total = fixed_variance + random_variance + float(fitted.scale)

@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 import polars as pl
 
-from tempcreativity.scoring import SCORE_LABELS
+from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
 
 SUMMARY_COLUMNS = ("perplexity", "cosine_similarity", "edit_distance", "distinct_2", "num_tokens")
 
@@ -85,6 +85,22 @@ def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, 
     }
 
 
+def study_section(table1: pl.DataFrame, table2: pl.DataFrame, story_scores: pl.DataFrame) -> dict:
+    """The study's own tables (ours beside the paper's printed values) and its stories' scores per temperature."""
+
+    def formatted(frame: pl.DataFrame, digits: int = 4) -> list[dict[str, Any]]:
+        return [{key: (_number(value, digits) if isinstance(value, float) else "" if value is None else value)
+                 for key, value in row.items()} for row in frame.iter_rows(named=True)]  # fmt: skip
+
+    per_temperature = (
+        story_scores.filter(~pl.col("is_exemplar"))
+        .group_by("temperature")
+        .agg(pl.len().alias("n"), pl.col("edit_distance", "cosine_minilm").mean())
+        .sort("temperature")
+    )
+    return {"table1": formatted(table1), "table2": formatted(table2), "scores": formatted(per_temperature, 3)}
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -127,6 +143,7 @@ def render_report(
     files: dict[str, str],
     provenance: dict[str, Any],
     ratings: list[dict] = (),
+    study: dict | None = None,
     examples_per_temperature: int = 2,
 ) -> str:
     """The report as one HTML string."""
@@ -161,6 +178,13 @@ def render_report(
         files=files,
         provenance=provenance,
         ratings=list(ratings),
+        study=study,
+        hidden_min_p=[
+            {**row, "temperature": f"{row['temperature']:g}", "share": f"{row['share']:.1%}"}
+            for row in share_below_raw_min_p(generations).iter_rows(named=True)
+        ]
+        if config["decoding"]["truncation"] == "scaled"
+        else None,
         tokens=int(stories["num_tokens"].sum()),
         stopped=int((stories["finish_reason"] == "stop").sum()),
     )

@@ -48,3 +48,25 @@ def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> 
             columns["cosine_similarity"] = columns[f"cosine_{name}"]
     identity = generations.select("story_id", "prompt_id", "temperature", "seed", "is_exemplar", "num_tokens")
     return identity.with_columns(pl.DataFrame(columns))
+
+
+STUDY_MIN_P = 0.05  # llama-cpp-python 0.2.32's default min_p, which the study never changed
+
+
+def share_below_raw_min_p(generations: pl.DataFrame, min_p: float = STUDY_MIN_P) -> pl.DataFrame:
+    """Per prompt and temperature, the share of sampled tokens whose raw probability is below ``min_p`` times the
+    raw probability of the most likely token: the tokens the study's hidden min-p (applied to the model's own
+    distribution, before temperature) would never have sampled. From each token's stored raw log-probability and
+    the most likely token's (``logprobs``, ``top_logprobs``); the exemplars are left out."""
+    threshold = float(np.log(min_p))
+    tokens = (
+        generations.filter(~pl.col("is_exemplar"))
+        .select("prompt_id", "temperature", "logprobs", "top_logprobs")
+        .explode("logprobs", "top_logprobs")
+        .drop_nulls("logprobs")
+    )
+    return (
+        tokens.group_by("prompt_id", "temperature", maintain_order=True)
+        .agg(pl.len().alias("tokens"), ((pl.col("logprobs") - pl.col("top_logprobs")) < threshold).mean().alias("share"))
+        .sort("prompt_id", "temperature")
+    )

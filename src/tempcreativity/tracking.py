@@ -118,7 +118,9 @@ def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.
             "name": cell_name(row["prompt_id"], row["temperature"]),
             "params": {"model": manifest["model"], "model_sha256": manifest["sha256"], "prompt_id": row["prompt_id"],
                        "temperature": str(row["temperature"]),
-                       **{name: str(config["decoding"][name]) for name in ("top_k", "top_p", "min_p", "max_tokens")}},
+                       **{name: str(config["decoding"][name])
+                          for name in ("top_k", "top_p", "min_p", "max_tokens", "truncation")},
+                       "stop": json.dumps(config["decoding"]["stop"])},
             "metrics": finite(metrics),
             "tags": {"seeds": json.dumps(sorted(cell["seed"].to_list()))},
         })  # fmt: skip

@@ -22,6 +22,8 @@ GENERATION_CACHE = "results/cache/generations"
 EMBEDDING_CACHE = "results/cache/embeddings"
 JUDGE_CACHE = "results/cache/judge"
 EMBEDDERS = config["scoring"]["embedders"]
+# The study's released data ships with the workflow (resources/peeperkorn2024/ beside the Snakefile).
+STUDY_DATA = str(Path(workflow.basedir) / "resources" / "peeperkorn2024")
 FIGURES = ["boxplots", "pca", "diversity", "trends"]
 REPORT = f"reports/{EXPERIMENT}/index.html"
 RATING_SOURCES = (["human"] if config["ratings"] else []) + (
@@ -68,6 +70,7 @@ def report_files():
         "summary per prompt x temperature": result("summary.parquet"),
         "trends with temperature": result("trends.parquet"),
         "2-D PCA of the embeddings": result("pca.parquet"),
+        "the study's own data: Tables 1 and 2, its stories' scores": result("study/"),
         "embeddings per embedder": result("embeddings/"),
         "figures (PNG and SVG)": result("figures/"),
         "model folder and sha256": model_file(f"{MODEL_SLUG}.json"),
@@ -182,6 +185,15 @@ def judge_model_input(wildcards):
     if judge_path == EMBEDDED:
         return {"embedded": model_file(model_slug(EMBEDDED))}
     return {}
+
+
+def study_data_files(wildcards):
+    """The study's ratings and stories, read by the rule that recomputes its tables."""
+    return {
+        "ratings": f"{STUDY_DATA}/survey_ratings.csv",
+        "metadata": f"{STUDY_DATA}/survey_stories/metadata.csv",
+        "exemplar": f"{STUDY_DATA}/exemplar.txt",
+    }
 
 
 def shard_stats_files(wildcards):

@@ -3,6 +3,7 @@
 
 localrules:
     plot_ratings,
+    study_tables,
 
 
 rule judge_stories:
@@ -64,3 +65,23 @@ rule plot_ratings:
         code=source_digest("figures"),
     script:
         "../../scripts/plot_ratings.py"
+
+
+rule study_tables:
+    input:
+        unpack(study_data_files),
+    output:
+        table1=result("study/table1.csv"),
+        table2=result("study/table2.csv"),
+        story_scores=result("study/story_scores.csv"),
+    log:
+        result("logs/study_tables.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        data_dir=STUDY_DATA,
+        cache_dir=EMBEDDING_CACHE,
+        code=source_digest("study", "ratings", "peeperkorn", "scoring", "embedding"),
+    script:
+        "../../scripts/study_tables.py"

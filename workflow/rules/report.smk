@@ -37,6 +37,9 @@ rule build_report:
         ratings_descriptives=ratings_tables("ratings_descriptives.csv"),
         ratings_lme=ratings_tables("ratings_lme.csv"),
         ratings_forest=ratings_tables("forest.png"),
+        study_table1=rules.study_tables.output.table1,
+        study_table2=rules.study_tables.output.table2,
+        study_scores=rules.study_tables.output.story_scores,
     output:
         report=REPORT,
     log:

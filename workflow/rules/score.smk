@@ -19,6 +19,7 @@ rule embed_stories:
         runtime=engine_runtime,
     params:
         model=config["model"],
+        model_embedder=config["scoring"]["model_embedder"],
         cache_dir=EMBEDDING_CACHE,
         code=source_digest("embedding", "cache"),
     script:

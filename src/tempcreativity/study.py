@@ -1,0 +1,100 @@
+"""The study's own data (resources/peeperkorn2024/, BSD 3-Clause): its Tables 1 and 2 recomputed from its released
+ratings, beside the values the paper printed, and its released stories scored with the pipeline's measures.
+
+Edit distance and MiniLM cosine similarity to the study's exemplar need no model. With a model folder, each story
+is also teacher-forced through that model after the study's raw prompt (vLLM prompt log-probabilities) for its
+perplexity, and embedded with it (the ``model`` embedder). With the embedded SmolLM2 these are of course not the
+study's Llama 2 values: what they show is that the mechanics run on real stories the project did not write."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tempcreativity.peeperkorn import load_study_stories
+from tempcreativity.ratings import descriptives, load_ratings, mixed_models
+
+STUDY_PROMPT = "[INST]Write a story.[/INST]Here it is:\n\n"  # what the study sent to llama.cpp (BOS added by it)
+
+# Values printed in the paper that the pipeline reproduces from the released ratings: Table 1's mean Cronbach's
+# alpha, and Table 2's temperature rows (rating ~ temperature + (1 | participant)): beta and SE for every item,
+# and novelty's conditional R^2 as the study computed it.
+PUBLISHED_TABLE1 = {"mean": {"cronbach_alpha": 0.639}}
+PUBLISHED_TABLE2 = {
+    "novelty": {"beta": 0.3078, "se": 0.1376, "r2c": 0.3849},
+    "typicality": {"beta": -0.0954, "se": 0.1179},
+    "cohesion": {"beta": -0.1810, "se": 0.1119},
+    "coherence": {"beta": 0.2402, "se": 0.1221},
+}
+
+
+def with_published(table: pl.DataFrame, key: str, published: dict[str, dict[str, float]]) -> pl.DataFrame:
+    """``table`` with a ``paper_<column>`` column beside each column the paper printed (null where it did not)."""
+    columns = sorted({column for values in published.values() for column in values})
+    return table.with_columns(
+        pl.col(key).replace_strict({row: values.get(column) for row, values in published.items()}, default=None,
+                                   return_dtype=pl.Float64).alias(f"paper_{column}")
+        for column in columns
+    )  # fmt: skip
+
+
+def teacher_forced_logprobs(texts: list[str], folder: Path, model: dict[str, Any]) -> tuple[list[list[int]], list[list[float]]]:
+    """Each text's token ids and their log-probabilities under the model, read after the study's raw prompt by
+    teacher forcing (vLLM prompt log-probabilities, one engine for all texts)."""
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    from transformers import AutoTokenizer
+    from vllm import LLM, SamplingParams
+
+    from tempcreativity.generation import engine_arguments, on_cpu
+
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    prompt = tokenizer(STUDY_PROMPT)["input_ids"]
+    stories = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    longest = max(len(prompt) + len(ids) for ids in stories)
+    engine = LLM(**engine_arguments({**model, "max_model_len": max(model["max_model_len"], longest + 1)}, folder, longest, on_cpu()))
+    outputs = engine.generate([{"prompt_token_ids": prompt + ids} for ids in stories],
+                              SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0), use_tqdm=False)  # fmt: skip
+    logprobs = []
+    for ids, output in zip(stories, outputs):
+        positions = output.prompt_logprobs[len(prompt) :]
+        logprobs.append([float(position[token].logprob) for position, token in zip(positions, ids)])
+    return stories, logprobs
+
+
+def study_tables(data_dir: str | Path) -> dict[str, pl.DataFrame]:
+    """Table 1 and Table 2 (temperature rows) from the study's released ratings, with the paper's values beside."""
+    ratings = load_ratings(Path(data_dir) / "survey_ratings.csv")
+    table2 = mixed_models(ratings).filter(pl.col("predictor") == "temperature")
+    return {
+        "table1": with_published(descriptives(ratings), "item", PUBLISHED_TABLE1),
+        "table2": with_published(table2, "rating", PUBLISHED_TABLE2),
+    }
+
+
+def score_study_stories(
+    data_dir: str | Path, cache_dir: str | Path, model_folder: str | Path | None = None, model: dict | None = None,
+    model_embedder: dict | None = None,
+) -> pl.DataFrame:  # fmt: skip
+    """The study's exemplar and 31 rated stories scored against its exemplar: edit distance and MiniLM cosine;
+    with ``model_folder`` also perplexity (teacher forcing) and the model's cosine similarity."""
+    from tempcreativity.embedding import embed_stories
+    from tempcreativity.model import folder_sha256
+    from tempcreativity.scoring import score_stories
+
+    stories = load_study_stories(data_dir)
+    texts = stories["text"].to_list()
+    vectors = {"minilm": embed_stories(texts, "minilm", {}, {"dtype": "float32"}, cache_dir)[0]}
+    if model_folder is not None:
+        model = {"dtype": "float32", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}} | (model or {})
+        token_ids, logprobs = teacher_forced_logprobs(texts, Path(model_folder), model)
+        stories = stories.with_columns(
+            token_ids=pl.Series(token_ids, dtype=pl.List(pl.Int32)),
+            logprobs=pl.Series(logprobs, dtype=pl.List(pl.Float64)),
+            num_tokens=pl.Series([len(ids) for ids in token_ids], dtype=pl.Int32),
+        )
+        manifest = {"sha256": folder_sha256(Path(model_folder)), "folder": str(model_folder)}
+        vectors["model"] = embed_stories(texts, "model", manifest, model, cache_dir, model_embedder)[0]
+    return score_stories(stories, vectors)
