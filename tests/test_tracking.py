@@ -57,6 +57,7 @@ def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
     manifest = json.loads((tracked / "resources/models/smollm2-135m-instruct.json").read_text())
     assert parent.data.tags[KEY_TAG] and parent.data.tags["model_sha256"] == manifest["sha256"]
     assert parent.data.params["decoding.max_tokens"] == "32" and parent.data.params["model.path"] == "embedded"
+    assert parent.data.params["decoding.truncation"] == "scaled"
     assert re.fullmatch(r"[0-9a-f]{40}|unknown.*", parent.data.tags["git.commit"])
     assert {"version.vllm", "version.mlflow", "version.snakemake", "version.torch"} <= set(parent.data.tags)
     trends = pl.read_parquet(tracked / "results/tiny/trends.parquet")
@@ -72,6 +73,7 @@ def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
         assert child.data.metrics["perplexity_mean"] == pytest.approx(row["perplexity_mean"])
         assert child.data.metrics["n_stories"] == 2 and child.data.metrics["tokens_generated"] > 0
         assert child.data.params["model_sha256"] == manifest["sha256"] and child.data.params["top_k"] == "50"
+        assert child.data.params["truncation"] == "scaled" and child.data.params["stop"] == "[]"
 
     artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
     assert {"config.yaml", "generations.parquet", "scores.parquet", "figures", "report"} <= artifacts

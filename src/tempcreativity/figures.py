@@ -192,7 +192,7 @@ def compare_runs(summaries: dict[str, pl.DataFrame]) -> plt.Figure:
     figure, axes = plt.subplots(1, len(COMPARED_SCORES), figsize=(4.3 * len(COMPARED_SCORES), 3.8))
     colours = sns.color_palette("viridis", max(3, len(summaries)))
     for colour, (label, summary) in zip(colours, summaries.items()):
-        pooled = summary.group_by("temperature").mean().sort("temperature")
+        pooled = summary.drop("prompt_id").group_by("temperature").mean().sort("temperature")
         x = pooled["temperature"].to_numpy()
         for axis, (score, title) in zip(axes, COMPARED_SCORES):
             column = score if score == "diversity" else f"{score}_mean"
@@ -202,6 +202,8 @@ def compare_runs(summaries: dict[str, pl.DataFrame]) -> plt.Figure:
             axis.plot(x, pooled[column].to_numpy(), marker="o", color=colour, label=label)
             axis.set(title=title, xlabel="Temperature")
     axes[0].set_yscale("log")
+    axes[0].yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     axes[0].legend(frameon=False)
     figure.tight_layout()
     return figure
