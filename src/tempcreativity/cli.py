@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     study = commands.add_parser("study", help="the study's own data: Tables 1 and 2 and its stories' scores")
     study.add_argument("--data", default="resources/peeperkorn2024", help="the study's released data folder")
     study.add_argument("--out", required=True, help="folder for table1.csv, table2.csv and story_scores.csv")
-    study.add_argument("--model-dir", help="a model folder: adds teacher-forced perplexity and the model embedding")
+    study.add_argument("--model-dir", help="a model folder: adds teacher-forced perplexity and the model's "
+                       "embedding (last-token pooling, not normalised, as the study's llama.cpp embedding)")  # fmt: skip
     study.add_argument("--cache", default="results/cache/embeddings", help="the embedding cache")
     arguments = parser.parse_args(argv)
     if arguments.command == "study":
@@ -68,7 +69,9 @@ def _study(arguments) -> int:
 
     try:
         tables = study_tables(arguments.data)
-        scores = score_study_stories(arguments.data, arguments.cache, arguments.model_dir)
+        # the study's embedding: llama.cpp's last-token hidden state, not normalised
+        study_embedding = {"pooling": "last", "normalise": False}
+        scores = score_study_stories(arguments.data, arguments.cache, arguments.model_dir, model_embedder=study_embedding)
     except (RatingsError, FileNotFoundError) as error:
         print(f"tempcreativity study: {error}", file=sys.stderr)
         return 2
