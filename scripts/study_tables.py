@@ -5,12 +5,7 @@ from tempcreativity.logs import log_to
 log_to(snakemake.log[0])
 
 from tempcreativity.io import write_texts_atomic
-from tempcreativity.study import score_study_stories, study_tables
+from tempcreativity.study import study_csvs
 
-tables = study_tables(snakemake.params.data_dir)
-scores = score_study_stories(snakemake.params.data_dir, snakemake.params.cache_dir)
-write_texts_atomic({
-    snakemake.output.table1: tables["table1"].write_csv(float_precision=6),
-    snakemake.output.table2: tables["table2"].write_csv(float_precision=6),
-    snakemake.output.story_scores: scores.write_csv(float_precision=6),
-})  # fmt: skip
+csvs = study_csvs(snakemake.params.data_dir, snakemake.params.cache_dir)
+write_texts_atomic({snakemake.output[name]: text for name, text in csvs.items()})

@@ -65,19 +65,14 @@ def _study(arguments) -> int:
     from pathlib import Path
 
     from tempcreativity.io import write_texts_atomic
-    from tempcreativity.study import score_study_stories, study_tables
+    from tempcreativity.study import study_csvs
 
     try:
-        tables = study_tables(arguments.data)
-        # the study's embedding: llama.cpp's last-token hidden state, not normalised
-        study_embedding = {"pooling": "last", "normalise": False}
-        scores = score_study_stories(arguments.data, arguments.cache, arguments.model_dir, model_embedder=study_embedding)
+        csvs = study_csvs(arguments.data, arguments.cache, arguments.model_dir)
     except (RatingsError, FileNotFoundError) as error:
         print(f"tempcreativity study: {error}", file=sys.stderr)
         return 2
-    out = Path(arguments.out)
-    files = {out / f"{name}.csv": table.write_csv(float_precision=6) for name, table in tables.items()}
-    files[out / "story_scores.csv"] = scores.write_csv(float_precision=6)
+    files = {Path(arguments.out) / f"{name}.csv": text for name, text in csvs.items()}
     write_texts_atomic(files)
     for path in files:
         print(path)

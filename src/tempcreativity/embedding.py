@@ -126,7 +126,7 @@ def embedder_identity(name: str, model_manifest: dict, dtype: str, model_embedde
     dtype)."""
     if name == "minilm":
         return {"embedder": "minilm", "weights_sha256": folder_sha256(minilm_folder())}
-    settings = MODEL_EMBEDDER_DEFAULTS | (model_embedder or {})
+    settings = MODEL_EMBEDDER_DEFAULTS | (model_embedder or {})  # (embed_stories passes them complete)
     identity = {"embedder": "model", "weights_sha256": model_manifest["sha256"], "pooling": settings["pooling"],
                 "dtype": dtype}  # fmt: skip
     if not settings["normalise"]:  # (normalised vectors keep the key they had before this setting existed)
@@ -147,7 +147,8 @@ def embed_stories(
     if name not in EMBEDDERS:
         raise ValueError(f"unknown embedder {name!r}; allowed: {', '.join(EMBEDDERS)}")
     store = ContentStore(cache_dir, EMBEDDING_SCHEMA)
-    identity = embedder_identity(name, model_manifest, model_settings["dtype"], model_embedder)
+    settings = MODEL_EMBEDDER_DEFAULTS | (model_embedder or {})
+    identity = embedder_identity(name, model_manifest, model_settings["dtype"], settings)
     keys = [cache_key({**identity, "text": text}) for text in texts]
     text_of = dict(zip(keys, texts))
     missing = [key for key in text_of if not store.has(key)]  # each distinct text once
@@ -156,7 +157,6 @@ def embed_stories(
         if name == "minilm":
             vectors, counts = _minilm(todo)
         else:
-            settings = MODEL_EMBEDDER_DEFAULTS | (model_embedder or {})
             vectors, counts = _generating_model(
                 todo, Path(model_manifest["folder"]), model_settings, settings["pooling"], settings["normalise"]
             )

@@ -40,7 +40,9 @@ def load_ratings(path: str | Path) -> pl.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise RatingsError(f"ratings: {path} does not exist")
-    if b"\0" in path.read_bytes()[:8192]:
+    with path.open("rb") as handle:
+        head = handle.read(8192)
+    if b"\0" in head:
         raise RatingsError(f"ratings: {path} is not a text file (it holds NUL bytes); expected a comma-separated CSV")
     try:
         frame = pl.read_csv(path, infer_schema_length=10_000)

@@ -98,3 +98,14 @@ def score_study_stories(
         manifest = {"sha256": folder_sha256(Path(model_folder)), "folder": str(model_folder)}
         vectors["model"] = embed_stories(texts, "model", manifest, model, cache_dir, model_embedder)[0]
     return score_stories(stories, vectors)
+
+
+STUDY_EMBEDDING = {"pooling": "last", "normalise": False}  # llama.cpp's embedding: last token, not normalised
+
+
+def study_csvs(data_dir: str | Path, cache_dir: str | Path, model_folder: str | Path | None = None) -> dict[str, str]:
+    """The study's outputs as CSV texts, by name: ``table1``, ``table2`` and ``story_scores`` (with a model
+    folder, embedded as the study did: STUDY_EMBEDDING). Everything is computed before the caller writes any."""
+    tables = study_tables(data_dir)
+    tables["story_scores"] = score_study_stories(data_dir, cache_dir, model_folder, model_embedder=STUDY_EMBEDDING)
+    return {name: table.write_csv(float_precision=6) for name, table in tables.items()}
