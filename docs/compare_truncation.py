@@ -1,8 +1,9 @@
 """The README's figure: config/paper-cpu.yaml with the study's raw min-p (truncation raw) against the same config
-with vLLM's order (truncation scaled), per temperature. Run both experiments first:
+with vLLM's order (truncation scaled), per temperature, with shared seeds (so that each story of one run has a
+paired story in the other, drawn with the same random numbers). Run both experiments first:
 
-    make run ARGS="--configfile config/paper-cpu.yaml"
-    make run ARGS="--configfile config/paper-cpu.yaml docs/paper-cpu-scaled.yaml"
+    make run ARGS="--configfile config/paper-cpu.yaml docs/shared-seeds.yaml"
+    make run ARGS="--configfile config/paper-cpu.yaml docs/paper-cpu-scaled.yaml docs/shared-seeds.yaml"
     .venv/bin/python docs/compare_truncation.py
 """
 

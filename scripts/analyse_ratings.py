@@ -10,8 +10,11 @@ import polars as pl
 
 from tempcreativity.ratings import load_ratings, write_tables
 
+judge = snakemake.wildcards.source == "judge"  # one rating per story from one rater: ordinary least squares
+random_effects = snakemake.params.random_effects
 write_tables(
-    load_ratings(snakemake.input.ratings),
+    load_ratings(snakemake.input.ratings, min_participants=1 if judge else 2),
     Path(snakemake.output.descriptives).parent,
     pl.read_parquet(snakemake.input.scores),
+    None if judge or random_effects == "auto" else random_effects,
 )

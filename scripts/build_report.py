@@ -11,12 +11,13 @@ import polars as pl
 from tempcreativity.io import write_text_atomic
 from tempcreativity.model import read_manifest
 from tempcreativity.provenance import git_state, package_versions
-from tempcreativity.report import ratings_section, render_report, study_section
+from tempcreativity.report import judge_validation_section, ratings_section, render_report, study_section
 
-judge = snakemake.params.config["judge"]
+config = snakemake.params.config
+judge = dict(config["judge"], is_generator=config["judge"]["model"] in (None, config["model"]["path"]))
 ratings = [
     ratings_section(source, pl.read_csv(descriptives), pl.read_csv(lme), Path(forest),
-                    rater=judge["model"] or read_manifest(snakemake.input.manifest)["model"])
+                    rater=judge["model"] or read_manifest(snakemake.input.manifest)["model"], judge=judge)
     for source, descriptives, lme, forest in zip(
         snakemake.params.rating_sources,
         snakemake.input.ratings_descriptives,
@@ -26,7 +27,7 @@ ratings = [
 ]  # fmt: skip
 
 html = render_report(
-    config=snakemake.params.config,
+    config=config,
     manifest=read_manifest(snakemake.input.manifest),
     generations=pl.read_parquet(snakemake.input.stories),
     scores=pl.read_parquet(snakemake.input.scores),
@@ -38,6 +39,9 @@ html = render_report(
     ratings=ratings,
     study=study_section(pl.read_csv(snakemake.input.study_table1), pl.read_csv(snakemake.input.study_table2),
                         pl.read_csv(snakemake.input.study_scores)),
-    examples_per_temperature=snakemake.params.config["scoring"]["examples_per_temperature"],
+    judge_validation=judge_validation_section(pl.read_csv(snakemake.input.judge_vs_people),
+                                              Path(snakemake.input.judge_vs_people_png))
+    if "judge_vs_people" in snakemake.input.keys() else None,
+    examples_per_temperature=config["scoring"]["examples_per_temperature"],
 )
 write_text_atomic(html, snakemake.output.report)

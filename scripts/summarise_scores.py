@@ -15,5 +15,5 @@ scores = pl.read_parquet(snakemake.input.scores)
 vectors = read_vectors(snakemake.input.embeddings, scores["story_id"])
 resamples = snakemake.params.resamples
 write_parquet_atomic(summarise(scores, stories["text"], vectors, resamples), snakemake.output.summary)
-write_parquet_atomic(trends(scores, resamples), snakemake.output.trends)
+write_parquet_atomic(trends(scores, resamples, snakemake.params.seeding), snakemake.output.trends)
 write_parquet_atomic(pca_2d(scores, vectors), snakemake.output.pca)

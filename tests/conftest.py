@@ -29,7 +29,7 @@ TINY_CONFIG = {
     "temperatures": [0.5, 1.0, 1.5],
     "seeds": 2,
     "decoding": {"max_tokens": 32},
-    "judge": {"participants": 2},
+    "judge": {"enabled": True, "max_story_tokens": 96},  # short prompts: the judge also rates the study's 31 stories
     "ratings": "people.csv",  # written by the tiny_run fixture: made-up survey ratings of the tiny grid's stories
 }
 

@@ -39,8 +39,16 @@ def test_minimal_config_gets_the_study_defaults():
     assert config["sharding"] == {"shards": 1}
     assert config["scoring"] == {"embedders": ["minilm", "model"], "bootstrap_resamples": 2000, "examples_per_temperature": 2,
                                  "model_embedder": {"pooling": "mean", "normalise": True}}  # fmt: skip
-    assert config["ratings"] is None and config["mlflow"] == {"enabled": True, "tracking_uri": None}
-    assert config["judge"] == {"enabled": True, "model": None, "participants": 3, "temperature": 1.0, "max_story_tokens": 1024}
+    assert config["ratings"] == {"file": None, "random_effects": "auto"}
+    assert config["mlflow"] == {"enabled": True, "tracking_uri": None}
+    assert config["judge"] == {"enabled": False, "model": None, "method": "expected", "samples": 3, "temperature": 1.0,
+                               "max_story_tokens": 1024}  # fmt: skip
+    assert config["seeding"] == "independent"
+
+
+def test_ratings_file_alone_is_the_short_form():
+    assert validated(ratings="people.csv")["ratings"] == {"file": "people.csv", "random_effects": "auto"}
+    assert validated(ratings={"file": "p.csv", "random_effects": "crossed"})["ratings"]["random_effects"] == "crossed"
 
 
 def test_partial_sections_are_completed_with_defaults():
@@ -122,7 +130,11 @@ def test_paper_configs_are_the_studys_experiment(name):
         ({"scoring": {"embedders": ["bert"]}}, ["scoring.embedders[0]", "'bert'", "minilm, model"]),
         ({"scoring": {"embedders": []}}, ["scoring.embedders", "minilm"]),
         ({"scoring": {"bootstrap_resamples": 10}}, ["scoring.bootstrap_resamples", "at least 100"]),
-        ({"judge": {"participants": 1}}, ["judge.participants", "at least 2"]),
+        ({"judge": {"participants": 3}}, ["judge", "'participants'", "allowed keys", "samples"]),
+        ({"judge": {"samples": 0}}, ["judge.samples", "1 to 100"]),
+        ({"judge": {"method": "vote"}}, ["judge.method", "'vote'", "expected, sample"]),
+        ({"seeding": "common"}, ["seeding", "'common'", "independent, shared"]),
+        ({"ratings": {"file": "p.csv", "random_effects": "story"}}, ["ratings.random_effects", "'story'", "crossed"]),
         ({"judge": {"temperature": 0}}, ["judge.temperature", "(0, 2]"]),
         ({"judge": {"enabled": "yes"}}, ["judge.enabled", "'yes'", "boolean"]),
         ({"ratings": 3}, ["ratings", "CSV"]),

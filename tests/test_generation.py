@@ -59,11 +59,11 @@ def test_model_without_chat_template_is_refused():
         render_prompt_ids(PlainTokenizer(), request())
 
 
-def test_exemplar_is_greedy_and_unseeded_stories_keep_their_seed():
+def test_exemplar_is_greedy_and_stories_pass_their_sampling_seed_to_vllm():
     exemplar = sampling_settings(request(temperature=0.0, seed=None, is_exemplar=True), DECODING)
     assert exemplar["temperature"] == 0.0 and exemplar["seed"] is None and exemplar["logprobs"] == 1
-    story = sampling_settings(request(temperature=1.5, seed=7), DECODING)
-    assert story == {**SAMPLING, "temperature": 1.5, "seed": 7, "logprobs": 1}
+    story = sampling_settings(request(temperature=1.5, seed=7, sampling_seed=123456789), DECODING)
+    assert story == {**SAMPLING, "temperature": 1.5, "seed": 123456789, "logprobs": 1}
 
 
 def test_raw_truncation_is_min_p_to_the_power_one_over_t():

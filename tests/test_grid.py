@@ -75,3 +75,25 @@ def test_shard_digest_changes_with_its_stories_only():
     (grown,) = split_into_shards(expand_grid(config_with(seeds=3)), 1)
     assert plan.digest == same.digest and plan.digest.startswith("14 stories")
     assert grown.digest != plan.digest
+
+
+def test_independent_seeding_gives_every_story_its_own_random_numbers():
+    grid = [story for story in expand_grid(config_with()) if not story.is_exemplar]
+    assert [story.seed for story in grid[:2]] == [0, 1]  # rows keep the seed index
+    sampling_seeds = [story.sampling_seed for story in grid]
+    assert len(set(sampling_seeds)) == len(grid) and all(0 <= seed < 2**63 for seed in sampling_seeds)
+    assert sampling_seeds == [story.sampling_seed for story in expand_grid(config_with()) if not story.is_exemplar]
+    # a cell's sampling settings are part of the hash; the length budget is not (it only cuts a story)
+    other_min_p = expand_grid(config_with(decoding={"max_tokens": 32, "min_p": 0.1}))
+    longer = expand_grid(config_with(decoding={"max_tokens": 64}))
+    first = grid[0].story_id
+    assert next(s for s in other_min_p if s.story_id == first).sampling_seed != grid[0].sampling_seed
+    assert next(s for s in longer if s.story_id == first).sampling_seed == grid[0].sampling_seed
+
+
+def test_shared_seeding_passes_the_seed_index_to_every_cell():
+    grid = [story for story in expand_grid(config_with(seeding="shared")) if not story.is_exemplar]
+    assert all(story.sampling_seed == story.seed for story in grid)
+    assert {story.sampling_seed for story in grid} == {0, 1}
+    exemplar = expand_grid(config_with(seeding="shared"))[0]
+    assert exemplar.is_exemplar and exemplar.sampling_seed is None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tempcreativity.judge import RUBRIC, judge_messages, truncate_tokens
 from tempcreativity.ratings import RATING_ITEMS
 
@@ -20,3 +22,40 @@ def test_long_texts_are_cut_to_the_token_budget(embedded_tokenizer):
     cut = truncate_tokens(embedded_tokenizer, text, 50)
     assert len(embedded_tokenizer(cut, add_special_tokens=False)["input_ids"]) <= 50
     assert truncate_tokens(embedded_tokenizer, "short story", 50) == "short story"
+
+
+def test_expected_score_is_the_mean_of_the_answer_distribution_over_1_to_5():
+    import math
+
+    from tempcreativity.judge import expected_score
+
+    score, mass = expected_score([math.log(0.1), math.log(0.1), math.log(0.2), math.log(0.05), math.log(0.05)])
+    assert score == pytest.approx((1 * 0.1 + 2 * 0.1 + 3 * 0.2 + 4 * 0.05 + 5 * 0.05) / 0.5) and mass == pytest.approx(0.5)
+    assert expected_score([0.0, -1e9, -1e9, -1e9, -1e9])[0] == pytest.approx(1.0)
+
+
+def test_the_five_answers_are_single_tokens_of_the_embedded_model(embedded_tokenizer):
+    from tempcreativity.judge import SCALE, scale_token_ids
+
+    ids = scale_token_ids(embedded_tokenizer)
+    assert [embedded_tokenizer.decode([token]) for token in ids] == SCALE
+
+
+def test_judge_against_people_agrees_with_itself_and_names_disagreement():
+    import polars as pl
+
+    from tempcreativity.judge_validation import judge_vs_people, people_means, verdict
+
+    people = pl.DataFrame({
+        "story_id": ["a", "a", "b", "b", "c", "c", "d", "d"], "participant_id": ["p", "q"] * 4,
+        **{item: [1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 5.0] for item in RATING_ITEMS},
+    })  # fmt: skip
+    means = people_means(people)
+    assert means["novelty"].to_list() == [1.5, 2.5, 3.5, 4.5] and set(means["raters"]) == {2}
+    judge = means.select("story_id", *RATING_ITEMS).with_columns(novelty=6 - pl.col("novelty"))  # novelty reversed
+    table = judge_vs_people(judge, people, 200)
+    rows = {row["criterion"]: row for row in table.iter_rows(named=True)}
+    assert rows["typicality"]["rho"] == pytest.approx(1.0) and rows["typicality"]["krippendorff_alpha"] == pytest.approx(1.0)
+    assert rows["novelty"]["rho"] == pytest.approx(-1.0) and rows["novelty"]["krippendorff_alpha"] < 0
+    assert set(table["n"]) == {4}
+    assert "against people on novelty (ρ = -1.00)" in verdict(table)

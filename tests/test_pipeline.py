@@ -70,6 +70,11 @@ def test_first_run_generates_every_story_of_the_grid(tiny_run):
         assert all(logprob <= 0 for logprob in row["logprobs"])
         assert math.isclose(row["cumulative_logprob"], sum(row["logprobs"]), rel_tol=1e-6, abs_tol=1e-6)
         assert row["finish_reason"] in {"length", "stop"}
+    # independent seeding: each story its own vLLM seed (a hash), the row keeps its seed index
+    stories_only = table.filter(~pl.col("is_exemplar"))
+    assert stories_only["sampling_seed"].n_unique() == 12 and set(stories_only["seed"]) == {0, 1}
+    assert exemplars["sampling_seed"].null_count() == 2
+    assert stories_only["sampling_seed"].to_list() == [s.sampling_seed for s in expected if not s.is_exemplar]
     # seeds differ, and a hot temperature is less likely under the model than greedy decoding (raw log-probs)
     hot = table.filter((pl.col("prompt_id") == "story") & (pl.col("temperature") == 1.5))
     assert hot["text"].n_unique() == 2
@@ -224,7 +229,11 @@ def test_summary_trends_and_pca_cover_the_grid(tiny_run):
     ]
     assert (summary["n"] == 2).all() and summary["diversity"].is_not_null().all()
     trend = pl.read_parquet(tiny_run / "results/tiny/trends.parquet")
-    assert trend.filter(pl.col("score") == "perplexity")["model"].to_list() == ["mixedlm"]  # two prompts
+    perplexity = trend.filter(pl.col("score") == "perplexity").row(0, named=True)
+    assert perplexity["model"] == "mixedlm: (1 | prompt)" and perplexity["response"] == "log perplexity"  # two prompts
+    assert perplexity["resampled"] == "stories within prompt x temperature"  # independent seeding: stories are draws
+    report = (tiny_run / "reports/tiny/index.html").read_text()
+    assert "Seeding is <em>independent</em>" in report and "fitted on log perplexity" in report
     pca = pl.read_parquet(tiny_run / "results/tiny/pca.parquet")
     assert pca.height == 14 and pca.filter(pl.col("is_exemplar")).height == 2
 
@@ -240,7 +249,7 @@ def test_report_is_self_contained_and_states_the_findings(tiny_run):
     html = (tiny_run / "reports/tiny/index.html").read_text()
     manifest = json.loads((tiny_run / "resources/models/smollm2-135m-instruct.json").read_text())
     assert manifest["sha256"] in html and "Write a short poem." in html
-    assert html.count('src="data:image/png;base64,') == 6
+    assert html.count('src="data:image/png;base64,') == 7  # 4 figures, 2 forest plots, the judge against people
     assert "http://" not in html.replace("http://www.w3.org", "") and 'src="results' not in html
     assert "Spearman ρ =" in html and "results/tiny/scores.parquet" in html
     table = stories(tiny_run)
@@ -297,9 +306,9 @@ def test_snakemake_report_has_the_captioned_figures(tiny_run):
     assert completed.returncode == 0 and "one panel per temperature" in report
 
 
-def test_judge_answers_are_cached_per_story(tiny_run):
+def test_judge_asks_once_per_story_and_criterion(tiny_run):
     log = (tiny_run / "results/tiny/logs/judge_stories.log").read_text()
-    assert "judge: 96 answers, 96 asked of the engine" in log  # 12 stories x 2 participants x 4 criteria
+    assert "judge: 172 answers, 172 asked of the engine" in log  # (12 stories + the study's 31) x 4 criteria
 
 
 def test_embeddings_of_old_stories_come_from_the_cache(grown_run):
@@ -310,13 +319,51 @@ def test_embeddings_of_old_stories_come_from_the_cache(grown_run):
 # --- ratings: the LLM judge and people's ratings ------------------------------------------------------------
 
 
-def test_judge_rates_every_story_for_each_participant(tiny_run):
+def test_judge_rates_every_story_once_with_its_expected_score(tiny_run):
     judge = pl.read_csv(tiny_run / "results/tiny/ratings/judge_ratings.csv")
-    assert judge.height == 12 * 2 and judge["participant_id"].n_unique() == 2
+    assert judge.height == 12 and set(judge["participant_id"]) == {"judge"}, "one rating per story, not per seed"
     for item in ("novelty", "typicality", "cohesion", "coherence"):
-        assert judge[item].is_in([1.0, 2.0, 3.0, 4.0, 5.0]).all(), item
-    assert judge["rater"].str.starts_with("llm-judge:").all()
-    assert sorted(judge["story_id"].unique()) == sorted(stories(tiny_run).filter(~pl.col("is_exemplar"))["story_id"])
+        assert judge[item].is_between(1.0, 5.0).all(), item
+    assert judge["rater"].str.starts_with("llm-judge:").all() and set(judge["method"]) == {"expected"}
+    assert judge["digit_mass"].is_between(0.0, 1.0).all()
+    assert sorted(judge["story_id"]) == sorted(stories(tiny_run).filter(~pl.col("is_exemplar"))["story_id"])
+
+
+def test_judge_expected_scores_match_transformers(tiny_run):
+    """vLLM's log-probabilities of the answers 1..5 against a transformers forward pass of the same prompt."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tempcreativity.judge import _judge_prompts, expected_score, scale_token_ids, truncate_tokens
+
+    folder = tiny_run / "resources/models/smollm2-135m-instruct"
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32).eval()
+    generations = stories(tiny_run)
+    exemplars = {row["prompt_id"]: truncate_tokens(tokenizer, row["text"], 96)
+                 for row in generations.filter(pl.col("is_exemplar")).iter_rows(named=True)}  # fmt: skip
+    story = generations.filter(~pl.col("is_exemplar")).head(1)
+    prompts, keys = _judge_prompts(story, exemplars, tokenizer, 96)
+    judged = pl.read_csv(tiny_run / "results/tiny/ratings/judge_ratings.csv").filter(pl.col("story_id") == keys[0][0])
+    digits = scale_token_ids(tokenizer)
+    for prompt, (_, _, criterion) in zip(prompts, keys):
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt])).logits[0, -1].double()
+        logprobs = torch.log_softmax(logits, dim=-1)[digits].numpy()
+        assert judged[criterion][0] == pytest.approx(expected_score(list(np.asarray(logprobs)))[0], abs=2e-3), criterion
+
+
+def test_judge_is_checked_against_the_studys_people(tiny_run):
+    table = pl.read_csv(tiny_run / "results/tiny/ratings/judge_vs_people.csv")
+    assert table["criterion"].to_list() == ["novelty", "typicality", "cohesion", "coherence"]
+    assert set(table["n"]) == {31} and table["rho"].is_between(-1, 1).all()
+    assert (table["rho_ci_low"] <= table["rho"]).all() and (table["rho"] <= table["rho_ci_high"]).all()
+    assert pl.read_csv(tiny_run / "results/tiny/ratings/judge_study_ratings.csv").height == 31
+    assert (tiny_run / "results/tiny/ratings/judge_vs_people.png").stat().st_size > 10_000
+    html = (tiny_run / "reports/tiny/index.html").read_text()
+    assert "Is the judge informative?" in html and "On the study&#39;s stories the judge" in html
+    assert "The judge is the model that generated the stories" in html
 
 
 @pytest.mark.parametrize("source", ["human", "judge"])
@@ -325,7 +372,9 @@ def test_ratings_tables_for_people_and_judge(tiny_run, source):
     descriptives = pl.read_csv(folder / "ratings_descriptives.csv")
     assert descriptives["item"].to_list() == ["novelty", "typicality", "cohesion", "coherence", "mean"]
     lme = pl.read_csv(folder / "ratings_lme.csv")
-    assert lme.height == 4 * 4, "four ratings x temperature, perplexity, cosine similarity, edit distance"
+    models = ["participant", "crossed"] if source == "human" else ["none"]  # people rated each story 3 times
+    assert lme["random_effects"].unique(maintain_order=True).to_list() == models
+    assert lme.height == len(models) * 4 * 4, "four ratings x temperature, perplexity, cosine similarity, edit distance"
     assert set(lme["predictor"]) == {"temperature", "perplexity", "cosine_similarity", "edit_distance"}
     assert (folder / "forest.png").stat().st_size > 10_000
 

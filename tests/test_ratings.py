@@ -11,7 +11,10 @@ import pytest
 
 from conftest import REPO
 from tempcreativity.cli import main as cli
-from tempcreativity.ratings import RATING_ITEMS, RatingsError, cronbach_alpha, descriptives, load_ratings, mixed_models
+from tempcreativity.ratings import (
+    RATING_ITEMS, RatingsError, cronbach_alpha, descriptives, krippendorff_alpha, load_ratings, mixed_models,
+    resolve_random_effects, single_rating_icc,
+)  # fmt: skip
 
 STUDY_RATINGS = REPO / "resources" / "peeperkorn2024" / "survey_ratings.csv"  # the study's released ratings
 
@@ -182,11 +185,65 @@ def test_study_ratings_end_to_end_through_the_command_line(tmp_path):
     score_stories(stories, {"minilm": vectors}).write_parquet(tmp_path / "scores.parquet")
     assert cli(["ratings", str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(tmp_path / "scores.parquet")]) == 0
     lme = pl.read_csv(tmp_path / "out" / "ratings_lme.csv")
-    assert lme.columns == ["rating", "predictor", "beta", "se", "p", "r2c", "r2m", "r2c_nakagawa", "r2m_nakagawa",
-                           "n_obs", "n_groups"]  # fmt: skip
+    assert lme.columns == ["random_effects", "rating", "predictor", "beta", "se", "p", "r2c", "r2m", "r2c_nakagawa",
+                           "r2m_nakagawa", "n_obs", "n_groups", "n_stories"]  # fmt: skip
+    assert lme["random_effects"].unique(maintain_order=True).to_list() == ["participant", "crossed"]  # default: both
+    lme = lme.filter(pl.col("random_effects") == "participant")
     # temperature, cosine similarity and edit distance (the study released no log-probabilities: no perplexity)
     assert sorted(set(lme["predictor"])) == ["cosine_similarity", "edit_distance", "temperature"]
     assert set(lme["n_obs"]) == {180} and set(lme["n_groups"]) == {36}
     novelty = lme.filter((pl.col("rating") == "novelty") & (pl.col("predictor") == "temperature")).row(0, named=True)
     assert novelty["beta"] > 0 and novelty["p"] < 0.05  # novelty rises with temperature in the study's data
-    assert pl.read_csv(tmp_path / "out" / "ratings_descriptives.csv").height == 5
+    descriptives_table = pl.read_csv(tmp_path / "out" / "ratings_descriptives.csv")
+    assert descriptives_table.height == 5 and {"krippendorff_alpha", "icc"} <= set(descriptives_table.columns)
+
+
+# The acceptance values on the study's ratings: temperature's beta, SE and p with crossed random intercepts for
+# participant and story (statsmodels variance components, REML), to 3 decimals.
+CROSSED = {"novelty": (0.308, 0.138, 0.025), "typicality": (-0.092, 0.133, 0.491), "cohesion": (-0.156, 0.143, 0.275),
+           "coherence": (0.230, 0.134, 0.086)}  # fmt: skip
+
+
+def test_crossed_model_on_the_study_ratings_from_the_command_line(tmp_path):
+    assert cli(["ratings", str(STUDY_RATINGS), "--out", str(tmp_path), "--random-effects", "crossed"]) == 0
+    lme = pl.read_csv(tmp_path / "ratings_lme.csv")
+    assert set(lme["random_effects"]) == {"crossed"} and set(lme["n_stories"]) == {31}
+    for row in lme.iter_rows(named=True):
+        assert (round(row["beta"], 3), round(row["se"], 3), round(row["p"], 3)) == CROSSED[row["rating"]], row["rating"]
+    assert cli(["ratings", str(STUDY_RATINGS), "--out", str(tmp_path / "p"), "--random-effects", "participant"]) == 0
+    assert set(pl.read_csv(tmp_path / "p" / "ratings_lme.csv")["random_effects"]) == {"participant"}
+
+
+def test_which_models_are_fitted_follows_the_design():
+    study = load_ratings(STUDY_RATINGS)
+    assert resolve_random_effects(study, None) == ["participant", "crossed"]  # stories rated 5-7 times
+    assert resolve_random_effects(planted(beta=0.5), None) == ["participant"]  # every story rated once
+    one_rater = planted(beta=0.5).with_columns(participant_id=pl.lit("judge"))
+    assert resolve_random_effects(one_rater, "both") == ["none"]
+    row = mixed_models(one_rater).row(0, named=True)
+    assert row["random_effects"] == "none" and abs(row["beta"] - 0.5) < 3 * row["se"]
+    with pytest.raises(RatingsError, match="rated by more than one participant.*use participant"):
+        resolve_random_effects(planted(beta=0.5), "crossed")
+    with pytest.raises(RatingsError, match="allowed values: participant, crossed, both"):
+        resolve_random_effects(study, "story")
+
+
+def test_krippendorff_alpha_on_a_hand_checkable_case():
+    # two raters, three stories, opposite orders: D_o = 16/6 (pairable values 6), D_e = 48/30, alpha = 1 - D_o/D_e
+    matrix = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
+    assert krippendorff_alpha(long_ratings(matrix), "novelty") == pytest.approx(1 - (16 / 6) / (48 / 30))
+    assert krippendorff_alpha(long_ratings(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])), "novelty") == pytest.approx(1.0)
+
+
+def test_icc_of_a_complete_design_matches_pingouins_icc2():
+    """On a complete design the variance-component ICC is the classic ICC(2,1) = ICC(A,1), computed by pingouin."""
+    import pingouin
+
+    rng = np.random.default_rng(5)
+    stories, raters = rng.normal(0, 1.0, 12), rng.normal(0, 0.5, 5)
+    matrix = 3 + stories[None, :] + raters[:, None] + rng.normal(0, 0.6, (5, 12))
+    ratings = long_ratings(matrix)
+    classic = pingouin.intraclass_corr(ratings.to_pandas(), targets="story_id", raters="participant_id", ratings="novelty")
+    icc_a1 = float(classic.set_index("Type").loc["ICC(A,1)", "ICC"])
+    assert single_rating_icc(ratings, "novelty") == pytest.approx(icc_a1, abs=0.01)
+    assert math.isnan(single_rating_icc(planted(beta=0.5), "novelty"))  # no story rated twice

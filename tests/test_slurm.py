@@ -26,7 +26,7 @@ SLURM_CONFIG = SHARDED_CONFIG
 # The jobs the tiny grid submits; the light steps (collect, figures, report, MLflow) run on the submitting host.
 SUBMITTED = {"generate_shard": 2, "embed_stories": 2, "judge_stories": 1, "score_stories": 1,
              "summarise_scores": 1, "analyse_ratings": 2}  # fmt: skip
-LOCAL = {"collect_generations", "plot_figures", "plot_ratings", "build_report", "track_mlflow"}
+LOCAL = {"collect_generations", "plot_figures", "plot_ratings", "judge_vs_people", "build_report", "track_mlflow"}
 
 
 def cluster_is_up() -> bool:
@@ -114,6 +114,7 @@ def test_slurm_run_gives_the_same_results_as_the_local_run(slurm_run, sharded_ru
     ours, local = workdir / "results" / "tiny", sharded_run / "results" / "tiny"
     tables = ["generations.parquet", "scores.parquet", "summary.parquet", "trends.parquet", "pca.parquet",
               "embeddings/minilm.parquet", "embeddings/model.parquet", "ratings/judge_ratings.csv",
+              "ratings/judge_study_ratings.csv", "ratings/judge_vs_people.csv",
               "ratings/judge/ratings_descriptives.csv", "ratings/judge/ratings_lme.csv",
               "ratings/human/ratings_descriptives.csv", "ratings/human/ratings_lme.csv"]  # fmt: skip
     for name in tables:

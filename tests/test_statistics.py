@@ -9,7 +9,9 @@ import polars as pl
 import pytest
 
 from tempcreativity.scoring import SCORE_LABELS
-from tempcreativity.statistics import bootstrap_mean_ci, linear_trend, pca_2d, spearman_with_ci, summarise, trends
+from tempcreativity.statistics import (
+    bootstrap_mean_ci, design_units, linear_trend, pca_2d, spearman_with_ci, summarise, trends,
+)  # fmt: skip
 
 TEMPERATURES = np.repeat([0.25, 0.5, 1.0, 1.5, 2.0], 20)
 
@@ -51,8 +53,8 @@ def synthetic_scores(slope: float, prompts: int, seed: int) -> pl.DataFrame:
 
 def test_mixed_model_recovers_the_slope_across_prompts():
     scores = synthetic_scores(slope=-1.5, prompts=5, seed=4)
-    fit = linear_trend(scores, "perplexity")
-    assert fit["model"] == "mixedlm"
+    fit = linear_trend(scores, "edit_distance")
+    assert fit["model"] == "mixedlm: (1 | prompt)"
     assert fit["slope_ci_low"] < -1.5 < fit["slope_ci_high"] and fit["slope_p"] < 1e-6
 
 
@@ -93,3 +95,44 @@ def test_pca_is_fitted_on_stories_and_exemplars():
     pca = pca_2d(scores, vectors)
     assert pca.height == 30 and pca["pc1_variance"][0] > 0.5
     assert abs(np.corrcoef(pca["pc1"], vectors[:, 0])[0, 1]) > 0.99
+
+
+def paired_scores(seeds: int, seed: int) -> pl.DataFrame:
+    """One prompt, shared seeds: each seed has its own slope on temperature (the paired unit), no common slope."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for index in range(seeds):
+        own_slope = rng.normal(0, 1)
+        for temperature in np.unique(TEMPERATURES):
+            value = own_slope * temperature + rng.normal(0, 0.05)
+            rows.append({"story_id": f"T{temperature}:s{index}", "prompt_id": "p", "temperature": float(temperature),
+                         "seed": index, "is_exemplar": False,
+                         **{score: float(np.exp(value)) for score in SCORE_LABELS}})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def test_shared_seeds_are_resampled_and_modelled_as_the_paired_unit():
+    scores = paired_scores(seeds=8, seed=11)
+    stories = scores.filter(~pl.col("is_exemplar"))
+    shared, independent = design_units(stories, "shared"), design_units(stories, "independent")
+    assert shared["random_effects"] == ["seed"] and independent["random_effects"] == []
+    temperature, values = stories["temperature"].to_numpy(), stories["edit_distance"].to_numpy()
+    clustered = spearman_with_ci(temperature, values, 400, units=shared)
+    naive = spearman_with_ci(temperature, values, 400)
+    # eight seeds with their own slopes are eight pieces of evidence, not eight times the temperatures
+    width = lambda result: result["rho_ci_high"] - result["rho_ci_low"]  # noqa: E731
+    assert width(clustered) > 1.5 * width(naive)
+    assert linear_trend(stories, "edit_distance", ["seed"])["model"] == "mixedlm: (1 | seed)"
+
+
+def test_several_prompts_under_shared_seeds_get_crossed_random_intercepts():
+    scores = pl.concat([paired_scores(4, 1), paired_scores(4, 2).with_columns(prompt_id=pl.lit("q"))])
+    table = trends(scores, 100, "shared")
+    assert set(table["model"]) == {"mixedlm: (1 | prompt) + (1 | seed)"}
+    assert set(table["resampled"]) == {"seeds (all stories of a seed)"}
+
+
+def test_perplexity_trend_is_fitted_on_its_logarithm():
+    scores = synthetic_scores(slope=0.0, prompts=1, seed=7).with_columns(perplexity=pl.col("temperature").exp() * 3)
+    fit = linear_trend(scores, "perplexity")
+    assert fit["response"] == "log perplexity" and fit["slope"] == pytest.approx(1.0)

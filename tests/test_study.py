@@ -10,7 +10,7 @@ import pytest
 
 from conftest import REPO
 from tempcreativity.cli import main as cli
-from tempcreativity.study import PUBLISHED_TABLE2, study_tables
+from tempcreativity.study import PUBLISHED_TABLE1, PUBLISHED_TABLE2, study_tables
 
 STUDY_DATA = REPO / "resources" / "peeperkorn2024"
 
@@ -25,13 +25,20 @@ def test_the_papers_printed_values_are_reproduced_to_their_precision():
     tables = study_tables(STUDY_DATA)
     table1 = {row["item"]: row for row in tables["table1"].iter_rows(named=True)}
     assert round(table1["mean"]["cronbach_alpha"], 3) == table1["mean"]["paper_cronbach_alpha"] == 0.639
-    table2 = {row["rating"]: row for row in tables["table2"].iter_rows(named=True)}
+    for item, printed in PUBLISHED_TABLE1.items():  # mean, SD and alpha of every item (Table 1: 3 decimals)
+        for column, value in printed.items():
+            assert round(table1[item][column], 3) == value == table1[item][f"paper_{column}"], (item, column)
+    participant = tables["table2"].filter(pl.col("random_effects") == "participant")
+    table2 = {row["rating"]: row for row in participant.iter_rows(named=True)}
     assert set(table2) == set(PUBLISHED_TABLE2) and set(tables["table2"]["predictor"]) == {"temperature"}
     for rating, printed in PUBLISHED_TABLE2.items():
-        for column, value in printed.items():  # beta and SE of every item, novelty's R^2c (sample variances)
+        for column, value in printed.items():  # beta, SE, R^2c and R^2m of every item (sample variances, 4 decimals)
             assert round(table2[rating][column], 4) == value, (rating, column)
             assert table2[rating][f"paper_{column}"] == value
     assert table2["coherence"]["p"] == pytest.approx(0.049, abs=0.0005)  # "moderately correlated with incoherence"
+    crossed = {row["rating"]: row for row in tables["table2"].filter(pl.col("random_effects") == "crossed").iter_rows(named=True)}
+    assert round(crossed["coherence"]["p"], 3) == 0.086 and round(crossed["novelty"]["p"], 3) == 0.025
+    assert crossed["coherence"]["paper_beta"] is None  # the paper fitted no crossed model
 
 
 def test_study_command_writes_its_tables_and_scores_the_released_stories(tmp_path):

@@ -1,6 +1,6 @@
 """Command-line tools:
-- ``tempcreativity ratings RATINGS.csv --out DIR [--scores scores.parquet]`` writes the study's two
-  human-evaluation tables for any ratings file in the study's format;
+- ``tempcreativity ratings RATINGS.csv --out DIR [--scores scores.parquet] [--random-effects participant|crossed|both]``
+  writes the study's two human-evaluation tables for any ratings file in the study's format;
 - ``tempcreativity study --out DIR [--model-dir FOLDER]`` writes the study's Tables 1 and 2 from its released
   ratings beside the paper's printed values, and its 31 released stories scored against its exemplar;
 - ``tempcreativity check-config CONFIG.yaml [OVERRIDE.yaml ...]`` checks a config (files laid over each other as
@@ -29,6 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     ratings.add_argument("--out", required=True, help="folder for ratings_descriptives.csv and ratings_lme.csv")
     ratings.add_argument("--scores", help="the pipeline's scores.parquet: adds perplexity, cosine similarity and "
                          "edit distance as predictors (joined on story_id)")  # fmt: skip
+    ratings.add_argument("--random-effects", choices=["participant", "crossed", "both"],
+                         help="Table 2's models: participant (the study's), crossed (participant and story) or both; "
+                         "default both where stories were rated more than once, else participant")  # fmt: skip
     check = commands.add_parser("check-config", help="validate a config before a run, naming what is wrong")
     check.add_argument("configs", nargs="+", help="config files; later ones are laid over earlier ones")
     check.add_argument("--schema", default=DEFAULT_SCHEMA, help=f"the config schema (default {DEFAULT_SCHEMA})")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = load_ratings(arguments.ratings_csv)
         scores = pl.read_parquet(arguments.scores) if arguments.scores else None
-        paths = write_tables(table, arguments.out, scores)
+        paths = write_tables(table, arguments.out, scores, arguments.random_effects)
     except (RatingsError, FileNotFoundError) as error:
         print(f"tempcreativity ratings: {error}", file=sys.stderr)
         return 2

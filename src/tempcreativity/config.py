@@ -83,6 +83,8 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
         raise ConfigError(f"invalid config: {_describe(error, schema)}")
+    if not isinstance(config["ratings"], dict):  # the short form: just the file
+        config["ratings"] = {"file": config["ratings"], "random_effects": "auto"}
     _check_semantics(config)
     return config
 

@@ -164,19 +164,49 @@ def make_figures(scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.Da
 
 
 def forest_plot(lme: pl.DataFrame) -> plt.Figure:
-    """The mixed models' betas with 95% Wald intervals: one panel per predictor, one row per rating."""
+    """The mixed models' betas with 95% Wald intervals: one panel per predictor, one row per rating, one marker
+    per model (random effects) where several were fitted."""
     _style()
     predictors = list(dict.fromkeys(lme["predictor"]))
-    figure, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 3.2), squeeze=False)
-    colour = sns.color_palette("viridis", 3)[0]
+    models = list(dict.fromkeys(lme["random_effects"])) if "random_effects" in lme.columns else [""]
+    figure, axes = plt.subplots(1, len(predictors), figsize=(4.2 * len(predictors), 3.4), squeeze=False)
+    colours = sns.color_palette("viridis", 3)
+    offsets = np.linspace(-0.15, 0.15, len(models)) if len(models) > 1 else [0.0]
     for axis, predictor in zip(axes.flat, predictors):
-        rows = lme.filter(pl.col("predictor") == predictor)
-        y = np.arange(rows.height)[::-1]
-        beta, half = rows["beta"].to_numpy(), 1.959963984540054 * rows["se"].to_numpy()
-        axis.errorbar(beta, y, xerr=half, fmt="o", color=colour, capsize=4)
+        for model, colour, offset, marker in zip(models, colours, offsets, "os^"):
+            rows = lme.filter(pl.col("predictor") == predictor)
+            if model:
+                rows = rows.filter(pl.col("random_effects") == model)
+            y = np.arange(rows.height)[::-1] + offset
+            beta, half = rows["beta"].to_numpy(), 1.959963984540054 * rows["se"].to_numpy()
+            axis.errorbar(beta, y, xerr=half, fmt=marker, color=colour, capsize=4, label=MODEL_LABELS.get(model, model))
+            axis.set_yticks(np.arange(rows.height)[::-1], rows["rating"].to_list())
         axis.axvline(0, color="black", linewidth=1, linestyle="--")
-        axis.set_yticks(y, rows["rating"].to_list())
         axis.set(xlabel=f"β per unit of {predictor.replace('_', ' ')}", title=predictor.replace("_", " "))
+    if len(models) > 1:
+        axes.flat[-1].legend(loc="best", fontsize="small")
+    figure.tight_layout()
+    return figure
+
+
+MODEL_LABELS = {"participant": "(1 | participant)", "crossed": "(1 | participant) + (1 | story)", "none": "OLS"}
+
+
+def judge_vs_people_figure(pairs: pl.DataFrame) -> plt.Figure:
+    """The judge's rating of each of the study's stories against the people's mean rating, one panel per
+    criterion, points coloured by the temperature the story was generated at, the diagonal dashed."""
+    _style()
+    criteria = list(dict.fromkeys(pairs["criterion"]))
+    figure, axes = plt.subplots(1, len(criteria), figsize=(4.0 * len(criteria), 4.0), squeeze=False)
+    palette = temperature_palette(pairs["temperature"])
+    for axis, criterion in zip(axes.flat, criteria):
+        rows = pairs.filter(pl.col("criterion") == criterion)
+        axis.scatter(rows["people"], rows["judge"], c=[palette[t] for t in rows["temperature"]], s=28, edgecolor="black",
+                     linewidth=0.4)  # fmt: skip
+        axis.plot([1, 5], [1, 5], linestyle="--", color="grey", linewidth=1)
+        axis.set(xlim=(1, 5), ylim=(1, 5), xlabel="People's mean rating", ylabel="Judge's rating", title=criterion)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colour, label=_label(t)) for t, colour in palette.items()]
+    axes.flat[-1].legend(handles=handles, title="T", fontsize="small", loc="center left", bbox_to_anchor=(1, 0.5))
     figure.tight_layout()
     return figure
 

@@ -55,6 +55,7 @@ REQUEST_SCHEMA = {
     "temperature": pl.Float64,
     "seed": pl.Int64,
     "is_exemplar": pl.Boolean,
+    "sampling_seed": pl.Int64,
     "top_k": pl.Int32,
     "top_p": pl.Float64,
     "min_p": pl.Float64,
@@ -103,7 +104,7 @@ def sampling_settings(request: StoryRequest, decoding: dict[str, Any]) -> dict[s
         "max_tokens": decoding["max_tokens"],
         "repetition_penalty": decoding["repetition_penalty"],
         "stop": list(decoding["stop"]),
-        "seed": None if request.is_exemplar else request.seed,
+        "seed": None if request.is_exemplar else request.sampling_seed,
         "logprobs": 1,
     }
 

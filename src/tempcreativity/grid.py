@@ -1,5 +1,12 @@
 """Expand a validated config into the stories to generate: prompt x temperature x seed, plus one greedy
-exemplar per prompt, in a fixed order, and split them into shards that stay stable when the grid grows."""
+exemplar per prompt, in a fixed order, and split them into shards that stay stable when the grid grows.
+
+A story's ``seed`` is its index in the grid's list of seeds; ``sampling_seed`` is the seed passed to vLLM. With
+``seeding: independent`` (the default) the sampling seed is a hash of the prompt id, the settings that shape the
+story's next-token distribution and the seed index, so no two cells of the grid share random numbers and every
+story is an independent draw (as in the study, which drew each story with a fresh random seed). With ``seeding:
+shared`` the sampling seed is the seed index itself: seed s draws the same random numbers at every temperature
+and for every prompt (common random numbers), which pairs the stories of one seed across cells."""
 
 from __future__ import annotations
 
@@ -19,7 +26,8 @@ MAX_STORIES = 100_000  # per experiment: planning stays well under a second at t
 @dataclass(frozen=True)
 class StoryRequest:
     """One story to generate. ``seed`` is None for the greedy exemplar (temperature 0). ``prompt_format`` is
-    ``chat`` (the text goes through the model's chat template) or ``raw`` (the text is tokenised as given)."""
+    ``chat`` (the text goes through the model's chat template) or ``raw`` (the text is tokenised as given).
+    ``sampling_seed`` is the seed passed to vLLM (see the module's docstring); None for the exemplar."""
 
     prompt_id: str
     prompt_text: str
@@ -29,6 +37,7 @@ class StoryRequest:
     temperature: float
     seed: int | None
     is_exemplar: bool
+    sampling_seed: int | None = None
 
     @property
     def story_id(self) -> str:
@@ -63,10 +72,27 @@ def seeds(config: dict[str, Any]) -> list[int]:
     return list(range(spec)) if isinstance(spec, int) else sorted(spec)
 
 
+# The decoding settings that shape a story's next-token distribution: with ``seeding: independent`` a cell that
+# differs in any of them (or in temperature) draws other random numbers. max_tokens and stop only cut a story.
+DISTRIBUTION_SETTINGS = ("top_k", "top_p", "min_p", "repetition_penalty", "truncation")
+MAX_SEED = 2**63 - 1
+
+
+def independent_seed(prompt_id: str, temperature: float, decoding: dict[str, Any], seed_index: int) -> int:
+    """vLLM's seed for one story under ``seeding: independent``: the first 63 bits of the sha256 of the prompt id,
+    the temperature, the distribution-shaping decoding settings and the seed index."""
+    cell = {"prompt_id": prompt_id, "temperature": float(temperature), "seed_index": int(seed_index),
+            "decoding": {name: decoding.get(name) for name in DISTRIBUTION_SETTINGS}}  # fmt: skip
+    digest = hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).digest()
+    return int.from_bytes(digest[:8], "big") & MAX_SEED
+
+
 def expand_grid(config: dict[str, Any]) -> list[StoryRequest]:
     """Every story of the experiment, in the order of the final table: per prompt (config order) its exemplar,
     then temperatures ascending, then seeds ascending."""
     grid_temperatures, grid_seeds = temperatures(config), seeds(config)
+    independent = config.get("seeding", "independent") == "independent"
+    decoding = config.get("decoding", {})
     requests = []
     for prompt in config["prompts"]:
         common = dict(
@@ -79,7 +105,9 @@ def expand_grid(config: dict[str, Any]) -> list[StoryRequest]:
         requests.append(StoryRequest(**common, temperature=0.0, seed=None, is_exemplar=True))
         for temperature in grid_temperatures:
             for seed in grid_seeds:
-                requests.append(StoryRequest(**common, temperature=temperature, seed=seed, is_exemplar=False))
+                sampling_seed = independent_seed(prompt["id"], temperature, decoding, seed) if independent else seed
+                requests.append(StoryRequest(**common, temperature=temperature, seed=seed, is_exemplar=False,
+                                             sampling_seed=sampling_seed))  # fmt: skip
     return requests
 
 

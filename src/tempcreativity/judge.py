@@ -1,17 +1,26 @@
 """An LLM judge that rates stories on the study's four criteria, so that the human-evaluation analysis can run
-without a survey panel. Each judge sample (a seed) acts as one participant; it rates every story on novelty and
-typicality compared with the exemplar story, and on cohesion and coherence from the story alone, on 1-5.
-vLLM's structured output restricts every answer to one of "1".."5", so every answer parses.
+without a survey panel: novelty and typicality compared with the exemplar story, cohesion and coherence from the
+story alone, on 1-5. The rubric is the study's, in our own words; as in the study, a HIGHER coherence rating means
+the story is HARDER to follow.
 
-The rubric is the study's, in our own words; as in the study, a HIGHER coherence rating means the story is
-HARDER to follow."""
+One rating per story and criterion (a judge is one rater, whatever its seeds: its samples are not participants):
+- ``method: expected`` (default): the judge answers greedily with one token, and the rating is the expected value
+  of its answer distribution over "1".."5", read from vLLM's raw log-probabilities of those five tokens
+  (renormalised over them; how much probability the five hold is kept as ``digit_mass``);
+- ``method: sample``: ``samples`` seeded answers at the judge's temperature, each restricted to "1".."5" by vLLM's
+  structured output, averaged.
+
+The same engine also rates the study's 31 rated stories against the study's exemplar, so that the judge can be
+checked against the study's people (``judge_vs_people``)."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from tempcreativity.cache import ContentStore, cache_key
@@ -59,83 +68,142 @@ def truncate_tokens(tokenizer, text: str, max_tokens: int) -> str:
     return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
 
 
-ANSWER_SCHEMA = {"cache_key": pl.String, "answer": pl.String}
+ANSWER_SCHEMA = {"cache_key": pl.String, "answer": pl.String, "digit_logprobs": pl.List(pl.Float64)}
+RATINGS_COLUMNS = ["story_id", "temperature", "participant_id", *RATING_ITEMS, "rater", "method", "samples", "digit_mass"]
+
+
+def scale_token_ids(tokenizer) -> list[int]:
+    """The token ids of the answers "1".."5" (each must be one token of the judge's vocabulary)."""
+    ids = [tokenizer(answer, add_special_tokens=False)["input_ids"] for answer in SCALE]
+    if any(len(token) != 1 for token in ids):
+        raise ValueError(f"judge: the judge's tokenizer splits the answers 1..5 into several tokens ({ids}); "
+                         "use judge.method: sample")  # fmt: skip
+    return [token[0] for token in ids]
+
+
+def expected_score(digit_logprobs: list[float]) -> tuple[float, float]:
+    """The expected answer under the judge's distribution over "1".."5" (renormalised over the five), and the
+    probability the five hold together."""
+    probabilities = np.exp(np.asarray(digit_logprobs, dtype=np.float64))
+    mass = float(probabilities.sum())
+    return float((probabilities / mass) @ np.arange(1, 6)), mass
+
+
+def _judge_prompts(stories: pl.DataFrame, exemplars: dict[str, str], tokenizer, limit: int) -> tuple[list, list]:
+    """One prompt per story x criterion (token ids) and its (story_id, temperature, criterion)."""
+    prompts, keys = [], []
+    for story in stories.iter_rows(named=True):
+        text = truncate_tokens(tokenizer, story["text"], limit)
+        for criterion in RATING_ITEMS:
+            messages = judge_messages(criterion, text, exemplars[story["prompt_id"]])
+            rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            prompts.append(tokenizer(rendered, add_special_tokens=False)["input_ids"])
+            keys.append((story["story_id"], story["temperature"], criterion))
+    return prompts, keys
 
 
 def judge_stories(
-    generations: pl.DataFrame,
+    story_sets: dict[str, pl.DataFrame],
     model_folder: str,
     judge: dict[str, Any],
     model: dict[str, Any],
     judge_identity: str,
     cache_dir: str | Path,
-) -> tuple[pl.DataFrame, dict[str, int]]:
-    """Ratings in the study's format (one row per story x participant), from ``judge['participants']`` seeded
-    judge samples, and how many answers were asked of the engine. Exemplars are not rated (they are the
-    reference). Answers are cached by ``judge_identity`` (the judge's weights), prompt and sampling, so a grown
-    grid is judged only for its new stories."""
+) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
+    """For each named generations table (its exemplars are the reference and are not rated), one rating per story
+    and criterion (the module's docstring says how), as a ratings table in the study's format with one rater,
+    ``judge``; and how many answers were asked of the engine. One engine serves every table. Answers are cached
+    by ``judge_identity`` (the judge's weights), prompt, method and sampling, so a grown grid is judged only for
+    its new stories."""
     os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from transformers import AutoTokenizer
 
     from tempcreativity.generation import engine_fingerprint, on_cpu
 
-    stories = generations.filter(~pl.col("is_exemplar"))
     tokenizer = AutoTokenizer.from_pretrained(model_folder)
-    limit = judge["max_story_tokens"]
-    exemplars = {
-        prompt_id: truncate_tokens(tokenizer, text, limit)
-        for prompt_id, text in generations.filter(pl.col("is_exemplar")).select("prompt_id", "text").iter_rows()
-    }
-    prompts, keys = [], []
-    for story in stories.iter_rows(named=True):
-        text = truncate_tokens(tokenizer, story["text"], limit)
-        for criterion in RATING_ITEMS:
-            rendered = tokenizer.apply_chat_template(
-                judge_messages(criterion, text, exemplars[story["prompt_id"]]), tokenize=False, add_generation_prompt=True
-            )
-            prompt = {"prompt_token_ids": tokenizer(rendered, add_special_tokens=False)["input_ids"]}
-            for participant in range(judge["participants"]):  # the same prompt; each participant its own seed
-                prompts.append(prompt)
-                keys.append((story["story_id"], story["temperature"], participant, criterion))
-    seeds = [1000 * participant + RATING_ITEMS.index(criterion) for _, _, participant, criterion in keys]
-    identity = {"judge": judge_identity, "dtype": model["dtype"], "temperature": judge["temperature"], "choice": SCALE,
+    method = judge["method"]
+    samples = judge["samples"] if method == "sample" else 1
+    digits = scale_token_ids(tokenizer) if method == "expected" else None
+    identity = {"judge": judge_identity, "dtype": model["dtype"], "method": method, "choice": SCALE,
                 "engine": engine_fingerprint(on_cpu())}  # fmt: skip
-    cache_keys = [
-        cache_key({**identity, "prompt_token_ids": prompt["prompt_token_ids"], "seed": seed})
-        for prompt, seed in zip(prompts, seeds)
-    ]
+    if method == "sample":
+        identity["temperature"] = judge["temperature"]
+    requests, owners = [], []  # (prompt ids, seed, cache key) per answer; (set name, story, criterion) per answer
+    for name, generations in story_sets.items():
+        exemplars = {
+            prompt_id: truncate_tokens(tokenizer, text, judge["max_story_tokens"])
+            for prompt_id, text in generations.filter(pl.col("is_exemplar")).select("prompt_id", "text").iter_rows()
+        }
+        prompts, keys = _judge_prompts(generations.filter(~pl.col("is_exemplar")), exemplars, tokenizer,
+                                       judge["max_story_tokens"])  # fmt: skip
+        for prompt, key in zip(prompts, keys):
+            for sample in range(samples):
+                seed = None if method == "expected" else 1000 * sample + RATING_ITEMS.index(key[2])
+                requests.append((prompt, seed, cache_key({**identity, "prompt_token_ids": prompt, "seed": seed})))
+                owners.append((name, *key))
     store = ContentStore(cache_dir, ANSWER_SCHEMA)
-    missing = [index for index, key in enumerate(cache_keys) if not store.has(key)]
-    if missing:
-        store.write(_ask(model_folder, model, [prompts[i] for i in missing], [seeds[i] for i in missing],
-                         [cache_keys[i] for i in missing], judge["temperature"]))  # fmt: skip
-    answers: dict[tuple, dict[str, Any]] = {}
-    for (story_id, temperature, participant, criterion), answer in zip(keys, store.read(cache_keys)["answer"], strict=True):
-        row = answers.setdefault((story_id, participant), {
-            "story_id": story_id, "temperature": temperature, "participant_id": f"judge-{participant}",
-            "rater": f"llm-judge:{judge['model_name']}",
-        })  # fmt: skip
-        row[criterion] = float(int(answer.strip()))
-    columns = ["story_id", "temperature", "participant_id", *RATING_ITEMS, "rater"]
-    ratings = pl.DataFrame(list(answers.values())).select(columns).sort(["participant_id", "story_id"])
-    return ratings, {"answers": len(cache_keys), "asked": len(missing)}
+    unique = {request[2]: request for request in requests}  # a story in two sets is asked once
+    unique_missing = [request for key, request in unique.items() if not store.has(key)]
+    if unique_missing:
+        store.write(_ask(model_folder, model, unique_missing, judge, digits))
+    answers = store.read([request[2] for request in requests])
+    collected: dict[tuple, list] = {}
+    for (name, story_id, temperature, criterion), answer, logprobs in zip(
+        owners, answers["answer"], answers["digit_logprobs"], strict=True
+    ):
+        rating = expected_score(logprobs) if method == "expected" else (float(int(answer.strip())), math.nan)
+        collected.setdefault((name, story_id, temperature, criterion), []).append(rating)
+    tables = {}
+    for name in story_sets:
+        rows: dict[str, dict[str, Any]] = {}
+        for (set_name, story_id, temperature, criterion), ratings in collected.items():
+            if set_name != name:
+                continue
+            row = rows.setdefault(story_id, {
+                "story_id": story_id, "temperature": temperature, "participant_id": "judge",
+                "rater": f"llm-judge:{judge['model_name']}", "method": method, "samples": samples, "digit_mass": [],
+            })  # fmt: skip
+            row[criterion] = float(np.mean([value for value, _ in ratings]))
+            row["digit_mass"] += [mass for _, mass in ratings]
+        for row in rows.values():
+            row["digit_mass"] = float(np.mean(row["digit_mass"]))
+        schema = {"story_id": pl.String, "temperature": pl.Float64, "participant_id": pl.String,
+                  **dict.fromkeys(RATING_ITEMS, pl.Float64), "rater": pl.String, "method": pl.String,
+                  "samples": pl.Int32, "digit_mass": pl.Float64}  # fmt: skip
+        tables[name] = pl.DataFrame(list(rows.values()), schema=schema).select(RATINGS_COLUMNS).sort("story_id")
+    return tables, {"answers": len(requests), "asked": len(unique_missing)}
 
 
-def _ask(model_folder: str, model: dict[str, Any], prompts: list[dict], seeds: list[int], keys: list[str],
-         temperature: float) -> pl.DataFrame:  # fmt: skip
-    """Start the judge's engine and ask every prompt once, constrained to the answers "1".."5"."""
+def _ask(model_folder: str, model: dict[str, Any], requests: list[tuple], judge: dict[str, Any],
+         digits: list[int] | None) -> pl.DataFrame:  # fmt: skip
+    """Start the judge's engine and ask every prompt once: greedy with the five answers' log-probabilities
+    (``expected``), or one seeded answer restricted to "1".."5" (``sample``)."""
     from vllm import LLM, SamplingParams
     from vllm.platforms import current_platform
     from vllm.sampling_params import StructuredOutputsParams
 
     from tempcreativity.generation import engine_arguments
 
-    longest = max(len(prompt["prompt_token_ids"]) for prompt in prompts)
-    engine = LLM(**engine_arguments(model, model_folder, longest, cpu=current_platform.is_cpu()))
-    params = [
-        SamplingParams(temperature=temperature, seed=seed, max_tokens=2,
-                       structured_outputs=StructuredOutputsParams(choice=SCALE))
-        for seed in seeds
-    ]  # fmt: skip
-    outputs = engine.generate(prompts, params, use_tqdm=True)
-    return pl.DataFrame({"cache_key": keys, "answer": [output.outputs[0].text for output in outputs]}, schema=ANSWER_SCHEMA)
+    longest = max(len(prompt) for prompt, _, _ in requests)
+    context = {**model, "max_model_len": max(model["max_model_len"], longest + 2)}
+    engine = LLM(**engine_arguments(context, model_folder, longest, cpu=current_platform.is_cpu()))
+    if digits is not None:
+        params = [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=digits) for _ in requests]
+    else:
+        params = [
+            SamplingParams(temperature=judge["temperature"], seed=seed, max_tokens=2,
+                           structured_outputs=StructuredOutputsParams(choice=SCALE))
+            for _, seed, _ in requests
+        ]  # fmt: skip
+    outputs = engine.generate([{"prompt_token_ids": prompt} for prompt, _, _ in requests], params, use_tqdm=True)
+    answers, digit_logprobs = [], []
+    for output in outputs:
+        completion = output.outputs[0]
+        answers.append(completion.text)
+        if digits is None:
+            digit_logprobs.append([])
+        else:
+            position = completion.logprobs[0]
+            digit_logprobs.append([float(position[token].logprob) for token in digits])
+    keys = [key for _, _, key in requests]
+    return pl.DataFrame({"cache_key": keys, "answer": answers, "digit_logprobs": digit_logprobs}, schema=ANSWER_SCHEMA)

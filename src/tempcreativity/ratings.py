@@ -2,15 +2,24 @@
 
 Table 1 (descriptives): per rating item its mean, sample SD and Cronbach's alpha, with stories as the items of
 the scale and participants as the subjects (each participant rated only some stories: pingouin's default pairwise
-handling of the missing cells), plus a ``mean`` row.
+handling of the missing cells), plus a ``mean`` row. Beside the study's alpha, two agreement statistics made for
+incomplete designs: Krippendorff's alpha (interval metric; the ``krippendorff`` package) over the stories rated by
+at least two people, and the ICC of a single rating (absolute agreement, the ICC(2,1) of an incomplete crossed
+design): the story variance over the total variance of ``rating ~ 1 + (1 | participant) + (1 | story)`` (REML).
 
-Table 2 (mixed models): for each rating and each predictor, ``rating ~ predictor`` with a random intercept per
-participant (statsmodels mixedlm, REML): beta, SE, p, and two R^2 pairs:
+Table 2 (mixed models): for each rating and each predictor, ``rating ~ predictor`` with random intercepts
+(statsmodels mixedlm, REML), in one or two models per ``random_effects``:
+- ``participant``: a random intercept per participant, the study's model;
+- ``crossed``: crossed random intercepts per participant and per story (variance components), since each story
+  was rated by several people and its ratings are not independent;
+- ``none``: ordinary least squares, for ratings with one rating per story from one rater (the LLM judge).
+Each row gives beta, SE, p, and two R^2 pairs:
 - ``r2m``/``r2c`` as the study computed them: fixed-effect variance = variance of the model's ``fittedvalues``
   (which include the predicted random intercepts), random = the random-intercept variance, residual = variance
   of the residuals; r2m = f / (f + r + e), r2c = (f + r) / (f + r + e).
 - ``r2m_nakagawa``/``r2c_nakagawa``: the standard Nakagawa-Schielzeth definition, with the variance of the
   fixed-effect prediction X*beta and the model's residual variance (its scale).
+In the crossed model the random variance is the sum of the participant and story variances.
 The study's pair uses sample variances (ddof = 1: pandas ``.var()``, as the study's code did; with population
 variances novelty's R^2c would be .3857, not the printed .3849); Nakagawa's uses the population variance of X*beta."""
 
@@ -33,7 +42,7 @@ class RatingsError(ValueError):
     """A ratings file the analysis cannot use; the message names the columns or rows."""
 
 
-def load_ratings(path: str | Path) -> pl.DataFrame:
+def load_ratings(path: str | Path, min_participants: int = 2) -> pl.DataFrame:
     """Read a ratings CSV (one row per rating; an unnamed leading index column, as released, is dropped) and
     check it: the required columns present, ratings numbers in [1, 5], temperatures in [0, 2], nothing missing,
     each participant rating each story at most once, at least two participants."""
@@ -57,10 +66,10 @@ def load_ratings(path: str | Path) -> pl.DataFrame:
             f"ratings: {path} seems to be separated by ';' (its header is {frame.columns[0]!r}); "
             "the ratings file must be comma-separated"
         )
-    return validate_ratings(frame)
+    return validate_ratings(frame, min_participants)
 
 
-def validate_ratings(frame: pl.DataFrame) -> pl.DataFrame:
+def validate_ratings(frame: pl.DataFrame, min_participants: int = 2) -> pl.DataFrame:
     missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
         raise RatingsError(f"ratings: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
@@ -98,7 +107,7 @@ def validate_ratings(frame: pl.DataFrame) -> pl.DataFrame:
             f"{'; ...' if pairs.height > 5 else ''}); each participant may rate each story once (was the file "
             "concatenated with itself?)"
         )
-    if frame["participant_id"].n_unique() < 2:
+    if frame["participant_id"].n_unique() < min_participants:
         raise RatingsError(
             "ratings: the mixed models need ratings from at least 2 participants (random intercept per participant); "
             f"found {frame['participant_id'].n_unique()}"
@@ -116,17 +125,44 @@ def cronbach_alpha(ratings: pl.DataFrame, item: str) -> float:
     import pingouin
 
     wide = ratings.to_pandas().pivot_table(index="participant_id", columns="story_id", values=item)
+    if len(wide) < 2:  # one rater (the judge): no scale to be consistent over
+        return math.nan
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # constant items (a judge that always answers the same) give nan
         return float(pingouin.cronbach_alpha(data=wide)[0])
 
 
+def krippendorff_alpha(ratings: pl.DataFrame, item: str) -> float:
+    """Krippendorff's alpha of one rating item, interval metric: raters x stories, missing cells allowed (nan
+    with fewer than two raters of any story)."""
+    import krippendorff
+
+    wide = ratings.to_pandas().pivot_table(index="participant_id", columns="story_id", values=item)
+    if wide.notna().sum(axis=0).max() < 2 or np.nanstd(wide.to_numpy()) == 0:
+        return math.nan
+    return float(krippendorff.alpha(reliability_data=wide.to_numpy(dtype=float), level_of_measurement="interval"))
+
+
+def single_rating_icc(ratings: pl.DataFrame, item: str) -> float:
+    """ICC of a single rating, absolute agreement (ICC(2,1) for an incomplete crossed design): the story variance
+    over story + participant + residual variance of ``rating ~ 1 + (1 | participant) + (1 | story)`` (REML);
+    nan when no story was rated twice."""
+    if not _stories_rated_more_than_once(ratings) or ratings[item].n_unique() < 2:
+        return math.nan
+    fitted = _fit(ratings.to_pandas(), f"{item} ~ 1", "crossed")
+    story, participant = _variance_components(fitted)["story"], _variance_components(fitted)["participant"]
+    return story / (story + participant + float(fitted.scale))
+
+
 def descriptives(ratings: pl.DataFrame) -> pl.DataFrame:
-    """Table 1: item, mean, sd (sample), cronbach_alpha; then a ``mean`` row averaging each column."""
+    """Table 1: item, mean, sd (sample), cronbach_alpha (the study's), krippendorff_alpha (interval) and icc (a
+    single rating, absolute agreement); then a ``mean`` row averaging each column."""
     rows = [
-        {"item": item, "mean": ratings[item].mean(), "sd": ratings[item].std(ddof=1), "cronbach_alpha": cronbach_alpha(ratings, item)}
+        {"item": item, "mean": ratings[item].mean(), "sd": ratings[item].std(ddof=1),
+         "cronbach_alpha": cronbach_alpha(ratings, item), "krippendorff_alpha": krippendorff_alpha(ratings, item),
+         "icc": single_rating_icc(ratings, item)}
         for item in RATING_ITEMS
-    ]
+    ]  # fmt: skip
     table = pl.DataFrame(rows)
     return pl.concat([table, table.select(pl.lit("mean").alias("item"), pl.exclude("item").mean())])
 
@@ -134,22 +170,67 @@ def descriptives(ratings: pl.DataFrame) -> pl.DataFrame:
 NOT_ESTIMABLE = dict.fromkeys(("beta", "se", "p", "r2c", "r2m", "r2c_nakagawa", "r2m_nakagawa"), math.nan)
 
 
-def fit_mixed_model(data, rating: str, predictor: str) -> dict[str, float]:
-    """``rating ~ predictor`` with a random intercept per participant; beta, SE, p and both R^2 pairs.
-    All nan when the rating or the predictor does not vary (a judge that always answers the same, say)."""
+RANDOM_EFFECTS = ("participant", "crossed", "both")
+
+
+def _stories_rated_more_than_once(ratings: pl.DataFrame) -> bool:
+    return ratings.group_by("story_id").len()["len"].max() > 1
+
+
+def resolve_random_effects(ratings: pl.DataFrame, random_effects: str | None) -> list[str]:
+    """The models to fit: ``both`` (participant-only and crossed) by default where stories were rated more than
+    once, else ``participant``; ``none`` (ordinary least squares on stories) when one rater gave every rating.
+    An explicit ``crossed`` or ``both`` needs stories rated more than once."""
+    if ratings["participant_id"].n_unique() == 1:
+        return ["none"]
+    repeated = _stories_rated_more_than_once(ratings)
+    if random_effects is None:
+        random_effects = "both" if repeated else "participant"
+    if random_effects not in RANDOM_EFFECTS:
+        raise RatingsError(f"ratings.random_effects: {random_effects!r} is not allowed; allowed values: "
+                           f"{', '.join(RANDOM_EFFECTS)}")  # fmt: skip
+    if random_effects != "participant" and not repeated:
+        raise RatingsError(f"ratings.random_effects: {random_effects!r} needs stories rated by more than one "
+                           "participant (a random intercept per story); every story here was rated once: use participant")  # fmt: skip
+    return ["participant", "crossed"] if random_effects == "both" else [random_effects]
+
+
+def _fit(data, formula: str, random_effects: str):
     import statsmodels.formula.api as smf
 
-    if data[rating].nunique() < 2 or data[predictor].nunique() < 2:
-        return dict(NOT_ESTIMABLE)
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # boundary and convergence chatter: the estimates are reported as they are
-        fitted = smf.mixedlm(f"{rating} ~ {predictor}", data, groups=data["participant_id"]).fit(reml=True)
-        return _mixed_model_summary(fitted, predictor)
+        if random_effects == "none":
+            return smf.ols(formula, data).fit()
+        if random_effects == "participant":
+            return smf.mixedlm(formula, data, groups=data["participant_id"]).fit(reml=True)
+        data = data.assign(all_ratings=1)
+        components = {"participant": "0 + C(participant_id)", "story": "0 + C(story_id)"}
+        return smf.mixedlm(formula, data, groups="all_ratings", re_formula="0", vc_formula=components).fit(reml=True)
+
+
+def _variance_components(fitted) -> dict[str, float]:
+    """The random-intercept variances of a fitted model by name (participant, story)."""
+    if not hasattr(fitted, "cov_re"):
+        return {}
+    if fitted.model.k_vc:
+        return {name: float(value) for name, value in zip(fitted.model.exog_vc.names, fitted.vcomp)}
+    return {"participant": float(np.asarray(fitted.cov_re)[0, 0])}
+
+
+def fit_mixed_model(data, rating: str, predictor: str, random_effects: str = "participant") -> dict[str, float]:
+    """``rating ~ predictor`` with the random intercepts of ``random_effects``; beta, SE, p and both R^2 pairs.
+    All nan when the rating or the predictor does not vary (a judge that always answers the same, say)."""
+    if data[rating].nunique() < 2 or data[predictor].nunique() < 2:
+        return dict(NOT_ESTIMABLE)
+    fitted = _fit(data, f"{rating} ~ {predictor}", random_effects)
+    return _mixed_model_summary(fitted, predictor)
 
 
 def _mixed_model_summary(fitted, predictor: str) -> dict[str, float]:
-    random_variance = float(np.asarray(fitted.cov_re)[0, 0])
-    fixed_prediction = fitted.model.exog @ fitted.fe_params.to_numpy()
+    random_variance = sum(_variance_components(fitted).values())
+    fixed_params = fitted.fe_params if hasattr(fitted, "fe_params") else fitted.params
+    fixed_prediction = fitted.model.exog @ fixed_params.to_numpy()
     try:
         fitted_values = np.asarray(fitted.fittedvalues)
     except ValueError:  # random-intercept variance estimated at 0: every predicted random intercept is 0
@@ -159,9 +240,10 @@ def _mixed_model_summary(fitted, predictor: str) -> dict[str, float]:
     study_total = fitted_variance + random_variance + residual
     fixed_variance = float(np.var(fixed_prediction))
     nakagawa_total = fixed_variance + random_variance + float(fitted.scale)
+    standard_errors = fitted.bse_fe if hasattr(fitted, "bse_fe") else fitted.bse
     return {
-        "beta": float(fitted.fe_params[predictor]),
-        "se": float(fitted.bse_fe[predictor]),
+        "beta": float(fixed_params[predictor]),
+        "se": float(standard_errors[predictor]),
         "p": float(fitted.pvalues[predictor]),
         "r2c": (fitted_variance + random_variance) / study_total,
         "r2m": fitted_variance / study_total,
@@ -170,9 +252,11 @@ def _mixed_model_summary(fitted, predictor: str) -> dict[str, float]:
     }
 
 
-def mixed_models(ratings: pl.DataFrame, scores: pl.DataFrame | None = None) -> pl.DataFrame:
-    """Table 2: one row per rating x predictor. Predictors: temperature always; perplexity, cosine similarity and
-    edit distance to the exemplar when ``scores`` (joined on story_id) has them for the rated stories."""
+def mixed_models(ratings: pl.DataFrame, scores: pl.DataFrame | None = None, random_effects: str | None = None) -> pl.DataFrame:
+    """Table 2: one row per model x rating x predictor (``random_effects`` names the model: see
+    ``resolve_random_effects``). Predictors: temperature always; perplexity, cosine similarity and edit distance
+    to the exemplar when ``scores`` (joined on story_id) has them for the rated stories."""
+    models = resolve_random_effects(ratings, random_effects)
     data = ratings
     predictors = ["temperature"]
     if scores is not None:
@@ -181,15 +265,18 @@ def mixed_models(ratings: pl.DataFrame, scores: pl.DataFrame | None = None) -> p
         predictors += [name for name in available if data[name].is_not_null().all() and data[name].is_not_nan().all()]
     frame = data.to_pandas()
     rows = []
-    for rating in RATING_ITEMS:
-        for predictor in predictors:
-            fit = fit_mixed_model(frame, rating, predictor)
-            rows.append({"rating": rating, "predictor": predictor, **fit, "n_obs": len(frame),
-                         "n_groups": frame["participant_id"].nunique()})  # fmt: skip
+    for model in models:
+        for rating in RATING_ITEMS:
+            for predictor in predictors:
+                fit = fit_mixed_model(frame, rating, predictor, model)
+                rows.append({"random_effects": model, "rating": rating, "predictor": predictor, **fit,
+                             "n_obs": len(frame), "n_groups": frame["participant_id"].nunique(),
+                             "n_stories": frame["story_id"].nunique()})  # fmt: skip
     return pl.DataFrame(rows)
 
 
-def write_tables(ratings: pl.DataFrame, out_dir: str | Path, scores: pl.DataFrame | None = None) -> dict[str, Path]:
+def write_tables(ratings: pl.DataFrame, out_dir: str | Path, scores: pl.DataFrame | None = None,
+                 random_effects: str | None = None) -> dict[str, Path]:  # fmt: skip
     """Write ratings_descriptives.csv and ratings_lme.csv into ``out_dir`` and return their paths. Both tables are
     computed before either is written, and then written as a set (atomically), so a failure leaves earlier
     tables as they were."""
@@ -198,7 +285,7 @@ def write_tables(ratings: pl.DataFrame, out_dir: str | Path, scores: pl.DataFram
     out_dir = Path(out_dir)
     tables = {
         out_dir / "ratings_descriptives.csv": descriptives(ratings).write_csv(float_precision=6),
-        out_dir / "ratings_lme.csv": mixed_models(ratings, scores).write_csv(float_precision=6),
+        out_dir / "ratings_lme.csv": mixed_models(ratings, scores, random_effects).write_csv(float_precision=6),
     }
     write_texts_atomic(tables)
     return dict(zip(("descriptives", "lme"), tables))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 import polars as pl
 
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
@@ -61,17 +62,64 @@ def rating_sentence(row: dict[str, Any]) -> str:
     )
 
 
-def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, forest: Path, rater: str) -> dict:
-    """What the report shows for one source of ratings (people's, or the LLM judge's)."""
+MODEL_NAMES = {
+    "participant": "rating ~ predictor + (1 | participant)",
+    "crossed": "rating ~ predictor + (1 | participant) + (1 | story)",
+    "none": "rating ~ predictor (ordinary least squares over stories)",
+}
+
+
+def model_comparison(lme: pl.DataFrame) -> list[str]:
+    """Where both the participant-only and the crossed model were fitted: per rating, the temperature effect under
+    each, and whether a conclusion at the 5% level changes."""
+    temperature = lme.filter(pl.col("predictor") == "temperature")
+    if set(temperature["random_effects"]) != {"participant", "crossed"}:
+        return []
+    sentences = []
+    for rating in dict.fromkeys(temperature["rating"]):
+        rows = {row["random_effects"]: row for row in temperature.filter(pl.col("rating") == rating).iter_rows(named=True)}
+        alone, crossed = rows["participant"], rows["crossed"]
+        if math.isnan(alone["p"]) or math.isnan(crossed["p"]):
+            continue
+        changed = (alone["p"] < 0.05) != (crossed["p"] < 0.05)
+        sentences.append(
+            f"{rating.capitalize()}: β = {alone['beta']:.3f} (SE {alone['se']:.3f}, {_p_value(alone['p'])}) with a "
+            f"random intercept per participant; β = {crossed['beta']:.3f} (SE {crossed['se']:.3f}, "
+            f"{_p_value(crossed['p'])}) with participant and story"
+            + ("; the conclusion at the 5% level changes." if changed else "; the conclusion at the 5% level is the same.")
+        )
+    return sentences
+
+
+def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, forest: Path, rater: str,
+                    judge: dict | None = None) -> dict:  # fmt: skip
+    """What the report shows for one source of ratings (people's, or the LLM judge's). ``judge``: the judge's
+    config with ``is_generator`` (the judge is the model that wrote the stories)."""
+    if source == "human":
+        who = "These ratings were given by people (the ratings file named in the config)."
+    else:
+        how = (
+            "the expected value of its answer distribution over 1-5 (greedy, one token, from its log-probabilities)"
+            if judge["method"] == "expected"
+            else f"the mean of {judge['samples']} sampled answers at temperature {judge['temperature']:g}"
+        )
+        who = (
+            f"These ratings were produced by a language model ({rater}), not by people: one rating per story and "
+            f"criterion, {how}. A judge is one rater, so Table 2 is fitted on stories without random effects, and "
+            "agreement between raters does not apply. Read them as a model's opinion, not as a replacement for a survey."
+        )
+    models = list(dict.fromkeys(lme["random_effects"]))
     return {
         "source": source,
         "title": "Ratings by people" if source == "human" else "Ratings by an LLM judge",
-        "who": (
-            "These ratings were given by people (the ratings file named in the config)."
-            if source == "human"
-            else f"These ratings were produced by a language model ({rater}), not by people: each judge sample "
-            "(seed) acts as one participant. Read them as a model's opinion, not as a replacement for a survey."
+        "who": who,
+        "warning": (
+            "The judge is the model that generated the stories: it rates its own writing, and its view of what is "
+            "novel or typical is shaped by the same distribution the stories were drawn from."
+            if source == "judge" and judge.get("is_generator") else ""
         ),
+        "models": [MODEL_NAMES[model] for model in models],
+        "comparison": model_comparison(lme),
         "descriptives": [
             {key: (_number(value) if isinstance(value, float) else value) for key, value in row.items()}
             for row in descriptives.iter_rows(named=True)
@@ -83,6 +131,37 @@ def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, 
         ],  # fmt: skip
         "forest": _image(forest),
     }
+
+
+def judge_validation_section(table: pl.DataFrame, figure: Path) -> dict:
+    """The judge against the study's people on the study's 31 stories: the table, a verdict and the figure."""
+    from tempcreativity.judge_validation import verdict
+
+    rows = [
+        {**{key: (_number(value, 2) if isinstance(value, float) else value) for key, value in row.items()},
+         "p_text": _p_value(row["p_value"])}
+        for row in table.iter_rows(named=True)
+    ]  # fmt: skip
+    return {"rows": rows, "verdict": verdict(table), "figure": _image(figure)}
+
+
+def design_text(config: dict[str, Any], trend_table: pl.DataFrame) -> str:
+    """In words: how the stories were seeded and which trend model and resampling unit follow from it."""
+    model = trend_table["model"][0] if trend_table.height else ""
+    unit = trend_table["resampled"][0] if trend_table.height and "resampled" in trend_table.columns else "stories"
+    if config["seeding"] == "shared":
+        seeding = ("Seeding is <em>shared</em>: seed s draws the same random numbers at every temperature and for every "
+                   "prompt, so the stories of one seed are paired across cells and are not independent.")  # fmt: skip
+    else:
+        seeding = ("Seeding is <em>independent</em>: every story's vLLM seed is a hash of its prompt, its cell's "
+                   "sampling settings and its seed index, so every story is an independent draw, as in the study.")  # fmt: skip
+    fitted = "ordinary least squares (one prompt, independent stories)" if model == "ols" else model
+    return (
+        f"{seeding} Trend models: {fitted}; a random intercept per prompt where there are several prompts (prompts "
+        "differ in level), and per seed under shared seeding (the paired unit). Perplexity's slope is fitted on "
+        f"log perplexity. Bootstrap CIs of Spearman's ρ resample {unit}; with several prompts or shared seeds, ρ's "
+        "p-value comes from a permutation test that shuffles temperatures within prompts (and seeds)."
+    )
 
 
 def study_section(table1: pl.DataFrame, table2: pl.DataFrame, story_scores: pl.DataFrame) -> dict:
@@ -144,6 +223,7 @@ def render_report(
     provenance: dict[str, Any],
     ratings: list[dict] = (),
     study: dict | None = None,
+    judge_validation: dict | None = None,
     examples_per_temperature: int = 2,
 ) -> str:
     """The report as one HTML string."""
@@ -156,7 +236,7 @@ def render_report(
     trend_rows = [
         {**row, "sentence": trend_sentence(row), "rho_text": _number(row["rho"], 2),
          "ci_text": f"[{_number(row['rho_ci_low'], 2)}, {_number(row['rho_ci_high'], 2)}]",
-         "p_text": _p_value(row["p_value"]), "slope_text": _number(row["slope"]),
+         "p_text": _p_value(row["p_value"]), "slope_text": _number(row["slope"]), "response": row.get("response", row["score"]),
          "slope_ci_text": f"[{_number(row['slope_ci_low'])}, {_number(row['slope_ci_high'])}]"}
         for row in trend_table.iter_rows(named=True)
     ]  # fmt: skip
@@ -179,6 +259,8 @@ def render_report(
         provenance=provenance,
         ratings=list(ratings),
         study=study,
+        judge_validation=judge_validation,
+        design=markupsafe.Markup(design_text(config, trend_table)),
         hidden_min_p=[
             {**row, "temperature": f"{row['temperature']:g}", "share": f"{row['share']:.1%}"}
             for row in share_below_raw_min_p(generations).iter_rows(named=True)

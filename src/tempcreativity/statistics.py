@@ -1,5 +1,6 @@
 """Statistics over the scores: per-temperature summaries with bootstrap CIs, within-temperature diversity,
-trends with temperature (Spearman with bootstrap CI; a linear (mixed) model), and a 2-D PCA of the embeddings.
+trends with temperature (Spearman with a bootstrap CI and a p-value over the design's units; a linear (mixed)
+model with the design's random effects), and a 2-D PCA of the embeddings.
 
 Exemplars are left out of summaries and trends: they are the reference every other story is measured against."""
 
@@ -59,44 +60,138 @@ def summarise(scores: pl.DataFrame, texts: pl.Series, vectors: np.ndarray, resam
     return pl.DataFrame(rows).sort(["prompt_id", "temperature"])
 
 
-def spearman_with_ci(x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0) -> dict[str, float]:
-    """Spearman's rho of y with x, its p-value, and a percentile bootstrap CI (resampling stories)."""
+def design_units(stories: pl.DataFrame, seeding: str) -> dict[str, object]:
+    """The design's units for the trend statistics (exemplars already left out).
+
+    - random effects of the mixed model: the prompt when there are several prompts (prompts differ in level),
+      and, under ``seeding: shared``, the seed when there are several (its stories share random numbers across
+      temperatures and prompts: the paired unit);
+    - bootstrap: under ``shared`` whole seeds are resampled (each with its stories at every temperature and
+      prompt); under ``independent`` stories are resampled within each prompt x temperature cell (they are
+      independent draws; the design's cells stay fixed);
+    - permutation test: temperatures are shuffled within blocks (prompt, and prompt x seed under ``shared``)."""
+    several_prompts = stories["prompt_id"].n_unique() > 1
+    shared = seeding == "shared" and "seed" in stories.columns and stories["seed"].n_unique() > 1
+    random_effects = (["prompt_id"] if several_prompts else []) + (["seed"] if shared else [])
+    if shared:
+        clusters, strata = stories["seed"].cast(pl.String), pl.Series([""] * stories.height)
+        blocks = stories.select(pl.concat_str("prompt_id", pl.col("seed").cast(pl.String), separator="|")).to_series()
+    else:
+        clusters = pl.Series(range(stories.height)).cast(pl.String)
+        strata = stories.select(pl.concat_str("prompt_id", pl.col("temperature").cast(pl.String), separator="|")).to_series()
+        blocks = stories["prompt_id"]
+    return {
+        "random_effects": random_effects,
+        "clusters": clusters.to_numpy(),
+        "strata": strata.to_numpy(),
+        "blocks": blocks.to_numpy(),
+        "unit": "seeds (all stories of a seed)" if shared else "stories within prompt x temperature",
+    }
+
+
+def _cluster_members(clusters: np.ndarray, strata: np.ndarray) -> list[list[np.ndarray]]:
+    """Per stratum, the row indices of each of its clusters."""
+    groups = []
+    for stratum in np.unique(strata):
+        in_stratum = np.flatnonzero(strata == stratum)
+        names, inverse = np.unique(clusters[in_stratum], return_inverse=True)
+        groups.append([in_stratum[inverse == k] for k in range(len(names))])
+    return groups
+
+
+def _cluster_resample(groups: list[list[np.ndarray]], rng: np.random.Generator) -> np.ndarray:
+    """Row indices of one cluster bootstrap sample: within each stratum, its clusters drawn with replacement."""
+    return np.concatenate([members[k] for members in groups for k in rng.integers(0, len(members), len(members))])
+
+
+def _within_block_permutation_p(x: np.ndarray, y: np.ndarray, blocks: np.ndarray, observed: float,
+                                permutations: int, rng: np.random.Generator) -> float:  # fmt: skip
+    """Two-sided p of Spearman's rho when temperatures are shuffled within blocks (exchangeable under no trend)."""
+    rank_x, rank_y = stats.rankdata(x), stats.rankdata(y)
+    centred_y = rank_y - rank_y.mean()
+    scale = np.sqrt(((rank_x - rank_x.mean()) ** 2).sum() * (centred_y**2).sum())
+    block_ids = np.unique(blocks, return_inverse=True)[1]
+    base = np.lexsort((np.arange(len(x)), block_ids))
+    extreme = 0
+    for _ in range(permutations):
+        shuffled = np.lexsort((rng.random(len(x)), block_ids))
+        permuted = np.empty_like(rank_x)
+        permuted[base] = rank_x[shuffled]
+        rho = ((permuted - permuted.mean()) * centred_y).sum() / scale
+        extreme += abs(rho) >= abs(observed) - 1e-12
+    return (extreme + 1) / (permutations + 1)
+
+
+def spearman_with_ci(x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0, units: dict | None = None) -> dict[str, float]:
+    """Spearman's rho of y with x, a percentile bootstrap CI and a p-value.
+
+    Without ``units`` every story is its own unit: the bootstrap resamples stories and p is scipy's. With the
+    ``units`` of ``design_units``, the bootstrap resamples its clusters within its strata and p comes from a
+    permutation test that shuffles x within its blocks (``resamples`` permutations)."""
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
+    if units is None:
+        clusters, strata, blocks = np.arange(len(x)).astype(str), np.zeros(len(x)), None
+    else:
+        clusters, strata, blocks = units["clusters"][keep], units["strata"][keep], units["blocks"][keep]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"rho": math.nan, "p_value": math.nan, "rho_ci_low": math.nan, "rho_ci_high": math.nan, "n": len(x)}
     rho, p_value = stats.spearmanr(x, y)
     rng = np.random.default_rng(seed)
+    groups = _cluster_members(clusters, strata)
     boot = []
     for _ in range(resamples):
-        index = rng.integers(0, len(x), len(x))
+        index = _cluster_resample(groups, rng)
         if np.ptp(x[index]) > 0 and np.ptp(y[index]) > 0:
             boot.append(stats.spearmanr(x[index], y[index]).statistic)
     alpha = (1 - CONFIDENCE) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha]) if boot else (math.nan, math.nan)
+    if blocks is not None:
+        p_value = _within_block_permutation_p(x, y, blocks, rho, resamples, rng)
     return {"rho": float(rho), "p_value": float(p_value), "rho_ci_low": float(low), "rho_ci_high": float(high), "n": len(x)}
 
 
-def linear_trend(frame: pl.DataFrame, score: str) -> dict[str, float | str]:
-    """Slope of ``score`` on temperature: a linear mixed model with a random intercept per prompt when there are
-    several prompts (statsmodels mixedlm, REML), ordinary least squares otherwise."""
+# Scores whose linear trend is fitted on their logarithm (perplexity grows roughly exponentially with temperature).
+LOG_SCALE_SCORES = {"perplexity"}
+
+
+def linear_trend(frame: pl.DataFrame, score: str, random_effects: list[str] | None = None) -> dict[str, float | str]:
+    """Slope of ``score`` (of its logarithm for perplexity) on temperature.
+
+    ``random_effects`` (default: the prompt when there are several) lists the grouping columns with a random
+    intercept: none gives ordinary least squares; one, a linear mixed model (statsmodels mixedlm, REML); two
+    (prompt and seed under shared seeding), crossed random intercepts as variance components."""
     import statsmodels.formula.api as smf
 
-    data = frame.select("prompt_id", "temperature", pl.col(score).cast(pl.Float64).alias("y")).drop_nans().to_pandas()
-    data = data.dropna()
-    empty = {"model": "", "slope": math.nan, "slope_se": math.nan, "slope_ci_low": math.nan, "slope_ci_high": math.nan, "slope_p": math.nan}
+    if random_effects is None:
+        random_effects = ["prompt_id"] if frame["prompt_id"].n_unique() > 1 else []
+    response = pl.col(score).cast(pl.Float64)
+    if score in LOG_SCALE_SCORES:
+        response = response.log()
+    data = frame.select("prompt_id", "temperature", pl.col("seed").cast(pl.String) if "seed" in frame.columns
+                        else pl.lit("").alias("seed"), response.alias("y"))  # fmt: skip
+    data = data.filter(pl.col("y").is_finite()).to_pandas().dropna()
+    response_name = f"log {score}" if score in LOG_SCALE_SCORES else score
+    empty = {"model": "", "response": response_name, "slope": math.nan, "slope_se": math.nan,
+             "slope_ci_low": math.nan, "slope_ci_high": math.nan, "slope_p": math.nan}  # fmt: skip
     if len(data) < 3 or data["y"].std() == 0 or data["temperature"].std() == 0:
         return empty
-    several_prompts = data["prompt_id"].nunique() > 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on tiny grids; the estimates are still reported
-        if several_prompts:
-            fitted = smf.mixedlm("y ~ temperature", data, groups=data["prompt_id"]).fit(reml=True)
-        else:
+        if not random_effects:
             fitted = smf.ols("y ~ temperature", data).fit()
+        elif len(random_effects) == 1:
+            fitted = smf.mixedlm("y ~ temperature", data, groups=data[random_effects[0]]).fit(reml=True)
+        else:
+            data["all"] = 1
+            components = {name: f"0 + C({name})" for name in random_effects}
+            fitted = smf.mixedlm("y ~ temperature", data, groups="all", re_formula="0", vc_formula=components).fit(reml=True)
     low, high = fitted.conf_int(alpha=1 - CONFIDENCE).loc["temperature"]
+    names = {"prompt_id": "prompt", "seed": "seed"}
+    model = "ols" if not random_effects else "mixedlm: " + " + ".join(f"(1 | {names[name]})" for name in random_effects)
     return {
-        "model": "mixedlm" if several_prompts else "ols",
+        "model": model,
+        "response": response_name,
         "slope": float(fitted.params["temperature"]),
         "slope_se": float(fitted.bse["temperature"]),
         "slope_ci_low": float(low),
@@ -105,15 +200,17 @@ def linear_trend(frame: pl.DataFrame, score: str) -> dict[str, float | str]:
     }
 
 
-def trends(scores: pl.DataFrame, resamples: int) -> pl.DataFrame:
-    """One row per score: Spearman correlation with temperature (all prompts pooled) and the linear trend."""
+def trends(scores: pl.DataFrame, resamples: int, seeding: str = "independent") -> pl.DataFrame:
+    """One row per score: Spearman correlation with temperature (all prompts pooled; bootstrap and permutation
+    test over the design's units) and the linear trend with the design's random effects (see ``design_units``)."""
     stories = scores.filter(~pl.col("is_exemplar"))
+    units = design_units(stories, seeding)
     temperature = stories["temperature"].to_numpy()
     rows = []
     for score, label in SCORE_LABELS.items():
         values = stories[score].cast(pl.Float64).to_numpy()
-        rows.append({"score": score, "label": label, **spearman_with_ci(temperature, values, resamples),
-                     **linear_trend(stories, score)})  # fmt: skip
+        rows.append({"score": score, "label": label, **spearman_with_ci(temperature, values, resamples, units=units),
+                     **linear_trend(stories, score, units["random_effects"]), "resampled": units["unit"]})  # fmt: skip
     return pl.DataFrame(rows)
 
 

@@ -136,10 +136,12 @@ def parent_metrics(trends: pl.DataFrame, ratings: dict[str, tuple[pl.DataFrame, 
             metrics[f"{column}.{row['score']}"] = row[column]
     for source, (descriptives, lme) in ratings.items():
         for row in descriptives.iter_rows(named=True):
-            metrics |= {f"ratings.{source}.{row['item']}.{name}": row[name] for name in ("mean", "sd", "cronbach_alpha")}
+            metrics |= {f"ratings.{source}.{row['item']}.{name}": row[name]
+                        for name in ("mean", "sd", "cronbach_alpha", "krippendorff_alpha", "icc") if name in row}  # fmt: skip
         for row in lme.iter_rows(named=True):
+            model = row.get("random_effects", "participant")  # participant, crossed or none (the judge)
             for name in ("beta", "se", "p", "r2m", "r2c", "r2m_nakagawa", "r2c_nakagawa"):
-                metrics[f"ratings.{source}.{row['rating']}.{row['predictor']}.{name}"] = row[name]
+                metrics[f"ratings.{source}.{model}.{row['rating']}.{row['predictor']}.{name}"] = row[name]
     metrics |= {"stories": generations.height, "tokens": int(generations["num_tokens"].sum())}
     generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0]
     if generated:

@@ -26,7 +26,7 @@ EMBEDDERS = config["scoring"]["embedders"]
 STUDY_DATA = str(Path(workflow.basedir) / "resources" / "peeperkorn2024")
 FIGURES = ["boxplots", "pca", "diversity", "trends"]
 REPORT = f"reports/{EXPERIMENT}/index.html"
-RATING_SOURCES = (["human"] if config["ratings"] else []) + (
+RATING_SOURCES = (["human"] if config["ratings"]["file"] else []) + (
     ["judge"] if config["judge"]["enabled"] else []
 )
 
@@ -79,10 +79,27 @@ def report_files():
             for source in RATING_SOURCES
         },
         **(
-            {"LLM judge ratings": result("ratings/judge_ratings.csv")}
+            {
+                "LLM judge ratings (one per story)": result(
+                    "ratings/judge_ratings.csv"
+                ),
+                "the judge against the study's people": result(
+                    "ratings/judge_vs_people.csv"
+                ),
+            }
             if "judge" in RATING_SOURCES
             else {}
         ),
+    }
+
+
+def judge_validation_files(wildcards):
+    """The judge checked against the study's people, when the judge runs."""
+    if "judge" not in RATING_SOURCES:
+        return {}
+    return {
+        "judge_vs_people": result("ratings/judge_vs_people.csv"),
+        "judge_vs_people_png": result("ratings/judge_vs_people.png"),
     }
 
 
@@ -169,7 +186,7 @@ def figure_report_outputs():
 def ratings_file(wildcards):
     """People's ratings (the config's file) or the judge's."""
     if wildcards.source == "human":
-        return config["ratings"]
+        return config["ratings"]["file"]
     return result("ratings/judge_ratings.csv")
 
 

@@ -4,15 +4,18 @@
 localrules:
     plot_ratings,
     study_tables,
+    judge_vs_people,
 
 
 rule judge_stories:
     input:
         unpack(judge_model_input),
+        unpack(study_data_files),
         stories=rules.collect_generations.output.stories,
         manifest=rules.describe_model.output.manifest,
     output:
         ratings=result("ratings/judge_ratings.csv"),
+        study_ratings=result("ratings/judge_study_ratings.csv"),
     log:
         result("logs/judge_stories.log"),
     benchmark:
@@ -26,8 +29,9 @@ rule judge_stories:
     params:
         judge=config["judge"],
         model=config["model"],
+        data_dir=STUDY_DATA,
         cache_dir=JUDGE_CACHE,
-        code=source_digest("judge", "generation", "cache"),
+        code=source_digest("judge", "generation", "cache", "model", "peeperkorn"),
     script:
         "../../scripts/judge_stories.py"
 
@@ -45,6 +49,7 @@ rule analyse_ratings:
         mem_mb=2000,
         runtime=30,
     params:
+        random_effects=config["ratings"]["random_effects"],
         code=source_digest("ratings"),
     script:
         "../../scripts/analyse_ratings.py"
@@ -65,6 +70,26 @@ rule plot_ratings:
         code=source_digest("figures"),
     script:
         "../../scripts/plot_ratings.py"
+
+
+rule judge_vs_people:
+    input:
+        judge=rules.judge_stories.output.study_ratings,
+        people=f"{STUDY_DATA}/survey_ratings.csv",
+    output:
+        table=result("ratings/judge_vs_people.csv"),
+        png=result("ratings/judge_vs_people.png"),
+        svg=result("ratings/judge_vs_people.svg"),
+    log:
+        result("logs/judge_vs_people.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        resamples=config["scoring"]["bootstrap_resamples"],
+        code=source_digest("judge_validation", "statistics", "ratings", "figures"),
+    script:
+        "../../scripts/judge_vs_people.py"
 
 
 rule study_tables:

@@ -28,6 +28,7 @@ rule plot_figures:
 
 rule build_report:
     input:
+        unpack(judge_validation_files),
         manifest=rules.describe_model.output.manifest,
         stories=rules.collect_generations.output.stories,
         scores=rules.score_stories.output.scores,
@@ -52,7 +53,12 @@ rule build_report:
         files=report_files(),
         rating_sources=RATING_SOURCES,
         code=source_digest(
-            "report", "scoring", "provenance", "templates/report.html.j2"
+            "report",
+            "scoring",
+            "provenance",
+            "judge_validation",
+            "ratings",
+            "templates/report.html.j2",
         ),
     script:
         "../../scripts/build_report.py"

@@ -64,6 +64,7 @@ rule summarise_scores:
         runtime=60,
     params:
         resamples=config["scoring"]["bootstrap_resamples"],
+        seeding=config["seeding"],
         code=source_digest("statistics", "metrics", "scoring", "embedding"),
     script:
         "../../scripts/summarise_scores.py"
