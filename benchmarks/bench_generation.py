@@ -72,7 +72,7 @@ def bench_vllm(folder: Path, ids: list[int], pairs, max_tokens: int) -> dict:
     """The pipeline's path: its engine settings, every story in one generate() call with seeded SamplingParams."""
     from vllm import LLM, SamplingParams
 
-    from tempcreativity.generation import engine_arguments, on_cpu
+    from tempcreativity.engine import engine_arguments, on_cpu
 
     model = {"dtype": "bfloat16", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}}
     start = time.perf_counter()

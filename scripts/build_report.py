@@ -9,15 +9,16 @@ log_to(snakemake.log[0])
 import polars as pl
 
 from tempcreativity.io import write_text_atomic
-from tempcreativity.model import read_manifest
+from tempcreativity.model import judge_is_generator, judge_model_path, read_manifest
 from tempcreativity.provenance import git_state, package_versions
 from tempcreativity.report import judge_validation_section, ratings_section, render_report, study_section
 
 config = snakemake.params.config
-judge = dict(config["judge"], is_generator=config["judge"]["model"] in (None, config["model"]["path"]))
+judge = dict(config["judge"], is_generator=judge_is_generator(config))
 ratings = [
     ratings_section(source, pl.read_csv(descriptives), pl.read_csv(lme), Path(forest),
-                    rater=judge["model"] or read_manifest(snakemake.input.manifest)["model"], judge=judge)
+                    rater=read_manifest(snakemake.input.manifest)["model"] if judge["is_generator"] else judge_model_path(config),
+                    judge=judge)
     for source, descriptives, lme, forest in zip(
         snakemake.params.rating_sources,
         snakemake.input.ratings_descriptives,

@@ -18,20 +18,24 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
-# The tiny grid of the end-to-end tests: 2 prompts x 3 temperatures x 2 seeds (+ 2 exemplars), 32 tokens.
-TINY_CONFIG = {
-    "experiment": "tiny",
-    "model": {"path": "embedded"},
-    "prompts": [
-        {"id": "story", "text": "Write a story.", "assistant_prefix": "Here it is:\n\n"},
-        {"id": "poem", "text": "Write a short poem."},
-    ],
-    "temperatures": [0.5, 1.0, 1.5],
-    "seeds": 2,
-    "decoding": {"max_tokens": 32},
-    "judge": {"enabled": True, "max_story_tokens": 96},  # short prompts: the judge also rates the study's 31 stories
-    "ratings": "people.csv",  # written by the tiny_run fixture: made-up survey ratings of the tiny grid's stories
-}
+# The tiny grid of the end-to-end tests, a file a maintainer can also run by hand: 2 prompts x 3 temperatures x
+# 2 seeds (+ 2 exemplars), 32 tokens, the judge on, and made-up survey ratings of its stories (.test/people.csv).
+TEST_FOLDER = REPO / ".test"
+TINY_CONFIG = yaml.safe_load((TEST_FOLDER / "config" / "config.yaml").read_text())
+
+
+# Tests run as unit tests unless marked e2e (they start Snakemake, vLLM, an MLflow server or SLURM) or gpu:
+# `make test PYTEST_ARGS="-m unit"` runs the fast ones (under a minute on 2 cores).
+E2E_FIXTURES = {"tiny_run", "grown_run", "sharded_run", "slurm_run", "slurm_cluster", "study_runs", "mlflow_server"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if E2E_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
+        if not any(item.get_closest_marker(name) for name in ("e2e", "gpu")):
+            item.add_marker(pytest.mark.unit)
 
 
 def snakemake_command(workdir: Path, config: dict, *extra: str, profile: str = "local") -> list[str]:
@@ -84,11 +88,18 @@ def share_converted_model(source: Path, workdir: Path) -> None:
     shutil.copytree(source / "resources", workdir / "resources", symlinks=True)
 
 
+def share_analysis_caches(source: Path, workdir: Path) -> None:
+    """Give another run of the same stories the embedding and judge caches (not the stories': those it must
+    generate itself), so its embedding and judge jobs still run but start no engine."""
+    for name in ("embeddings", "judge"):
+        shutil.copytree(source / "results" / "cache" / name, workdir / "results" / "cache" / name)
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory) -> Path:
     """The tiny grid run once from nothing (model conversion included); later tests copy from it."""
     workdir = tmp_path_factory.mktemp("tiny-run")
-    write_people_ratings(workdir / "people.csv")
+    shutil.copy(TEST_FOLDER / "people.csv", workdir / "people.csv")
     run_snakemake(workdir, TINY_CONFIG)
     return workdir
 
@@ -98,29 +109,10 @@ def sharded_run(tiny_run, tmp_path_factory) -> Path:
     """The whole pipeline on SHARDED_CONFIG, run locally: what the SLURM run of the same config must equal."""
     workdir = tmp_path_factory.mktemp("sharded-run")
     share_converted_model(tiny_run, workdir)
+    share_analysis_caches(tiny_run, workdir)
     shutil.copy(tiny_run / "people.csv", workdir / "people.csv")
     run_snakemake(workdir, SHARDED_CONFIG)
     return workdir
-
-
-def write_people_ratings(path: Path) -> None:
-    """Three 'participants' rating every story of the tiny grid, in the study's format (values made up)."""
-    import copy
-
-    import numpy as np
-    import polars as pl
-
-    from tempcreativity.config import validate_config
-    from tempcreativity.grid import expand_grid
-
-    rng = np.random.default_rng(0)
-    stories = [s for s in expand_grid(validate_config(copy.deepcopy(TINY_CONFIG), SCHEMA)) if not s.is_exemplar]
-    rows = [
-        {"story_id": story.story_id, "temperature": story.temperature, "participant_id": f"person-{person}",
-         **{item: round(float(rng.uniform(1, 5)), 3) for item in ("novelty", "typicality", "cohesion", "coherence")}}
-        for person in range(3) for story in stories
-    ]  # fmt: skip
-    pl.DataFrame(rows).write_csv(path)
 
 
 @pytest.fixture(scope="session")

@@ -59,3 +59,30 @@ def test_a_damaged_entry_is_named_moved_aside_and_computed_again(tmp_path, capsy
     assert len(list((tmp_path / "quarantine").glob("*.parquet"))) == 2  # kept for a look, out of the way
     cache.write(pl.DataFrame([entry(keys[0], "story 0 again")], schema=GENERATION_SCHEMA))
     assert cache.read([keys[0]])["text"].to_list() == ["story 0 again"]
+
+
+def test_fill_computes_only_the_missing_keys_once_and_keeps_streamed_entries(tmp_path):
+    cache = ContentStore(tmp_path, GENERATION_SCHEMA)
+    keys = [cache_key({"n": n}) for n in range(3)]
+    cache.write(pl.DataFrame([entry(keys[0], "story 0")], schema=GENERATION_SCHEMA))
+    asked = []
+
+    def compute(missing):
+        asked.append(list(missing))
+        for key in missing:  # streamed: each entry stored as it arrives
+            yield pl.DataFrame([entry(key, f"new {key[:4]}")], schema=GENERATION_SCHEMA)
+
+    rows, missing = cache.fill([keys[1], keys[0], keys[2], keys[1]], compute)
+    assert asked == [[keys[1], keys[2]]] and missing == [keys[1], keys[2]]
+    assert rows["cache_key"].to_list() == [keys[1], keys[0], keys[2], keys[1]] and rows["text"][1] == "story 0"
+    _, again = cache.fill(keys, compute)
+    assert again == [] and len(asked) == 1
+
+    def dies_after_one(missing):
+        yield pl.DataFrame([entry(missing[0], "kept")], schema=GENERATION_SCHEMA)
+        raise RuntimeError("killed")
+
+    more = [cache_key({"n": n}) for n in (7, 8)]
+    with pytest.raises(RuntimeError):
+        cache.fill(more, dies_after_one)
+    assert cache.has(more[0]) and not cache.has(more[1])

@@ -10,13 +10,10 @@ import pytest
 
 from tempcreativity.errors import ConfigError
 from tempcreativity.cache import cache_key
+from tempcreativity.engine import CPU_MAX_BATCHED_TOKENS, check_context, check_engine_args, engine_arguments
 from tempcreativity.generation import (
-    CPU_MAX_BATCHED_TOKENS,
     GENERATIONS_SCHEMA,
-    check_context,
-    check_engine_args,
     check_prompt_lengths,
-    engine_arguments,
     kept_tokens,
     order_stories,
     render_prompt_ids,

@@ -267,7 +267,7 @@ def test_report_figures_render_in_a_real_browser(tiny_run, tmp_path, chromium):
     page.write_text((tiny_run / "reports/tiny/index.html").read_text().replace("</body>", probe + "</body>"))
     dom = chromium("--virtual-time-budget=10000", "--dump-dom", page.as_uri())
     images = json.loads(re.search(r"data-images=\"([^\"]*)\"", dom).group(1).replace("&quot;", '"'))
-    assert len(images) == 6, "four figures and a forest plot per source of ratings"
+    assert len(images) == 7, "four figures, a forest plot per source of ratings, the judge against people"
     assert all(complete and width > 500 and height > 200 for complete, width, height in images), images
 
 
@@ -301,9 +301,17 @@ def test_report_escapes_prompts_and_stories(tiny_run, tmp_path, chromium):
 
 
 def test_snakemake_report_has_the_captioned_figures(tiny_run):
+    import zipfile
+
     completed = run_snakemake(tiny_run, TINY_CONFIG, "--report", "snakemake-report.html")
     report = (tiny_run / "snakemake-report.html").read_text()
     assert completed.returncode == 0 and "one panel per temperature" in report
+    completed = run_snakemake(tiny_run, TINY_CONFIG, "--report", "report.zip")  # the catalog's form
+    with zipfile.ZipFile(tiny_run / "report.zip") as archive:
+        names = archive.namelist()
+        pages = "".join(archive.read(name).decode(errors="replace") for name in names if name.endswith((".html", ".js")))
+    assert completed.returncode == 0 and any(name.endswith("boxplots.png") for name in names)
+    assert "one panel per temperature" in pages
 
 
 def test_judge_asks_once_per_story_and_criterion(tiny_run):

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, SHARDED_CONFIG, TINY_CONFIG, run_snakemake, share_converted_model
+from conftest import REPO, SHARDED_CONFIG, TINY_CONFIG, run_snakemake, share_analysis_caches, share_converted_model
+
+pytestmark = pytest.mark.e2e  # Snakemake subprocesses
 
 HARNESS = REPO / "tests" / "slurm"
 ACCOUNT_AND_PARTITION = {"SBATCH_ACCOUNT": "root", "SBATCH_PARTITION": "debug"}
@@ -81,6 +83,7 @@ def slurm_run(tiny_run, slurm_cluster, tmp_path_factory):
     the SLURM jobs it submitted."""
     workdir = tmp_path_factory.mktemp("slurm-run")
     share_converted_model(tiny_run, workdir)
+    share_analysis_caches(tiny_run, workdir)  # its embedding and judge jobs still run as SLURM jobs
     shutil.copy(tiny_run / "people.csv", workdir / "people.csv")
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     run_snakemake(

@@ -41,6 +41,7 @@ def test_the_papers_printed_values_are_reproduced_to_their_precision():
     assert crossed["coherence"]["paper_beta"] is None  # the paper fitted no crossed model
 
 
+@pytest.mark.e2e  # embeds the study's stories with MiniLM
 def test_study_command_writes_its_tables_and_scores_the_released_stories(tmp_path):
     assert cli(["study", "--data", str(STUDY_DATA), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c")]) == 0
     assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["story_scores.csv", "table1.csv", "table2.csv"]

@@ -6,7 +6,11 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO
+
+pytestmark = pytest.mark.e2e  # Snakemake subprocesses
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(REPO)]
 
@@ -35,3 +39,18 @@ def test_paper_config_plans_four_generation_shards():
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", completed.stdout, flags=re.M))
     assert counts["generate_shard"] == "4" and counts["collect_generations"] == "1"
     assert counts["describe_model"] == "1" and "convert_embedded_model" not in counts
+
+
+def test_the_readmes_rule_graph_is_the_workflows(tmp_path):
+    """The mermaid rule graph in the README has exactly the edges of `--rulegraph` with the judge and ratings on."""
+    override = tmp_path / "all-rules.yaml"
+    override.write_text(f"judge: {{enabled: true}}\nratings: {REPO / 'resources/peeperkorn2024/survey_ratings.csv'}\n")
+    completed = subprocess.run(
+        [*SNAKEMAKE, "--configfile", str(REPO / "config/config.yaml"), str(override), "--rulegraph", "mermaid-js"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr
+    names = dict(re.findall(r"(id\d+)\[(\w+)\]", completed.stdout))
+    workflow = {(names[a], names[b]) for a, b in re.findall(r"(id\d+) --> (id\d+)", completed.stdout)}
+    block = (REPO / "README.md").read_text().split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert set(re.findall(r"(\w+) --> (\w+)", block)) == workflow

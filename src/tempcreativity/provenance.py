@@ -36,13 +36,54 @@ def git_state(folder: str | Path) -> dict[str, str | bool]:
         return {"commit": "unknown (not a git checkout)", "dirty": False}
 
 
+def package_imports(name: str) -> set[str]:
+    """The package's modules that module ``name`` imports, directly."""
+    return imports_of(Path(__file__).parent / f"{name}.py") - {name}
+
+
+def imports_of(path: str | Path) -> set[str]:
+    """The package's modules that the Python file at ``path`` imports (``from tempcreativity.x import ...``,
+    ``from tempcreativity import x``, ``import tempcreativity.x``), at module level or inside functions."""
+    import ast
+
+    tree = ast.parse(Path(path).read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("tempcreativity"):
+            if node.module == "tempcreativity":
+                found |= {alias.name for alias in node.names}
+            else:
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[1] for alias in node.names if alias.name.startswith("tempcreativity.")}
+    return found
+
+
+def module_closure(*names: str) -> list[str]:
+    """The named modules and every package module they import, directly or not, sorted."""
+    seen: set[str] = set()
+    todo = [name for name in names if not Path(name).suffix]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += sorted(package_imports(name) - seen)
+    return sorted(seen)
+
+
 def source_digest(*names: str) -> str:
-    """A short sha256 of the named files of this package (``"figures"`` is figures.py; a name with a suffix,
-    like ``"templates/report.html.j2"``, is taken as it is). Rules pass it as a param, so that Snakemake re-runs
-    a step when the library code behind it changes, not only when its script does."""
+    """A short sha256 of the package code behind a step: the named modules (``"figures"`` is figures.py) and every
+    package module they import, found by reading their imports, plus any named file with a suffix, like
+    ``"templates/report.html.j2"``. Rules pass it as a param, so that Snakemake re-runs a step when the library
+    code behind it changes, not only when its script does."""
     package = Path(__file__).parent
+    files = [f"{name}.py" for name in module_closure(*names)] + sorted(name for name in names if Path(name).suffix)
     digest = hashlib.sha256()
-    for name in names:
-        path = package / (name if Path(name).suffix else f"{name}.py")
-        digest.update(name.encode() + b"\0" + path.read_bytes())
+    for name in files:
+        digest.update(name.encode() + b"\0" + (package / name).read_bytes())
     return digest.hexdigest()[:16]
+
+
+def script_digest(script: str | Path, *files: str) -> str:
+    """``source_digest`` of the package modules a Snakemake script imports (and theirs), plus ``files``."""
+    return source_digest(*sorted(imports_of(script)), *files)

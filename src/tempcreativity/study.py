@@ -8,7 +8,6 @@ study's Llama 2 values: what they show is that the mechanics run on real stories
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +52,16 @@ def with_published(table: pl.DataFrame, key: str, published: dict[str, dict[str,
 def teacher_forced_logprobs(texts: list[str], folder: Path, model: dict[str, Any]) -> tuple[list[list[int]], list[list[float]]]:
     """Each text's token ids and their log-probabilities under the model, read after the study's raw prompt by
     teacher forcing (vLLM prompt log-probabilities, one engine for all texts)."""
-    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     from transformers import AutoTokenizer
-    from vllm import LLM, SamplingParams
+    from vllm import SamplingParams
 
-    from tempcreativity.generation import engine_arguments, on_cpu
+    from tempcreativity.engine import start_engine
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     prompt = tokenizer(STUDY_PROMPT)["input_ids"]
     stories = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     longest = max(len(prompt) + len(ids) for ids in stories)
-    engine = LLM(**engine_arguments({**model, "max_model_len": max(model["max_model_len"], longest + 1)}, folder, longest, on_cpu()))
+    engine = start_engine({**model, "max_model_len": max(model["max_model_len"], longest + 1)}, folder, longest)
     outputs = engine.generate([{"prompt_token_ids": prompt + ids} for ids in stories],
                               SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0), use_tqdm=False)  # fmt: skip
     logprobs = []

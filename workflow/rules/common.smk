@@ -4,8 +4,8 @@ from pathlib import Path
 from tempcreativity.cluster import cluster_engine_cpus
 from tempcreativity.config import validate_config
 from tempcreativity.grid import expand_grid, split_into_shards
-from tempcreativity.model import EMBEDDED, model_slug
-from tempcreativity.provenance import source_digest
+from tempcreativity.model import EMBEDDED, judge_model_path, model_slug
+from tempcreativity import provenance
 
 validate_config(
     config, Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
@@ -35,6 +35,13 @@ wildcard_constraints:
     shard=r"\d+",
     embedder="|".join(EMBEDDERS),
     source="human|judge",
+
+
+def script_digest(script, *files):
+    """A digest of the package code behind a rule's script, found from its imports (and theirs), and of ``files``
+    (templates): a param, so that a step re-runs when the library code behind it changes.
+    """
+    return provenance.script_digest(Path(workflow.basedir) / "scripts" / script, *files)
 
 
 def result(name):
@@ -198,8 +205,7 @@ def ratings_tables(extension_or_name):
 
 def judge_model_input(wildcards):
     """A judge that is the embedded model needs its converted folder."""
-    judge_path = config["judge"]["model"] or config["model"]["path"]
-    if judge_path == EMBEDDED:
+    if judge_model_path(config) == EMBEDDED:
         return {"embedded": model_file(model_slug(EMBEDDED))}
     return {}
 

@@ -26,7 +26,7 @@ rule generate_shard:
         plan_digest=shard_plan_digest,
         settings=generation_settings,
         cache_dir=GENERATION_CACHE,
-        code=source_digest("generation", "grid", "cache", "model"),
+        code=script_digest("generate.py"),
     script:
         "../../scripts/generate.py"
 
@@ -43,6 +43,6 @@ rule collect_generations:
         runtime=30,
     params:
         story_ids=story_order,
-        code=source_digest("generation"),
+        code=script_digest("collect_generations.py"),
     script:
         "../../scripts/collect_generations.py"

@@ -13,7 +13,7 @@ rule convert_embedded_model:
         runtime=20,
     params:
         dtype="bfloat16",
-        code=source_digest("model"),
+        code=script_digest("convert_embedded_model.py"),
     script:
         "../../scripts/convert_embedded_model.py"
 
@@ -30,6 +30,6 @@ rule describe_model:
         runtime=60,
     params:
         path=config["model"]["path"],
-        code=source_digest("model"),
+        code=script_digest("describe_model.py"),
     script:
         "../../scripts/describe_model.py"

@@ -27,11 +27,10 @@ rule judge_stories:
         mem_mb=engine_mem_mb,
         runtime=engine_runtime,
     params:
-        judge=config["judge"],
-        model=config["model"],
+        config={"judge": config["judge"], "model": config["model"]},
         data_dir=STUDY_DATA,
         cache_dir=JUDGE_CACHE,
-        code=source_digest("judge", "generation", "cache", "model", "peeperkorn"),
+        code=script_digest("judge_stories.py"),
     script:
         "../../scripts/judge_stories.py"
 
@@ -50,7 +49,7 @@ rule analyse_ratings:
         runtime=30,
     params:
         random_effects=config["ratings"]["random_effects"],
-        code=source_digest("ratings"),
+        code=script_digest("analyse_ratings.py"),
     script:
         "../../scripts/analyse_ratings.py"
 
@@ -67,7 +66,7 @@ rule plot_ratings:
         mem_mb=2000,
         runtime=30,
     params:
-        code=source_digest("figures"),
+        code=script_digest("plot_ratings.py"),
     script:
         "../../scripts/plot_ratings.py"
 
@@ -87,7 +86,7 @@ rule judge_vs_people:
         runtime=30,
     params:
         resamples=config["scoring"]["bootstrap_resamples"],
-        code=source_digest("judge_validation", "statistics", "ratings", "figures"),
+        code=script_digest("judge_vs_people.py"),
     script:
         "../../scripts/judge_vs_people.py"
 
@@ -107,6 +106,6 @@ rule study_tables:
     params:
         data_dir=STUDY_DATA,
         cache_dir=EMBEDDING_CACHE,
-        code=source_digest("study", "ratings", "peeperkorn", "scoring", "embedding"),
+        code=script_digest("study_tables.py"),
     script:
         "../../scripts/study_tables.py"

@@ -21,7 +21,7 @@ rule plot_figures:
         mem_mb=2000,
         runtime=30,
     params:
-        code=source_digest("figures", "scoring"),
+        code=script_digest("plot_figures.py"),
     script:
         "../../scripts/plot_figures.py"
 
@@ -52,13 +52,6 @@ rule build_report:
         config=config,
         files=report_files(),
         rating_sources=RATING_SOURCES,
-        code=source_digest(
-            "report",
-            "scoring",
-            "provenance",
-            "judge_validation",
-            "ratings",
-            "templates/report.html.j2",
-        ),
+        code=script_digest("build_report.py", "templates/report.html.j2"),
     script:
         "../../scripts/build_report.py"

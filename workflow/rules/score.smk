@@ -21,7 +21,7 @@ rule embed_stories:
         model=config["model"],
         model_embedder=config["scoring"]["model_embedder"],
         cache_dir=EMBEDDING_CACHE,
-        code=source_digest("embedding", "cache"),
+        code=script_digest("embed_stories.py"),
     script:
         "../../scripts/embed_stories.py"
 
@@ -41,7 +41,7 @@ rule score_stories:
         runtime=60,
     params:
         embedders=EMBEDDERS,
-        code=source_digest("scoring", "metrics", "embedding"),
+        code=script_digest("score_stories.py"),
     script:
         "../../scripts/score_stories.py"
 
@@ -65,6 +65,6 @@ rule summarise_scores:
     params:
         resamples=config["scoring"]["bootstrap_resamples"],
         seeding=config["seeding"],
-        code=source_digest("statistics", "metrics", "scoring", "embedding"),
+        code=script_digest("summarise_scores.py"),
     script:
         "../../scripts/summarise_scores.py"

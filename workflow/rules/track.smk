@@ -28,6 +28,6 @@ rule track_mlflow:
         config=config,
         tracking_uri=config["mlflow"]["tracking_uri"],
         rating_sources=RATING_SOURCES,
-        code=source_digest("tracking"),
+        code=script_digest("track_mlflow.py"),
     script:
         "../../scripts/track_mlflow.py"

