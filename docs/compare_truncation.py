@@ -7,8 +7,6 @@ paired story in the other, drawn with the same random numbers). Run both experim
     .venv/bin/python docs/compare_truncation.py
 """
 
-from pathlib import Path
-
 import polars as pl
 
 from tempcreativity.figures import compare_runs, save
@@ -17,5 +15,6 @@ runs = {
     "raw min-p 0.05 before T (the study)": "results/paper-cpu/summary.parquet",
     "min-p 0.05 after T (vLLM's order)": "results/paper-cpu-scaled/summary.parquet",
 }
-save(compare_runs({label: pl.read_parquet(path) for label, path in runs.items()}), Path("docs/truncation"))
+save(compare_runs({label: pl.read_parquet(path) for label, path in runs.items()}), "docs/truncation.png",
+     "docs/truncation.svg")
 print("docs/truncation.png, docs/truncation.svg")

@@ -8,13 +8,14 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from tempcreativity.ratings import load_ratings, write_tables
+from tempcreativity.io import write_texts_atomic
+from tempcreativity.ratings import load_ratings, ratings_tables
 
 judge = snakemake.wildcards.source == "judge"  # one rating per story from one rater: ordinary least squares
 random_effects = snakemake.params.random_effects
-write_tables(
+tables = ratings_tables(
     load_ratings(snakemake.input.ratings, min_participants=1 if judge else 2),
-    Path(snakemake.output.descriptives).parent,
     pl.read_parquet(snakemake.input.scores),
     None if judge or random_effects == "auto" else random_effects,
 )
+write_texts_atomic({Path(snakemake.output.descriptives): tables["descriptives"], Path(snakemake.output.lme): tables["lme"]})

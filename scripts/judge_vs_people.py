@@ -1,7 +1,5 @@
 """Snakemake adapter: the judge's ratings of the study's 31 stories against the study's people (table and figure)."""
 
-from pathlib import Path
-
 from tempcreativity.logs import log_to
 
 log_to(snakemake.log[0])
@@ -16,5 +14,5 @@ from tempcreativity.ratings import load_ratings
 judge = pl.read_csv(snakemake.input.judge)
 people = load_ratings(snakemake.input.people)
 table = judge_vs_people(judge, people, snakemake.params.resamples)
-save(judge_vs_people_figure(pairs(judge, people)), Path(snakemake.output.png).with_suffix(""))
+save(judge_vs_people_figure(pairs(judge, people)), snakemake.output.png, snakemake.output.svg)
 write_text_atomic(table.write_csv(float_precision=6), snakemake.output.table)

@@ -1,4 +1,4 @@
-"""Snakemake adapter: draw the report's figures (PNG and SVG)."""
+"""Snakemake adapter: draw the report's figures into the rule's PNG and SVG outputs (matched by name)."""
 
 from pathlib import Path
 
@@ -8,12 +8,14 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from tempcreativity.figures import make_figures
+from tempcreativity.figures import report_figures, save
 
-make_figures(
+figures = report_figures(
     pl.read_parquet(snakemake.input.scores),
     pl.read_parquet(snakemake.input.summary),
     pl.read_parquet(snakemake.input.trends),
     pl.read_parquet(snakemake.input.pca),
-    Path(snakemake.output.png[0]).parent,
 )
+svg_of = {Path(svg).stem: svg for svg in snakemake.output.svg}
+for png in snakemake.output.png:
+    save(figures[Path(png).stem], png, svg_of[Path(png).stem])

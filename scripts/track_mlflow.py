@@ -18,6 +18,7 @@ from tempcreativity.tracking import (
     cell_runs,
     config_tags,
     key_params,
+    local_store,
     parent_metrics,
     result_key,
     track_result,
@@ -36,14 +37,14 @@ ratings = {
 }
 workdir = Path.cwd()
 uri = tracking_uri(snakemake.params.tracking_uri, workdir)
-local_store = uri.startswith("sqlite:")
-config_file = Path(snakemake.output.runs).with_name("config.yaml")
+_, local_artifacts = local_store(workdir)
+config_file = Path(snakemake.output.config)
 write_text_atomic(yaml.safe_dump(config, sort_keys=False), config_file)
 git = git_state(Path(snakemake.scriptdir).parent)
 runs = track_result(
     uri=uri,
     experiment=config["experiment"],
-    artifact_location=(workdir / "results" / "mlartifacts").resolve().as_uri() if local_store else None,
+    artifact_location=local_artifacts if uri.startswith("sqlite:") else None,
     key=result_key(config, manifest["sha256"]),
     params=key_params(config),
     metrics=parent_metrics(pl.read_parquet(snakemake.input.trends), ratings, generations, shard_stats),

@@ -243,6 +243,12 @@ def test_figures_are_written_as_png_and_svg(tiny_run):
         png, svg = (tiny_run / f"results/tiny/figures/{name}.{ext}" for ext in ("png", "svg"))
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
         assert "<svg" in svg.read_text()[:2000]
+    figures = tiny_run / "results/tiny/figures"
+    assert not list(figures.glob(".*partial")), "no temporary file left behind"
+    assert sorted(path.name for path in figures.iterdir()) == sorted(
+        f"{name}.{ext}" for name in ("boxplots", "pca", "diversity", "trends") for ext in ("png", "svg")
+    ), "the rule's declared outputs, nothing else"
+    assert (tiny_run / "results/tiny/config.yaml").is_file()  # the tracking rule's declared copy of the config
 
 
 def test_report_is_self_contained_and_states_the_findings(tiny_run):

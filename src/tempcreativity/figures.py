@@ -35,14 +35,18 @@ def _label(value: float) -> str:
     return f"{value:g}"
 
 
-def save(figure, stem: Path) -> list[Path]:
-    """Write ``stem``.png (200 dpi) and ``stem``.svg, without timestamps, and close the figure."""
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".svg")]
-    figure.savefig(paths[0], dpi=200, bbox_inches="tight", metadata={"Software": None})
-    figure.savefig(paths[1], bbox_inches="tight", metadata={"Date": None, "Creator": None})
+def save(figure, png: str | Path, svg: str | Path) -> None:
+    """Write the figure to ``png`` (200 dpi) and ``svg``, without timestamps, each atomically (a temporary name,
+    then a rename), and close it."""
+    import os
+
+    for path, options in ((Path(png), {"dpi": 200, "metadata": {"Software": None}}),
+                          (Path(svg), {"metadata": {"Date": None, "Creator": None}})):  # fmt: skip
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial")
+        figure.savefig(partial, format=path.suffix[1:], bbox_inches="tight", **options)
+        os.replace(partial, path)
     plt.close(figure)
-    return paths
 
 
 def boxplots(scores: pl.DataFrame) -> plt.Figure:
@@ -152,15 +156,15 @@ def trend_panels(summary: pl.DataFrame, trend_table: pl.DataFrame) -> plt.Figure
     return figure
 
 
-def make_figures(scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.DataFrame, pca: pl.DataFrame,
-                 out_dir: Path) -> list[Path]:  # fmt: skip
-    """Every figure of the report, as PNG and SVG in ``out_dir``."""
-    paths = []
-    paths += save(boxplots(scores), out_dir / "boxplots")
-    paths += save(pca_panels(pca), out_dir / "pca")
-    paths += save(diversity(summary), out_dir / "diversity")
-    paths += save(trend_panels(summary, trend_table), out_dir / "trends")
-    return paths
+def report_figures(scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.DataFrame,
+                   pca: pl.DataFrame) -> dict[str, plt.Figure]:  # fmt: skip
+    """Every figure of the report, by name (FIGURES); the caller saves them where its outputs say."""
+    return {
+        "boxplots": boxplots(scores),
+        "pca": pca_panels(pca),
+        "diversity": diversity(summary),
+        "trends": trend_panels(summary, trend_table),
+    }
 
 
 def forest_plot(lme: pl.DataFrame) -> plt.Figure:

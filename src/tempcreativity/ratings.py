@@ -275,20 +275,26 @@ def mixed_models(ratings: pl.DataFrame, scores: pl.DataFrame | None = None, rand
     return pl.DataFrame(rows)
 
 
+def ratings_tables(ratings: pl.DataFrame, scores: pl.DataFrame | None = None,
+                   random_effects: str | None = None) -> dict[str, str]:  # fmt: skip
+    """Table 1 and Table 2 as CSV texts, ``descriptives`` and ``lme``, both computed before the caller writes
+    either (so a failure leaves earlier tables as they were)."""
+    return {
+        "descriptives": descriptives(ratings).write_csv(float_precision=6),
+        "lme": mixed_models(ratings, scores, random_effects).write_csv(float_precision=6),
+    }
+
+
 def write_tables(ratings: pl.DataFrame, out_dir: str | Path, scores: pl.DataFrame | None = None,
                  random_effects: str | None = None) -> dict[str, Path]:  # fmt: skip
-    """Write ratings_descriptives.csv and ratings_lme.csv into ``out_dir`` and return their paths. Both tables are
-    computed before either is written, and then written as a set (atomically), so a failure leaves earlier
-    tables as they were."""
+    """The standalone command's form: ratings_descriptives.csv and ratings_lme.csv written into ``out_dir`` as a
+    set (atomically); their paths."""
     from tempcreativity.io import write_texts_atomic
 
-    out_dir = Path(out_dir)
-    tables = {
-        out_dir / "ratings_descriptives.csv": descriptives(ratings).write_csv(float_precision=6),
-        out_dir / "ratings_lme.csv": mixed_models(ratings, scores, random_effects).write_csv(float_precision=6),
-    }
-    write_texts_atomic(tables)
-    return dict(zip(("descriptives", "lme"), tables))
+    paths = {name: Path(out_dir) / f"ratings_{name}.csv" for name in ("descriptives", "lme")}
+    tables = ratings_tables(ratings, scores, random_effects)
+    write_texts_atomic({paths[name]: text for name, text in tables.items()})
+    return paths
 
 
 def beta_interval(row: dict[str, float], z: float = 1.959963984540054) -> tuple[float, float]:

@@ -36,11 +36,16 @@ def result_key(config: dict[str, Any], model_sha256: str) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def local_store(workdir: Path) -> tuple[str, str]:
+    """The local MLflow store under results/: its sqlite URI and its artifact location."""
+    results = (workdir / "results").resolve()
+    return f"sqlite:///{results / 'mlflow.db'}", (results / "mlartifacts").as_uri()
+
+
 def tracking_uri(configured: str | None, workdir: Path) -> str:
     """The config's mlflow.tracking_uri when set, else MLFLOW_TRACKING_URI, else a sqlite store under results/
     (the config is the more specific choice, as the schema and README say)."""
-    local_store = f"sqlite:///{(workdir / 'results' / 'mlflow.db').resolve()}"
-    return configured or os.environ.get("MLFLOW_TRACKING_URI") or local_store
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or local_store(workdir)[0]
 
 
 def check_reachable(uri: str, attempts: int = 3, wait_seconds: float = 2.0) -> None:

@@ -19,6 +19,7 @@ rule track_mlflow:
         ratings_lme=ratings_tables("ratings_lme.csv"),
     output:
         runs=result("mlflow.json"),
+        config=result("config.yaml"),
     log:
         result("logs/track_mlflow.log"),
     resources:
