@@ -45,7 +45,9 @@ def stage_table(workdir: Path, experiment: str) -> list[tuple[str, float]]:
     for path in sorted((workdir / f"results/{experiment}/shards").glob("*.stats.json")):
         stats = json.loads(path.read_text())
         stages.append((f"  {path.stem.split('.')[0]}: engine start", stats["engine_start_seconds"]))
-        stages.append((f"  {path.stem.split('.')[0]}: generation ({stats['generated_tokens']} tokens)", stats["generate_seconds"]))
+        stages.append(
+            (f"  {path.stem.split('.')[0]}: generation ({stats['generated_tokens']} tokens)", stats["generate_seconds"])
+        )
     return stages
 
 
@@ -68,7 +70,9 @@ def main() -> None:
     stages = stage_table(workdir, config["experiment"])
     noop = snakemake(workdir, config_file)
     temperatures = config.get("temperatures", [])
-    config["temperatures"] = [*temperatures, 1.5] if isinstance(temperatures, list) and 1.5 not in temperatures else temperatures
+    config["temperatures"] = (
+        [*temperatures, 1.5] if isinstance(temperatures, list) and 1.5 not in temperatures else temperatures
+    )
     config_file.write_text(yaml.safe_dump(config))
     added = snakemake(workdir, config_file)
 

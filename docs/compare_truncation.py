@@ -15,6 +15,9 @@ runs = {
     "raw min-p 0.05 before T (the study)": "results/paper-cpu/summary.parquet",
     "min-p 0.05 after T (vLLM's order)": "results/paper-cpu-scaled/summary.parquet",
 }
-save(compare_runs({label: pl.read_parquet(path) for label, path in runs.items()}), "docs/truncation.png",
-     "docs/truncation.svg")
+save(
+    compare_runs({label: pl.read_parquet(path) for label, path in runs.items()}),
+    "docs/truncation.png",
+    "docs/truncation.svg",
+)
 print("docs/truncation.png, docs/truncation.svg")

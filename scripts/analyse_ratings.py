@@ -18,4 +18,6 @@ tables = ratings_tables(
     pl.read_parquet(snakemake.input.scores),
     None if judge or random_effects == "auto" else random_effects,
 )
-write_texts_atomic({Path(snakemake.output.descriptives): tables["descriptives"], Path(snakemake.output.lme): tables["lme"]})
+write_texts_atomic(
+    {Path(snakemake.output.descriptives): tables["descriptives"], Path(snakemake.output.lme): tables["lme"]}
+)

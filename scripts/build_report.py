@@ -38,11 +38,16 @@ html = render_report(
     files=snakemake.params.files,
     provenance={"git": git_state(Path(snakemake.scriptdir).parent), "packages": package_versions()},
     ratings=ratings,
-    study=study_section(pl.read_csv(snakemake.input.study_table1), pl.read_csv(snakemake.input.study_table2),
-                        pl.read_csv(snakemake.input.study_scores)),
-    judge_validation=judge_validation_section(pl.read_csv(snakemake.input.judge_vs_people),
-                                              Path(snakemake.input.judge_vs_people_png))
-    if "judge_vs_people" in snakemake.input.keys() else None,
+    study=study_section(
+        pl.read_csv(snakemake.input.study_table1),
+        pl.read_csv(snakemake.input.study_table2),
+        pl.read_csv(snakemake.input.study_scores),
+    ),
+    judge_validation=judge_validation_section(
+        pl.read_csv(snakemake.input.judge_vs_people), Path(snakemake.input.judge_vs_people_png)
+    )
+    if "judge_vs_people" in snakemake.input.keys()
+    else None,
     examples_per_temperature=config["scoring"]["examples_per_temperature"],
 )
 write_text_atomic(html, snakemake.output.report)

@@ -9,7 +9,10 @@ from tempcreativity.io import write_json_atomic, write_parquet_atomic
 from tempcreativity.model import read_manifest
 
 stories, stats = generate_stories(
-    list(snakemake.params.plan.requests), snakemake.params.settings, read_manifest(snakemake.input.manifest), snakemake.params.cache_dir
+    list(snakemake.params.plan.requests),
+    snakemake.params.settings,
+    read_manifest(snakemake.input.manifest),
+    snakemake.params.cache_dir,
 )
 write_parquet_atomic(stories, snakemake.output.stories)
 write_json_atomic({"shard": int(snakemake.wildcards.shard), **stats}, snakemake.output.stats)

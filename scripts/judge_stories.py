@@ -18,7 +18,10 @@ config = snakemake.params.config
 embedded = Path(snakemake.input.embedded) if "embedded" in snakemake.input.keys() else None
 folder, name, identity = resolve_judge(config, read_manifest(snakemake.input.manifest), embedded)
 judge = config["judge"] | {"model_name": name}
-story_sets = {"experiment": pl.read_parquet(snakemake.input.stories), "study": load_study_stories(snakemake.params.data_dir)}
+story_sets = {
+    "experiment": pl.read_parquet(snakemake.input.stories),
+    "study": load_study_stories(snakemake.params.data_dir),
+}
 tables, stats = judge_stories(story_sets, folder, judge, config["model"], identity, snakemake.params.cache_dir)
 write_texts_atomic({
     Path(snakemake.output.ratings): tables["experiment"].write_csv(),

@@ -6,12 +6,13 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
+from tempcreativity.embedding import read_vectors
 from tempcreativity.io import write_parquet_atomic
 from tempcreativity.scoring import score_stories
-from tempcreativity.embedding import read_vectors
 
 stories = pl.read_parquet(snakemake.input.stories)
 vectors = {
-    name: read_vectors(path, stories["story_id"]) for name, path in zip(snakemake.params.embedders, snakemake.input.embeddings)
+    name: read_vectors(path, stories["story_id"])
+    for name, path in zip(snakemake.params.embedders, snakemake.input.embeddings)
 }
 write_parquet_atomic(score_stories(stories, vectors), snakemake.output.scores)

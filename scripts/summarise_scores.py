@@ -6,9 +6,9 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
+from tempcreativity.embedding import read_vectors
 from tempcreativity.io import write_parquet_atomic
 from tempcreativity.statistics import pca_2d, summarise, trends
-from tempcreativity.embedding import read_vectors
 
 stories = pl.read_parquet(snakemake.input.stories, columns=["story_id", "text"])
 scores = pl.read_parquet(snakemake.input.scores)

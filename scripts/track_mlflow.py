@@ -57,8 +57,13 @@ runs = track_result(
         **{f"version.{name}": version for name, version in package_versions().items()},
     },
     artifacts={
-        "": [config_file, Path(snakemake.input.stories), Path(snakemake.input.scores), Path(snakemake.input.summary),
-             Path(snakemake.input.trends)],
+        "": [
+            config_file,
+            Path(snakemake.input.stories),
+            Path(snakemake.input.scores),
+            Path(snakemake.input.summary),
+            Path(snakemake.input.trends),
+        ],
         "figures": [Path(path) for path in snakemake.input.figures],
         "report": [Path(snakemake.input.report)],
         **{
@@ -67,7 +72,7 @@ runs = track_result(
                 snakemake.params.rating_sources, snakemake.input.ratings_descriptives, snakemake.input.ratings_lme
             )
         },
-    },  # fmt: skip
+    },
     cells=cell_runs(config, manifest, generations, pl.read_parquet(snakemake.input.summary), shard_stats),
     timestamp_ms=int(Path(snakemake.input.summary).stat().st_mtime * 1000),
 )

@@ -22,5 +22,9 @@ def test_generation_benchmark_prints_its_table(tiny_run):
     table = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| engine | stories | tokens | seconds | tokens/s")
     rows = {line.split(" | ")[0].strip("| ") for line in table[2:]}
-    assert {"vLLM (pipeline), generation", "transformers generate, one at a time", "transformers generate, batched 2"} <= rows
+    assert {
+        "vLLM (pipeline), generation",
+        "transformers generate, one at a time",
+        "transformers generate, batched 2",
+    } <= rows
     assert "bf16 matmul ceiling" in completed.stdout

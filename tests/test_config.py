@@ -69,7 +69,10 @@ def test_paper_configs_are_the_studys_experiment(name):
     stop=["user", "system"], max_tokens=4096), llama-cpp-python 0.2.32's default min_p 0.05 before temperature."""
     config = load_config(REPO / "config" / name, SCHEMA)
     prompt = config["prompts"][0]
-    assert (prompt["format"], prompt["text"] + prompt["assistant_prefix"]) == ("raw", "[INST]Write a story.[/INST]Here it is:\n\n")
+    assert (prompt["format"], prompt["text"] + prompt["assistant_prefix"]) == (
+        "raw",
+        "[INST]Write a story.[/INST]Here it is:\n\n",
+    )
     assert prompt["system"] is None
     decoding = config["decoding"]
     assert (decoding["top_k"], decoding["top_p"], decoding["min_p"], decoding["truncation"]) == (50, 1.0, 0.05, "raw")
@@ -99,21 +102,27 @@ def test_paper_configs_are_the_studys_experiment(name):
         ({"seeds": 0}, ["seeds", "0", "minimum of 1", "1 to 10000"]),
         ({"seeds": 10_000_000}, ["seeds", "10000000", "maximum of 10000", "several experiments"]),
         ({"seeds": [2**63]}, ["seeds[0]", str(2**63), "[0, 2^63 - 1]"]),
-        ({"seeds": 10_000, "temperatures": {"start": 0.5, "stop": 2, "num": 11}},
-         ["110000 stories", "at most 100000", "several experiments"]),
+        (
+            {"seeds": 10_000, "temperatures": {"start": 0.5, "stop": 2, "num": 11}},
+            ["110000 stories", "at most 100000", "several experiments"],
+        ),
         ({"temperatures": {"start": 0.5, "stop": 2, "num": 1000}}, ["temperatures.num", "1 to 201"]),
         ({"temperatures": [0.5, float("nan")]}, ["temperatures[1]", "nan", "finite number"]),
         ({"decoding": {"top_p": float("nan")}}, ["decoding.top_p", "nan", "finite number"]),
         ({"decoding": {"repetition_penalty": float("inf")}}, ["decoding.repetition_penalty", "inf", "finite"]),
-        ({"decoding": {"max_tokens": 200}, "model": {"path": "embedded", "max_model_len": 64}},
-         ["decoding.max_tokens", "200", "max_model_len 64", "below max_model_len"]),
+        (
+            {"decoding": {"max_tokens": 200}, "model": {"path": "embedded", "max_model_len": 64}},
+            ["decoding.max_tokens", "200", "max_model_len 64", "below max_model_len"],
+        ),
         ({"model": {"path": "/no/such/model-folder"}}, ["model.path", "/no/such/model-folder", "does not exist"]),
         ({"model": {"path": "./missing-model"}}, ["model.path", "./missing-model", "does not exist"]),
         ({"decoding": {"truncation": "raw", "top_p": 0.9}}, ["decoding.top_p", "0.9", "truncation raw: top_p 1.0"]),
         ({"decoding": {"truncation": "before"}}, ["decoding.truncation", "'before'", "scaled, raw"]),
         ({"decoding": {"stop": [""]}}, ["decoding.stop[0]", "at least one character"]),
-        ({"prompts": [{"id": "a", "text": "x", "format": "raw", "system": "You are"}]},
-         ["prompts[0].system", "raw prompt has no system message"]),
+        (
+            {"prompts": [{"id": "a", "text": "x", "format": "raw", "system": "You are"}]},
+            ["prompts[0].system", "raw prompt has no system message"],
+        ),
         ({"prompts": [{"id": "a", "text": "x", "format": "jinja"}]}, ["prompts[0].format", "chat, raw"]),
         ({"scoring": {"model_embedder": {"pooling": "cls"}}}, ["scoring.model_embedder.pooling", "mean, last"]),
         ({"experiment": "tiny\n"}, ["experiment", "does not match", "Letters, digits"]),
@@ -160,7 +169,6 @@ def test_config_file_that_is_not_a_mapping(tmp_path):
     path.write_text(yaml.safe_dump([1, 2]))
     with pytest.raises(ConfigError, match="mapping"):
         load_config(path, SCHEMA)
-
 
 
 def test_check_config_names_the_line_of_a_yaml_error_and_merges_overrides(tmp_path, capsys):

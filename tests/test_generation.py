@@ -8,9 +8,9 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tempcreativity.errors import ConfigError
 from tempcreativity.cache import cache_key
 from tempcreativity.engine import CPU_MAX_BATCHED_TOKENS, check_context, check_engine_args, engine_arguments
+from tempcreativity.errors import ConfigError
 from tempcreativity.generation import (
     GENERATIONS_SCHEMA,
     check_prompt_lengths,
@@ -101,7 +101,9 @@ def test_a_story_keeps_exactly_the_tokens_of_its_text(embedded_tokenizer):
     assert "A tiny eco".startswith(embedded_tokenizer.decode(eco[:kept])) and kept < len(eco)
     # ended by the end-of-sequence token, which vLLM keeps in token_ids: not part of the story
     eos = words + [embedded_tokenizer.eos_token_id]
-    assert kept_tokens(embedded_tokenizer, Completion(eos, "Once upon a time the user said hello.", "stop", None)) == len(words)
+    assert kept_tokens(
+        embedded_tokenizer, Completion(eos, "Once upon a time the user said hello.", "stop", None)
+    ) == len(words)
     assert kept_tokens(embedded_tokenizer, Completion(words, "Once upon...", "length", None)) == len(words)
 
 

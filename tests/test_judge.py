@@ -30,7 +30,9 @@ def test_expected_score_is_the_mean_of_the_answer_distribution_over_1_to_5():
     from tempcreativity.judge import expected_score
 
     score, mass = expected_score([math.log(0.1), math.log(0.1), math.log(0.2), math.log(0.05), math.log(0.05)])
-    assert score == pytest.approx((1 * 0.1 + 2 * 0.1 + 3 * 0.2 + 4 * 0.05 + 5 * 0.05) / 0.5) and mass == pytest.approx(0.5)
+    assert score == pytest.approx((1 * 0.1 + 2 * 0.1 + 3 * 0.2 + 4 * 0.05 + 5 * 0.05) / 0.5) and mass == pytest.approx(
+        0.5
+    )
     assert expected_score([0.0, -1e9, -1e9, -1e9, -1e9])[0] == pytest.approx(1.0)
 
 
@@ -55,7 +57,9 @@ def test_judge_against_people_agrees_with_itself_and_names_disagreement():
     judge = means.select("story_id", *RATING_ITEMS).with_columns(novelty=6 - pl.col("novelty"))  # novelty reversed
     table = judge_vs_people(judge, people, 200)
     rows = {row["criterion"]: row for row in table.iter_rows(named=True)}
-    assert rows["typicality"]["rho"] == pytest.approx(1.0) and rows["typicality"]["krippendorff_alpha"] == pytest.approx(1.0)
+    assert rows["typicality"]["rho"] == pytest.approx(1.0) and rows["typicality"][
+        "krippendorff_alpha"
+    ] == pytest.approx(1.0)
     assert rows["novelty"]["rho"] == pytest.approx(-1.0) and rows["novelty"]["krippendorff_alpha"] < 0
     assert set(table["n"]) == {4}
     assert "against people on novelty (ρ = -1.00)" in verdict(table)

@@ -315,7 +315,9 @@ def test_snakemake_report_has_the_captioned_figures(tiny_run):
     completed = run_snakemake(tiny_run, TINY_CONFIG, "--report", "report.zip")  # the catalog's form
     with zipfile.ZipFile(tiny_run / "report.zip") as archive:
         names = archive.namelist()
-        pages = "".join(archive.read(name).decode(errors="replace") for name in names if name.endswith((".html", ".js")))
+        pages = "".join(
+            archive.read(name).decode(errors="replace") for name in names if name.endswith((".html", ".js"))
+        )
     assert completed.returncode == 0 and any(name.endswith("boxplots.png") for name in names)
     assert "one panel per temperature" in pages
 

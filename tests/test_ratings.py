@@ -12,9 +12,16 @@ import pytest
 from conftest import REPO
 from tempcreativity.cli import main as cli
 from tempcreativity.ratings import (
-    RATING_ITEMS, RatingsError, cronbach_alpha, descriptives, krippendorff_alpha, load_ratings, mixed_models,
-    resolve_random_effects, single_rating_icc,
-)  # fmt: skip
+    RATING_ITEMS,
+    RatingsError,
+    cronbach_alpha,
+    descriptives,
+    krippendorff_alpha,
+    load_ratings,
+    mixed_models,
+    resolve_random_effects,
+    single_rating_icc,
+)
 
 STUDY_RATINGS = REPO / "resources" / "peeperkorn2024" / "survey_ratings.csv"  # the study's released ratings
 
@@ -75,7 +82,9 @@ def test_constant_ratings_are_reported_as_not_estimable():
 def test_no_participant_variance_fits_at_the_boundary():
     # every participant rates alike: the random-intercept variance is estimated at 0 (a singular fit)
     ratings = planted(beta=0.5, seed=2).with_columns((pl.col("temperature") * 0.5 + 2).alias("novelty"))
-    ratings = ratings.with_columns(pl.col("novelty") + pl.Series(np.random.default_rng(3).normal(0, 0.3, ratings.height)))
+    ratings = ratings.with_columns(
+        pl.col("novelty") + pl.Series(np.random.default_rng(3).normal(0, 0.3, ratings.height))
+    )
     row = mixed_models(ratings).filter(pl.col("rating") == "novelty").row(0, named=True)
     assert row["beta"] == pytest.approx(0.5, abs=0.1)
     assert row["r2c"] == pytest.approx(row["r2m"], abs=0.05) and not math.isnan(row["r2m_nakagawa"])
@@ -88,7 +97,9 @@ def test_score_predictors_are_joined_on_story_id():
     table = mixed_models(ratings, scores)
     assert sorted(set(table["predictor"])) == ["cosine_similarity", "perplexity", "temperature"]
     assert table.filter(pl.col("predictor") == "cosine_similarity")["beta"].is_nan().all(), "constant: not estimable"
-    perplexity = table.filter((pl.col("predictor") == "perplexity") & (pl.col("rating") == "novelty")).row(0, named=True)
+    perplexity = table.filter((pl.col("predictor") == "perplexity") & (pl.col("rating") == "novelty")).row(
+        0, named=True
+    )
     assert perplexity["beta"] == pytest.approx(0.05, abs=0.02)
 
 
@@ -183,7 +194,19 @@ def test_study_ratings_end_to_end_through_the_command_line(tmp_path):
     stories = load_study_stories(STUDY_RATINGS.parent)
     vectors, _ = embed_stories(stories["text"].to_list(), "minilm", {}, {"dtype": "bfloat16"}, tmp_path / "cache")
     score_stories(stories, {"minilm": vectors}).write_parquet(tmp_path / "scores.parquet")
-    assert cli(["ratings", str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(tmp_path / "scores.parquet")]) == 0
+    assert (
+        cli(
+            [
+                "ratings",
+                str(STUDY_RATINGS),
+                "--out",
+                str(tmp_path / "out"),
+                "--scores",
+                str(tmp_path / "scores.parquet"),
+            ]
+        )
+        == 0
+    )
     lme = pl.read_csv(tmp_path / "out" / "ratings_lme.csv")
     assert lme.columns == ["random_effects", "rating", "predictor", "beta", "se", "p", "r2c", "r2m", "r2c_nakagawa",
                            "r2m_nakagawa", "n_obs", "n_groups", "n_stories"]  # fmt: skip
@@ -232,7 +255,9 @@ def test_krippendorff_alpha_on_a_hand_checkable_case():
     # two raters, three stories, opposite orders: D_o = 16/6 (pairable values 6), D_e = 48/30, alpha = 1 - D_o/D_e
     matrix = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0]])
     assert krippendorff_alpha(long_ratings(matrix), "novelty") == pytest.approx(1 - (16 / 6) / (48 / 30))
-    assert krippendorff_alpha(long_ratings(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])), "novelty") == pytest.approx(1.0)
+    assert krippendorff_alpha(long_ratings(np.array([[1.0, 2.0, 3.0], [1.0, 2.0, 3.0]])), "novelty") == pytest.approx(
+        1.0
+    )
 
 
 def test_icc_of_a_complete_design_matches_pingouins_icc2():
@@ -243,7 +268,9 @@ def test_icc_of_a_complete_design_matches_pingouins_icc2():
     stories, raters = rng.normal(0, 1.0, 12), rng.normal(0, 0.5, 5)
     matrix = 3 + stories[None, :] + raters[:, None] + rng.normal(0, 0.6, (5, 12))
     ratings = long_ratings(matrix)
-    classic = pingouin.intraclass_corr(ratings.to_pandas(), targets="story_id", raters="participant_id", ratings="novelty")
+    classic = pingouin.intraclass_corr(
+        ratings.to_pandas(), targets="story_id", raters="participant_id", ratings="novelty"
+    )
     icc_a1 = float(classic.set_index("Type").loc["ICC(A,1)", "ICC"])
     assert single_rating_icc(ratings, "novelty") == pytest.approx(icc_a1, abs=0.01)
     assert math.isnan(single_rating_icc(planted(beta=0.5), "novelty"))  # no story rated twice

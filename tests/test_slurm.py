@@ -191,9 +191,18 @@ def test_paper_config_plans_gpu_jobs_for_slurm(tmp_path):
     env = ACCOUNT_AND_PARTITION | {"SBATCH_GPU_PARTITION": "gpu"}
     jobs = plan_paper(tmp_path, env)
     counts = collections.Counter(job["rule"] for job in jobs)
-    assert counts == {"describe_model": 1, "generate_shard": 4, "collect_generations": 1, "embed_stories": 2,
-                      "score_stories": 1, "summarise_scores": 1, "study_tables": 1, "plot_figures": 1,
-                      "build_report": 1, "track_mlflow": 1}  # fmt: skip (the study had people, no judge)
+    assert counts == {
+        "describe_model": 1,
+        "generate_shard": 4,
+        "collect_generations": 1,
+        "embed_stories": 2,
+        "score_stories": 1,
+        "summarise_scores": 1,
+        "study_tables": 1,
+        "plot_figures": 1,
+        "build_report": 1,
+        "track_mlflow": 1,
+    }  # fmt: skip (the study had people, no judge)
     model_jobs = [job for job in jobs if job["rule"] in ("generate_shard", "judge_stories")]
     model_jobs += [job for job in jobs if job["wildcards"].get("embedder") == "model"]
     assert len(model_jobs) == 5

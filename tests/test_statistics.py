@@ -10,8 +10,14 @@ import pytest
 
 from tempcreativity.scoring import SCORE_LABELS
 from tempcreativity.statistics import (
-    bootstrap_mean_ci, design_units, linear_trend, pca_2d, spearman_with_ci, summarise, trends,
-)  # fmt: skip
+    bootstrap_mean_ci,
+    design_units,
+    linear_trend,
+    pca_2d,
+    spearman_with_ci,
+    summarise,
+    trends,
+)
 
 TEMPERATURES = np.repeat([0.25, 0.5, 1.0, 1.5, 2.0], 20)
 

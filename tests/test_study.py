@@ -36,15 +36,24 @@ def test_the_papers_printed_values_are_reproduced_to_their_precision():
             assert round(table2[rating][column], 4) == value, (rating, column)
             assert table2[rating][f"paper_{column}"] == value
     assert table2["coherence"]["p"] == pytest.approx(0.049, abs=0.0005)  # "moderately correlated with incoherence"
-    crossed = {row["rating"]: row for row in tables["table2"].filter(pl.col("random_effects") == "crossed").iter_rows(named=True)}
+    crossed = {
+        row["rating"]: row
+        for row in tables["table2"].filter(pl.col("random_effects") == "crossed").iter_rows(named=True)
+    }
     assert round(crossed["coherence"]["p"], 3) == 0.086 and round(crossed["novelty"]["p"], 3) == 0.025
     assert crossed["coherence"]["paper_beta"] is None  # the paper fitted no crossed model
 
 
 @pytest.mark.e2e  # embeds the study's stories with MiniLM
 def test_study_command_writes_its_tables_and_scores_the_released_stories(tmp_path):
-    assert cli(["study", "--data", str(STUDY_DATA), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c")]) == 0
-    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["story_scores.csv", "table1.csv", "table2.csv"]
+    assert (
+        cli(["study", "--data", str(STUDY_DATA), "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c")]) == 0
+    )
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == [
+        "story_scores.csv",
+        "table1.csv",
+        "table2.csv",
+    ]
     scores = pl.read_csv(tmp_path / "out" / "story_scores.csv")
     assert scores.height == 32 and scores["is_exemplar"].sum() == 1
     exemplar = scores.filter(pl.col("is_exemplar")).row(0, named=True)

@@ -42,7 +42,9 @@ def reference(study_runs):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     folder = study_runs / MODEL_DIR
-    return AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+    return AutoTokenizer.from_pretrained(folder), AutoModelForCausalLM.from_pretrained(
+        folder, dtype=torch.float32
+    ).eval()
 
 
 def raw_logprobs(reference, prompt_ids: list[int], story_ids: list[int]) -> np.ndarray:
@@ -82,7 +84,9 @@ def test_raw_truncation_never_samples_below_raw_min_p_or_outside_raw_top_k(study
     table, tokens = sampled_ranks_and_ratios(study_runs, "paper-cpu", reference)
     assert tokens.height > 100
     # the stored log-probabilities are the model's raw ones, sampled and most likely token alike
-    assert np.allclose(tokens["ours"], tokens["logp"], atol=2e-3) and np.allclose(tokens["ours_top"], tokens["top"], atol=2e-3)
+    assert np.allclose(tokens["ours"], tokens["logp"], atol=2e-3) and np.allclose(
+        tokens["ours_top"], tokens["top"], atol=2e-3
+    )
     sampled = tokens.filter(pl.col("temperature") > 0)
     assert (sampled["rank"] < 50).all()
     assert (sampled["log_ratio"] >= math.log(0.05) - 1e-3).all(), sampled.sort("log_ratio").head(3)

@@ -21,6 +21,13 @@ def test_snakefiles_are_formatted():
     assert completed.returncode == 0, completed.stderr
 
 
+def test_python_code_is_linted_and_formatted():
+    """ruff check and ruff format --check (settings in pyproject.toml), as CI would run them."""
+    for command in (["check", "."], ["format", "--check", "."]):
+        completed = subprocess.run([sys.executable, "-m", "ruff", *command], cwd=REPO, capture_output=True, text=True)
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
 def test_lint_finds_nothing_but_the_per_rule_conda_advice():
     # One pinned environment (requirements/cpu.lock, environment.yml) serves every rule, so the advice to give
     # each rule a conda environment of its own is the only lint we accept.

@@ -117,7 +117,9 @@ def _check_semantics(config: dict[str, Any]) -> None:
         raise ConfigError(f"invalid config: prompts: duplicate id(s) {', '.join(duplicated)}; ids must be unique")
     spec = config["temperatures"]
     if isinstance(spec, dict) and spec.get("scale") == "log" and spec["start"] == 0:
-        raise ConfigError("invalid config: temperatures.start: a log-spaced grid needs start > 0. Allowed: 0 < start <= 2")
+        raise ConfigError(
+            "invalid config: temperatures.start: a log-spaced grid needs start > 0. Allowed: 0 < start <= 2"
+        )
     grid_size = len(config["prompts"]) * len(temperatures(config)) * len(seeds(config))  # raises below vLLM's floor
     if grid_size > MAX_STORIES:
         raise ConfigError(
@@ -146,7 +148,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
         )
     if _looks_local(model["path"]) and not Path(model["path"]).expanduser().is_dir():
         raise ConfigError(
-            f"invalid config: model.path: the local folder {model['path']!r} does not exist; allowed: \"embedded\", "
+            f'invalid config: model.path: the local folder {model["path"]!r} does not exist; allowed: "embedded", '
             "an existing Hugging Face model folder, or a hub id such as org/name"
         )
 

@@ -162,7 +162,12 @@ def embed_stories(
                             schema=EMBEDDING_SCHEMA)  # fmt: skip
 
     stored, missing = store.fill(keys, embed)
-    stats = {"embedder": name, "texts": len(texts), "embedded": len(missing), "multi_window": int((stored["windows"] > 1).sum())}
+    stats = {
+        "embedder": name,
+        "texts": len(texts),
+        "embedded": len(missing),
+        "multi_window": int((stored["windows"] > 1).sum()),
+    }
     return np.asarray(stored["vector"].to_list(), dtype=np.float32), stats
 
 

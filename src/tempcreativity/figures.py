@@ -84,7 +84,9 @@ def pca_panels(pca: pl.DataFrame) -> plt.Figure:
     palette = temperature_palette(temperatures)
     columns = min(4, len(temperatures))
     rows = int(np.ceil(len(temperatures) / columns))
-    figure, axes = plt.subplots(rows, columns, figsize=(3.8 * columns, 3.6 * rows), sharex=True, sharey=True, squeeze=False)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(3.8 * columns, 3.6 * rows), sharex=True, sharey=True, squeeze=False
+    )
     stories, exemplars = pca.filter(~pl.col("is_exemplar")), pca.filter(pl.col("is_exemplar"))
     for axis, temperature in zip(axes.flat, temperatures):
         axis.scatter(stories["pc1"], stories["pc2"], s=10, color="0.85", linewidths=0)
@@ -93,7 +95,7 @@ def pca_panels(pca: pl.DataFrame) -> plt.Figure:
         axis.scatter(exemplars["pc1"], exemplars["pc2"], s=220, marker="*", color="black", edgecolor="white",
                      linewidths=0.8, zorder=5)  # fmt: skip
         axis.set_title(f"T = {_label(temperature)}")
-    for axis in axes.flat[len(temperatures):]:
+    for axis in axes.flat[len(temperatures) :]:
         axis.set_visible(False)
     ratio = pca["pc1_variance"][0], pca["pc2_variance"][0]
     figure.supxlabel(f"PC1 ({ratio[0]:.0%} of variance)")
@@ -136,9 +138,11 @@ def diversity(summary: pl.DataFrame) -> plt.Figure:
 def trend_panels(summary: pl.DataFrame, trend_table: pl.DataFrame) -> plt.Figure:
     """Every score's mean and 95% bootstrap CI against temperature, with Spearman's rho in each title."""
     _style()
-    pooled = summary.group_by("temperature").agg(
-        [pl.col(f"{score}_{part}").mean() for score in SCORE_LABELS for part in ("mean", "ci_low", "ci_high")]
-    ).sort("temperature")
+    pooled = (
+        summary.group_by("temperature")
+        .agg([pl.col(f"{score}_{part}").mean() for score in SCORE_LABELS for part in ("mean", "ci_low", "ci_high")])
+        .sort("temperature")
+    )
     rho = dict(zip(trend_table["score"], trend_table["rho"]))
     columns = 5
     rows = int(np.ceil(len(SCORE_LABELS) / columns))
@@ -146,11 +150,13 @@ def trend_panels(summary: pl.DataFrame, trend_table: pl.DataFrame) -> plt.Figure
     colour = sns.color_palette("viridis", 3)[0]
     for axis, (score, label) in zip(axes.flat, SCORE_LABELS.items()):
         x = pooled["temperature"].to_numpy()
-        axis.fill_between(x, pooled[f"{score}_ci_low"].to_numpy(), pooled[f"{score}_ci_high"].to_numpy(), color=colour, alpha=0.2)
+        axis.fill_between(
+            x, pooled[f"{score}_ci_low"].to_numpy(), pooled[f"{score}_ci_high"].to_numpy(), color=colour, alpha=0.2
+        )
         axis.plot(x, pooled[f"{score}_mean"].to_numpy(), marker="o", color=colour)
         axis.set_title(f"{label}\nSpearman ρ = {rho.get(score, np.nan):.2f}", fontsize=11)
         axis.set_xlabel("Temperature")
-    for axis in axes.flat[len(SCORE_LABELS):]:
+    for axis in axes.flat[len(SCORE_LABELS) :]:
         axis.set_visible(False)
     figure.tight_layout()
     return figure
@@ -209,7 +215,9 @@ def judge_vs_people_figure(pairs: pl.DataFrame) -> plt.Figure:
                      linewidth=0.4)  # fmt: skip
         axis.plot([1, 5], [1, 5], linestyle="--", color="grey", linewidth=1)
         axis.set(xlim=(1, 5), ylim=(1, 5), xlabel="People's mean rating", ylabel="Judge's rating", title=criterion)
-    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colour, label=_label(t)) for t, colour in palette.items()]
+    handles = [
+        plt.Line2D([], [], marker="o", linestyle="", color=colour, label=_label(t)) for t, colour in palette.items()
+    ]
     axes.flat[-1].legend(handles=handles, title="T", fontsize="small", loc="center left", bbox_to_anchor=(1, 0.5))
     figure.tight_layout()
     return figure

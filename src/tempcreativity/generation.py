@@ -12,8 +12,13 @@ import polars as pl
 
 from tempcreativity.cache import ContentStore, cache_key
 from tempcreativity.engine import (
-    TOKEN_NEUTRAL_ENGINE_ARGS, check_context, check_engine_args, engine_fingerprint, on_cpu, start_engine,
-)  # fmt: skip
+    TOKEN_NEUTRAL_ENGINE_ARGS,
+    check_context,
+    check_engine_args,
+    engine_fingerprint,
+    on_cpu,
+    start_engine,
+)
 from tempcreativity.errors import ConfigError
 from tempcreativity.grid import StoryRequest
 
@@ -113,7 +118,9 @@ def kept_tokens(tokenizer, completion) -> int:
     return kept
 
 
-def check_prompt_lengths(requests: list[StoryRequest], prompt_ids: list[list[int]], model: dict, decoding: dict) -> None:
+def check_prompt_lengths(
+    requests: list[StoryRequest], prompt_ids: list[list[int]], model: dict, decoding: dict
+) -> None:
     """Every prompt must leave room for ``max_tokens`` new tokens within ``max_model_len``, so that no story is
     ever cut by the context limit (only by its end, a stop string or max_tokens). Checked before any engine
     starts; the error names the prompt and both numbers."""
@@ -213,7 +220,9 @@ def generate_stories(
     check_prompt_lengths(requests, prompt_ids, config["model"], config["decoding"])
     settings = [sampling_settings(request, config["decoding"]) for request in requests]
     keys = [
-        cache_key(story_identity(manifest, config["model"], ids, setting, config["decoding"]["truncation"], fingerprint))
+        cache_key(
+            story_identity(manifest, config["model"], ids, setting, config["decoding"]["truncation"], fingerprint)
+        )
         for ids, setting in zip(prompt_ids, settings)
     ]
     stats: dict[str, Any] = {"requested": len(requests), "generated_tokens": 0, "engine_start_seconds": 0.0,
@@ -230,7 +239,9 @@ def generate_stories(
         stats["engine_start_seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         prompts = [{"prompt_token_ids": prompt_ids[i]} for i in indices]
-        for entry in generated_entries(engine, prompts, [SamplingParams(**settings[i]) for i in indices], missing, tokenizer):
+        for entry in generated_entries(
+            engine, prompts, [SamplingParams(**settings[i]) for i in indices], missing, tokenizer
+        ):
             stats["generated_tokens"] += entry["num_tokens"][0]
             yield entry
         stats["generate_seconds"] = round(time.perf_counter() - started, 3)

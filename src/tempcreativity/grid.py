@@ -56,7 +56,9 @@ def temperatures(config: dict[str, Any]) -> list[float]:
         values = [float(value) for value in spec]
     else:
         space = np.geomspace if spec.get("scale", "lin") == "log" else np.linspace
-        values = [round(float(value), spec.get("decimals", 3)) for value in space(spec["start"], spec["stop"], spec["num"])]
+        values = [
+            round(float(value), spec.get("decimals", 3)) for value in space(spec["start"], spec["stop"], spec["num"])
+        ]
     for value in values:
         if 0 < value < VLLM_MIN_TEMPERATURE:
             raise ConfigError(

@@ -68,7 +68,16 @@ def truncate_tokens(tokenizer, text: str, max_tokens: int) -> str:
 
 
 ANSWER_SCHEMA = {"cache_key": pl.String, "answer": pl.String, "digit_logprobs": pl.List(pl.Float64)}
-RATINGS_COLUMNS = ["story_id", "temperature", "participant_id", *RATING_ITEMS, "rater", "method", "samples", "digit_mass"]
+RATINGS_COLUMNS = [
+    "story_id",
+    "temperature",
+    "participant_id",
+    *RATING_ITEMS,
+    "rater",
+    "method",
+    "samples",
+    "digit_mass",
+]
 
 
 def scale_token_ids(tokenizer) -> list[int]:

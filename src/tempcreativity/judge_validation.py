@@ -34,7 +34,11 @@ def judge_vs_people(judge: pl.DataFrame, people: pl.DataFrame, resamples: int) -
         rated = joined[f"{criterion}_people"].to_numpy().astype(float)
         correlation = spearman_with_ci(rated, judged, resamples)
         both = np.vstack([judged, rated])
-        alpha = math.nan if np.ptp(both) == 0 else krippendorff.alpha(reliability_data=both, level_of_measurement="interval")
+        alpha = (
+            math.nan
+            if np.ptp(both) == 0
+            else krippendorff.alpha(reliability_data=both, level_of_measurement="interval")
+        )
         rows.append({"criterion": criterion, "n": joined.height, "rho": correlation["rho"],
                      "rho_ci_low": correlation["rho_ci_low"], "rho_ci_high": correlation["rho_ci_high"],
                      "p_value": correlation["p_value"], "krippendorff_alpha": float(alpha),

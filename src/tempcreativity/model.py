@@ -97,7 +97,7 @@ def resolve_model_folder(path: str, embedded_dir: Path | None) -> Path:
     except Exception as error:  # an invalid id, no network, no access: say what was tried
         raise FileNotFoundError(
             f"model.path: {path!r} is not a local folder, and the Hugging Face hub id could not be fetched "
-            f"({type(error).__name__}: {error}); allowed: \"embedded\", an existing model folder, or a reachable hub id"
+            f'({type(error).__name__}: {error}); allowed: "embedded", an existing model folder, or a reachable hub id'
         ) from None
 
 

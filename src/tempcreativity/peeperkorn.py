@@ -36,10 +36,24 @@ def load_study_stories(folder: str | Path, include_practice: bool = False) -> pl
     filled = [
         {name: None for name in GENERATIONS_SCHEMA}
         | row
-        | {"experiment": "peeperkorn2024", "model": "Llama-2-70b-chat (llama.cpp, Q6_K)", "prompt_id": PROMPT_ID,
-           "prompt_text": "[INST]Write a story.[/INST]", "assistant_prefix": "Here it is:\n\n", "prompt_format": "raw",
-           "top_k": 50, "top_p": 1.0, "min_p": 0.05, "max_tokens": 4096, "repetition_penalty": 1.0,
-           "truncation": "raw", "stop": ["user", "system"], "logprobs": [], "token_ids": [], "top_logprobs": []}
+        | {
+            "experiment": "peeperkorn2024",
+            "model": "Llama-2-70b-chat (llama.cpp, Q6_K)",
+            "prompt_id": PROMPT_ID,
+            "prompt_text": "[INST]Write a story.[/INST]",
+            "assistant_prefix": "Here it is:\n\n",
+            "prompt_format": "raw",
+            "top_k": 50,
+            "top_p": 1.0,
+            "min_p": 0.05,
+            "max_tokens": 4096,
+            "repetition_penalty": 1.0,
+            "truncation": "raw",
+            "stop": ["user", "system"],
+            "logprobs": [],
+            "token_ids": [],
+            "top_logprobs": [],
+        }
         for row in rows
     ]
     return pl.DataFrame(filled, schema=GENERATIONS_SCHEMA)

@@ -27,6 +27,7 @@ def package_versions() -> dict[str, str]:
 
 def git_state(folder: str | Path) -> dict[str, str | bool]:
     """The commit of the checkout holding ``folder`` and whether it has uncommitted changes."""
+
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=folder, capture_output=True, text=True, check=True).stdout.strip()
 

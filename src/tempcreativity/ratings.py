@@ -252,7 +252,9 @@ def _mixed_model_summary(fitted, predictor: str) -> dict[str, float]:
     }
 
 
-def mixed_models(ratings: pl.DataFrame, scores: pl.DataFrame | None = None, random_effects: str | None = None) -> pl.DataFrame:
+def mixed_models(
+    ratings: pl.DataFrame, scores: pl.DataFrame | None = None, random_effects: str | None = None
+) -> pl.DataFrame:
     """Table 2: one row per model x rating x predictor (``random_effects`` names the model: see
     ``resolve_random_effects``). Predictors: temperature always; perplexity, cosine similarity and edit distance
     to the exemplar when ``scores`` (joined on story_id) has them for the rated stories."""

@@ -77,7 +77,9 @@ def model_comparison(lme: pl.DataFrame) -> list[str]:
         return []
     sentences = []
     for rating in dict.fromkeys(temperature["rating"]):
-        rows = {row["random_effects"]: row for row in temperature.filter(pl.col("rating") == rating).iter_rows(named=True)}
+        rows = {
+            row["random_effects"]: row for row in temperature.filter(pl.col("rating") == rating).iter_rows(named=True)
+        }
         alone, crossed = rows["participant"], rows["crossed"]
         if math.isnan(alone["p"]) or math.isnan(crossed["p"]):
             continue
@@ -86,7 +88,11 @@ def model_comparison(lme: pl.DataFrame) -> list[str]:
             f"{rating.capitalize()}: β = {alone['beta']:.3f} (SE {alone['se']:.3f}, {_p_value(alone['p'])}) with a "
             f"random intercept per participant; β = {crossed['beta']:.3f} (SE {crossed['se']:.3f}, "
             f"{_p_value(crossed['p'])}) with participant and story"
-            + ("; the conclusion at the 5% level changes." if changed else "; the conclusion at the 5% level is the same.")
+            + (
+                "; the conclusion at the 5% level changes."
+                if changed
+                else "; the conclusion at the 5% level is the same."
+            )
         )
     return sentences
 
@@ -116,7 +122,8 @@ def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, 
         "warning": (
             "The judge is the model that generated the stories: it rates its own writing, and its view of what is "
             "novel or typical is shaped by the same distribution the stories were drawn from."
-            if source == "judge" and judge.get("is_generator") else ""
+            if source == "judge" and judge.get("is_generator")
+            else ""
         ),
         "models": [MODEL_NAMES[model] for model in models],
         "comparison": model_comparison(lme),
@@ -125,10 +132,12 @@ def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, 
             for row in descriptives.iter_rows(named=True)
         ],
         "lme": [
-            {**{key: (_number(value) if isinstance(value, float) else value) for key, value in row.items()},
-             "sentence": rating_sentence(row)}
+            {
+                **{key: (_number(value) if isinstance(value, float) else value) for key, value in row.items()},
+                "sentence": rating_sentence(row),
+            }
             for row in lme.iter_rows(named=True)
-        ],  # fmt: skip
+        ],
         "forest": _image(forest),
     }
 
@@ -240,7 +249,9 @@ def render_report(
          "slope_ci_text": f"[{_number(row['slope_ci_low'])}, {_number(row['slope_ci_high'])}]"}
         for row in trend_table.iter_rows(named=True)
     ]  # fmt: skip
-    headline = [row["sentence"] for row in trend_rows if row["score"] in ("perplexity", "cosine_similarity", "edit_distance")]
+    headline = [
+        row["sentence"] for row in trend_rows if row["score"] in ("perplexity", "cosine_similarity", "edit_distance")
+    ]
     return environment.get_template("report.html.j2").render(
         experiment=config["experiment"],
         config=config,

@@ -25,7 +25,9 @@ SCORE_LABELS = {
 def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> pl.DataFrame:
     """One row per story (same order as ``generations``). ``vectors`` maps embedder name to one row per story;
     the first embedder gives ``cosine_similarity``, every embedder its own ``cosine_<name>`` column."""
-    exemplars = {row["prompt_id"]: index for index, row in enumerate(generations.iter_rows(named=True)) if row["is_exemplar"]}
+    exemplars = {
+        row["prompt_id"]: index for index, row in enumerate(generations.iter_rows(named=True)) if row["is_exemplar"]
+    }
     missing = set(generations["prompt_id"]) - set(exemplars)
     if missing:
         raise ValueError(f"no exemplar for prompt(s) {sorted(missing)}: every prompt needs its greedy exemplar")
@@ -67,6 +69,8 @@ def share_below_raw_min_p(generations: pl.DataFrame, min_p: float = STUDY_MIN_P)
     )
     return (
         tokens.group_by("prompt_id", "temperature", maintain_order=True)
-        .agg(pl.len().alias("tokens"), ((pl.col("logprobs") - pl.col("top_logprobs")) < threshold).mean().alias("share"))
+        .agg(
+            pl.len().alias("tokens"), ((pl.col("logprobs") - pl.col("top_logprobs")) < threshold).mean().alias("share")
+        )
         .sort("prompt_id", "temperature")
     )

@@ -78,7 +78,9 @@ def design_units(stories: pl.DataFrame, seeding: str) -> dict[str, object]:
         blocks = stories.select(pl.concat_str("prompt_id", pl.col("seed").cast(pl.String), separator="|")).to_series()
     else:
         clusters = pl.Series(range(stories.height)).cast(pl.String)
-        strata = stories.select(pl.concat_str("prompt_id", pl.col("temperature").cast(pl.String), separator="|")).to_series()
+        strata = stories.select(
+            pl.concat_str("prompt_id", pl.col("temperature").cast(pl.String), separator="|")
+        ).to_series()
         blocks = stories["prompt_id"]
     return {
         "random_effects": random_effects,
@@ -122,7 +124,9 @@ def _within_block_permutation_p(x: np.ndarray, y: np.ndarray, blocks: np.ndarray
     return (extreme + 1) / (permutations + 1)
 
 
-def spearman_with_ci(x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0, units: dict | None = None) -> dict[str, float]:
+def spearman_with_ci(
+    x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0, units: dict | None = None
+) -> dict[str, float]:
     """Spearman's rho of y with x, a percentile bootstrap CI and a p-value.
 
     Without ``units`` every story is its own unit: the bootstrap resamples stories and p is scipy's. With the
@@ -148,7 +152,13 @@ def spearman_with_ci(x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0
     low, high = np.quantile(boot, [alpha, 1 - alpha]) if boot else (math.nan, math.nan)
     if blocks is not None:
         p_value = _within_block_permutation_p(x, y, blocks, rho, resamples, rng)
-    return {"rho": float(rho), "p_value": float(p_value), "rho_ci_low": float(low), "rho_ci_high": float(high), "n": len(x)}
+    return {
+        "rho": float(rho),
+        "p_value": float(p_value),
+        "rho_ci_low": float(low),
+        "rho_ci_high": float(high),
+        "n": len(x),
+    }
 
 
 # Scores whose linear trend is fitted on their logarithm (perplexity grows roughly exponentially with temperature).
@@ -185,7 +195,9 @@ def linear_trend(frame: pl.DataFrame, score: str, random_effects: list[str] | No
         else:
             data["all"] = 1
             components = {name: f"0 + C({name})" for name in random_effects}
-            fitted = smf.mixedlm("y ~ temperature", data, groups="all", re_formula="0", vc_formula=components).fit(reml=True)
+            fitted = smf.mixedlm("y ~ temperature", data, groups="all", re_formula="0", vc_formula=components).fit(
+                reml=True
+            )
     low, high = fitted.conf_int(alpha=1 - CONFIDENCE).loc["temperature"]
     names = {"prompt_id": "prompt", "seed": "seed"}
     model = "ols" if not random_effects else "mixedlm: " + " + ".join(f"(1 | {names[name]})" for name in random_effects)

@@ -49,7 +49,9 @@ def with_published(table: pl.DataFrame, key: str, published: dict[str, dict[str,
     )  # fmt: skip
 
 
-def teacher_forced_logprobs(texts: list[str], folder: Path, model: dict[str, Any]) -> tuple[list[list[int]], list[list[float]]]:
+def teacher_forced_logprobs(
+    texts: list[str], folder: Path, model: dict[str, Any]
+) -> tuple[list[list[int]], list[list[float]]]:
     """Each text's token ids and their log-probabilities under the model, read after the study's raw prompt by
     teacher forcing (vLLM prompt log-probabilities, one engine for all texts)."""
     from transformers import AutoTokenizer
@@ -97,7 +99,9 @@ def score_study_stories(
     texts = stories["text"].to_list()
     vectors = {"minilm": embed_stories(texts, "minilm", {}, {"dtype": "float32"}, cache_dir)[0]}
     if model_folder is not None:
-        model = {"dtype": "float32", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}} | (model or {})
+        model = {"dtype": "float32", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}} | (
+            model or {}
+        )
         token_ids, logprobs = teacher_forced_logprobs(texts, Path(model_folder), model)
         stories = stories.with_columns(
             token_ids=pl.Series(token_ids, dtype=pl.List(pl.Int32)),

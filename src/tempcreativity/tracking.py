@@ -109,7 +109,11 @@ def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.
               shard_stats: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
     """Params, metrics and tags of every prompt x temperature cell."""
     generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0 and stats.get("generate_seconds")]
-    rate = sum(s["generated_tokens"] for s in generated) / sum(s["generate_seconds"] for s in generated) if generated else None
+    rate = (
+        sum(s["generated_tokens"] for s in generated) / sum(s["generate_seconds"] for s in generated)
+        if generated
+        else None
+    )
     stories = generations.filter(~pl.col("is_exemplar"))
     cells = []
     for row in summary.iter_rows(named=True):
@@ -172,7 +176,9 @@ def _log(client, run_id: str, params: dict[str, str], metrics: dict[str, float],
         client.log_batch(run_id, tags=chunk)
 
 
-def _find_or_create(client, experiment_id: str, filter_string: str, tags: dict[str, str], name: str) -> tuple[str, bool]:
+def _find_or_create(
+    client, experiment_id: str, filter_string: str, tags: dict[str, str], name: str
+) -> tuple[str, bool]:
     found = client.search_runs([experiment_id], filter_string=filter_string, max_results=2)
     if found:
         return found[0].info.run_id, False
