@@ -20,7 +20,10 @@ from tempcreativity.tracking import (
     key_params,
     local_store,
     parent_metrics,
+    prompts_dataset,
     result_key,
+    review_tags,
+    story_tables,
     track_result,
     tracking_uri,
 )
@@ -41,6 +44,9 @@ _, local_artifacts = local_store(workdir)
 config_file = Path(snakemake.output.config)
 write_text_atomic(yaml.safe_dump(config, sort_keys=False), config_file)
 git = git_state(Path(snakemake.scriptdir).parent)
+versions = package_versions()
+judge = pl.read_csv(snakemake.input.judge_ratings) if "judge_ratings" in snakemake.input.keys() else None
+table = story_tables(generations, pl.read_parquet(snakemake.input.scores), judge)
 runs = track_result(
     uri=uri,
     experiment=config["experiment"],
@@ -54,7 +60,7 @@ runs = track_result(
         "git.commit": git["commit"],
         "git.dirty": str(git["dirty"]),
         "host": platform.node(),
-        **{f"version.{name}": version for name, version in package_versions().items()},
+        **{f"version.{name}": version for name, version in versions.items()},
     },
     artifacts={
         "": [
@@ -66,6 +72,11 @@ runs = track_result(
         ],
         "figures": [Path(path) for path in snakemake.input.figures],
         "report": [Path(snakemake.input.report)],
+        "ratings": [
+            Path(snakemake.input[name])
+            for name in ("judge_ratings", "judge_vs_people")
+            if name in snakemake.input.keys()
+        ],
         **{
             f"ratings/{source}": [Path(descriptives), Path(lme)]
             for source, descriptives, lme in zip(
@@ -73,7 +84,9 @@ runs = track_result(
             )
         },
     },
-    cells=cell_runs(config, manifest, generations, pl.read_parquet(snakemake.input.summary), shard_stats),
+    cells=cell_runs(config, manifest, generations, pl.read_parquet(snakemake.input.summary), shard_stats, table),
+    common_tags=review_tags(git["commit"], config, versions),
+    dataset=prompts_dataset(config),
     timestamp_ms=int(Path(snakemake.input.summary).stat().st_mtime * 1000),
 )
 write_json_atomic(runs, snakemake.output.runs)

@@ -24,6 +24,20 @@ CELLS = 2 * 3  # prompts x temperatures of the tiny grid
 TRACKED = {**TINY_CONFIG, "judge": {"enabled": False}, "ratings": None, "scoring": {"embedders": ["minilm"]}}
 
 
+def story_table(client: MlflowClient, run_id: str, folder: Path):
+    """A child run's per-story table, as MLflow's UI reads it (the artifact mlflow.log_table wrote)."""
+    import pandas as pd
+
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = json.loads(Path(client.download_artifacts(run_id, "stories.json", str(folder))).read_text())
+    return pd.DataFrame(payload["data"], columns=payload["columns"])
+
+
+def parent_digest(client: MlflowClient, parent) -> str:
+    (item,) = client.get_run(parent.info.run_id).inputs.dataset_inputs
+    return item.dataset.digest
+
+
 def runs_of(client: MlflowClient) -> list:
     experiment = client.get_experiment_by_name("tiny")
     return client.search_runs([experiment.experiment_id]) if experiment else []
@@ -45,6 +59,12 @@ def test_default_run_logs_to_a_local_store_under_results(tiny_run):
     assert len(runs_of(client)) == 1 + CELLS
     artifacts = client.get_experiment_by_name("tiny").artifact_location
     assert artifacts == (tiny_run / "results/mlartifacts").as_uri()
+    # the tiny run has the judge on: each child's story table carries its ratings, and its means are metrics
+    child = next(run for run in runs_of(client) if run.data.tags.get("tempcreativity.cell") == "story T=1")
+    table = story_table(client, child.info.run_id, tiny_run / "download")
+    assert {"judge_novelty", "judge_coherence"} <= set(table.columns)
+    stories = table[~table["is_exemplar"]]
+    assert child.data.metrics["judge_novelty_mean"] == pytest.approx(stories["judge_novelty"].mean())
 
 
 def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
@@ -66,14 +86,32 @@ def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
     assert parent.data.metrics["stories"] == 14
 
     summary = pl.read_parquet(tracked / "results/tiny/summary.parquet")
+    generations = pl.read_parquet(tracked / GENERATIONS)
     for child in children:
         row = summary.filter((pl.col("prompt_id") == child.data.params["prompt_id"])
                              & (pl.col("temperature") == float(child.data.params["temperature"]))).row(0, named=True)  # fmt: skip
-        assert child.data.metrics["temperature"] == row["temperature"]
+        assert "temperature" not in child.data.metrics, "a param is not also a metric"
         assert child.data.metrics["perplexity_mean"] == pytest.approx(row["perplexity_mean"])
         assert child.data.metrics["n_stories"] == 2 and child.data.metrics["tokens_generated"] > 0
         assert child.data.params["model_sha256"] == manifest["sha256"] and child.data.params["top_k"] == "50"
         assert child.data.params["truncation"] == "scaled" and child.data.params["stop"] == "[]"
+
+        # review tags, the prompts as the input dataset, and the per-story table the UI shows
+        assert child.data.tags["mlflow.source.git.commit"] == parent.data.tags["git.commit"]
+        assert child.data.tags["config_digest"] == parent.data.tags["config_digest"] and child.data.tags["vllm_version"]
+        inputs = client.get_run(child.info.run_id).inputs.dataset_inputs
+        assert [(item.dataset.name, item.dataset.digest) for item in inputs] == [
+            ("prompts", parent_digest(client, parent))
+        ]
+        table = story_table(client, child.info.run_id, tracked / "download" / child.info.run_id)
+        cell = generations.filter(
+            (pl.col("prompt_id") == row["prompt_id"]) & (pl.col("temperature") == row["temperature"])
+        )
+        stories = table[~table["is_exemplar"]]
+        assert sorted(stories["story_id"]) == sorted(cell["story_id"]) and table["is_exemplar"].sum() == 1
+        assert set(stories["text"]) == set(cell["text"]) and {"perplexity", "edit_distance", "seed"} <= set(
+            table.columns
+        )
 
     artifacts = {item.path for item in client.list_artifacts(parent.info.run_id)}
     assert {"config.yaml", "generations.parquet", "scores.parquet", "figures", "report"} <= artifacts
@@ -90,6 +128,9 @@ def test_rerun_updates_the_same_runs(tracked, mlflow_server):
     assert sorted(run.info.run_id for run in runs_of(client)) == before
     child = next(run for run in runs_of(client) if "mlflow.parentRunId" in run.data.tags)
     assert len(client.get_metric_history(child.info.run_id, "perplexity_mean")) == 1, "no duplicate points"
+    assert len(client.get_run(child.info.run_id).inputs.dataset_inputs) == 1, "the prompts logged once"
+    table = story_table(client, child.info.run_id, tracked / "download-again")
+    assert len(table) == 3, "the story table replaced, not appended to (2 stories and the exemplar)"
 
 
 def test_server_down_fails_clearly_keeps_results_and_logs_later(tracked, mlflow_server):
@@ -129,6 +170,14 @@ def test_dashboard_lists_the_runs(tracked, mlflow_server, chromium):
     page = f"{mlflow_server.uri}/#/experiments/{experiment.experiment_id}/runs"
     dom = chromium("--virtual-time-budget=15000", "--dump-dom", page)
     assert "Runs - Experiment" in dom and parent.info.run_name in dom, dom[-2000:]
+    assert "prompts" in dom, "the prompts dataset in the runs table"
+    # a child's per-story table opens in the run's Artifacts tab, its stories listed
+    child = next(run for run in runs_of(client) if run.data.tags.get("tempcreativity.cell") == "poem T=0.5")
+    page = (
+        f"{mlflow_server.uri}/#/experiments/{experiment.experiment_id}/runs/{child.info.run_id}/artifacts/stories.json"
+    )
+    dom = chromium("--virtual-time-budget=15000", "--dump-dom", page)
+    assert "View as table" in dom and "poem:T0.5:s0" in dom and "poem:T0.5:s1" in dom, dom[-2000:]
 
 
 def test_params_are_the_keyed_sections_and_everything_else_is_a_tag():

@@ -105,9 +105,32 @@ def cell_name(prompt_id: str, temperature: float) -> str:
     return f"{prompt_id} T={temperature:g}"
 
 
+STORY_TABLE = "stories.json"  # each child's per-story table (mlflow.log_table), readable in the run's page
+
+
+def story_tables(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.DataFrame | None) -> pl.DataFrame:
+    """One row per story (exemplars included, as the reference): story id, prompt, temperature, seed index and
+    the seed passed to vLLM, the text, every score, and the judge's ratings where the judge ran."""
+    from tempcreativity.scoring import SCORE_LABELS
+
+    # (the vLLM seed as text: a browser's numbers would round a 63-bit integer)
+    table = generations.select("story_id", "prompt_id", "temperature", "seed", pl.col("sampling_seed").cast(pl.String),
+                               "is_exemplar", "text")  # fmt: skip
+    table = table.join(scores.select("story_id", *[name for name in SCORE_LABELS if name in scores.columns]),
+                       on="story_id", how="left")  # fmt: skip
+    if judge is not None:
+        ratings = judge.select("story_id", *[pl.col(item).alias(f"judge_{item}") for item in JUDGE_ITEMS])
+        table = table.join(ratings, on="story_id", how="left")
+    return table
+
+
+JUDGE_ITEMS = ("novelty", "typicality", "cohesion", "coherence")
+
+
 def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.DataFrame, summary: pl.DataFrame,
-              shard_stats: list[dict[str, Any]]) -> list[dict[str, Any]]:  # fmt: skip
-    """Params, metrics and tags of every prompt x temperature cell."""
+              shard_stats: list[dict[str, Any]], stories_table: pl.DataFrame | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Params, metrics, tags and per-story table of every prompt x temperature cell. A param is not also a
+    metric; the judge's mean ratings are metrics where the judge ran."""
     generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0 and stats.get("generate_seconds")]
     rate = (
         sum(s["generated_tokens"] for s in generated) / sum(s["generate_seconds"] for s in generated)
@@ -119,8 +142,15 @@ def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.
     for row in summary.iter_rows(named=True):
         cell = stories.filter((pl.col("prompt_id") == row["prompt_id"]) & (pl.col("temperature") == row["temperature"]))
         tokens = int(cell["num_tokens"].sum())
-        metrics = {name: value for name, value in row.items() if name not in ("prompt_id",)}
+        metrics = {name: value for name, value in row.items() if name not in ("prompt_id", "temperature", "n")}
         metrics |= {"tokens_generated": tokens, "n_stories": cell.height}
+        table = None
+        if stories_table is not None:
+            table = stories_table.filter((pl.col("prompt_id") == row["prompt_id"])
+                                         & ((pl.col("temperature") == row["temperature"]) | pl.col("is_exemplar")))  # fmt: skip
+            rated = table.filter(~pl.col("is_exemplar"))
+            metrics |= {f"judge_{item}_mean": rated[f"judge_{item}"].mean()
+                        for item in JUDGE_ITEMS if f"judge_{item}" in rated.columns}  # fmt: skip
         if rate:
             metrics |= {"tokens_per_second": rate, "generation_seconds": tokens / rate}
         cells.append({
@@ -132,6 +162,7 @@ def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.
                        "stop": json.dumps(config["decoding"]["stop"])},
             "metrics": finite(metrics),
             "tags": {"seeds": json.dumps(sorted(cell["seed"].to_list()))},
+            "table": table,
         })  # fmt: skip
     return cells
 
@@ -185,11 +216,65 @@ def _find_or_create(
     return client.create_run(experiment_id, tags=tags, run_name=name).info.run_id, True
 
 
+def review_tags(git_commit: str, config: dict[str, Any], versions: dict[str, str]) -> dict[str, str]:
+    """Tags every run gets, for the MLflow UI's source column and for finding runs: the git commit (MLflow's own
+    ``mlflow.source.git.commit``), the config's digest, the vLLM version and, under SLURM, the job id."""
+    import hashlib
+
+    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    tags = {"mlflow.source.name": "tempcreativity Snakefile", "mlflow.source.git.commit": git_commit,
+            "config_digest": digest, "vllm_version": versions.get("vllm", "")}  # fmt: skip
+    if os.environ.get("SLURM_JOB_ID"):
+        tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
+    return tags
+
+
+def prompts_dataset(config: dict[str, Any]):
+    """The experiment's prompts as an MLflow dataset (name ``prompts``, with its digest), logged as the runs'
+    input."""
+    import mlflow.data
+
+    prompts = pl.DataFrame([{"id": p["id"], "text": p["text"], "system": p.get("system"),
+                             "assistant_prefix": p.get("assistant_prefix", ""), "format": p.get("format", "chat")}
+                            for p in config["prompts"]])  # fmt: skip
+    return mlflow.data.from_pandas(prompts.to_pandas(), name="prompts")
+
+
+def _log_table(client, run_id: str, table: pl.DataFrame) -> None:
+    """The per-story table as MLflow's ``log_table`` writes it (a JSON "split" table, tagged so that the UI shows
+    it as a table), but replacing the file: ``log_table`` appends to an existing table, which would repeat every
+    story on each re-run."""
+    import tempfile
+
+    from mlflow.utils.mlflow_tags import MLFLOW_LOGGED_ARTIFACTS
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / STORY_TABLE
+        table.to_pandas().to_json(path, orient="split", index=False, date_format="iso")
+        client.log_artifact(run_id, str(path))
+    logged = json.loads(client.get_run(run_id).data.tags.get(MLFLOW_LOGGED_ARTIFACTS, "[]"))
+    if {"path": STORY_TABLE, "type": "table"} not in logged:
+        client.set_tag(run_id, MLFLOW_LOGGED_ARTIFACTS, json.dumps([*logged, {"path": STORY_TABLE, "type": "table"}]))
+
+
+def _log_input(client, run_id: str, dataset) -> None:
+    """Log ``dataset`` as the run's input once (a re-run finds it by its digest)."""
+    from mlflow.entities import DatasetInput, InputTag
+
+    logged = client.get_run(run_id).inputs.dataset_inputs
+    if any(item.dataset.digest == dataset.digest and item.dataset.name == dataset.name for item in logged):
+        return
+    client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", "prompts")])])
+
+
 def track_result(*, uri: str, experiment: str, artifact_location: str | None, key: str, params: dict[str, str],
                  metrics: dict[str, float], tags: dict[str, str], artifacts: dict[str, list[Path]],
-                 cells: list[dict[str, Any]], timestamp_ms: int) -> dict[str, Any]:  # fmt: skip
+                 cells: list[dict[str, Any]], timestamp_ms: int, common_tags: dict[str, str] | None = None,
+                 dataset=None) -> dict[str, Any]:  # fmt: skip
     """Create or update the parent run and its cell runs; return their ids. Metrics carry ``timestamp_ms``
-    (the results' time), so logging the same results again adds no duplicate points to their history."""
+    (the results' time), so logging the same results again adds no duplicate points to their history.
+    ``common_tags`` go on every run, ``dataset`` (the prompts) is every run's input, and a cell's ``table`` is
+    logged as its per-story table (STORY_TABLE)."""
     from mlflow.tracking import MlflowClient
 
     check_reachable(uri)
@@ -201,7 +286,10 @@ def track_result(*, uri: str, experiment: str, artifact_location: str | None, ke
     parent_id, created = _find_or_create(
         client, experiment_id, f"tags.`{KEY_TAG}` = '{key}'", {KEY_TAG: key}, f"{experiment} {key[:8]}"
     )
-    _log(client, parent_id, params, metrics, tags, timestamp_ms)
+    common_tags = common_tags or {}
+    _log(client, parent_id, params, metrics, tags | common_tags, timestamp_ms)
+    if dataset is not None:
+        _log_input(client, parent_id, dataset)
     for folder, paths in artifacts.items():
         for path in paths:
             client.log_artifact(parent_id, str(path), artifact_path=folder or None)
@@ -212,7 +300,11 @@ def track_result(*, uri: str, experiment: str, artifact_location: str | None, ke
             f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{CELL_TAG}` = '{cell['name']}'",
             {PARENT_TAG: parent_id, CELL_TAG: cell["name"]}, cell["name"],
         )  # fmt: skip
-        _log(client, child_id, cell["params"], cell["metrics"], cell["tags"], timestamp_ms)
+        _log(client, child_id, cell["params"], cell["metrics"], cell["tags"] | common_tags, timestamp_ms)
+        if dataset is not None:
+            _log_input(client, child_id, dataset)
+        if cell.get("table") is not None:
+            _log_table(client, child_id, cell["table"])
         client.set_terminated(child_id, "FINISHED")
         children[cell["name"]] = child_id
     client.set_terminated(parent_id, "FINISHED")

@@ -100,6 +100,16 @@ def report_files():
     }
 
 
+def judge_ratings_files(wildcards):
+    """The judge's ratings, for the per-story tables in MLflow, when the judge runs."""
+    if "judge" not in RATING_SOURCES:
+        return {}
+    return {
+        "judge_ratings": result("ratings/judge_ratings.csv"),
+        "judge_vs_people": result("ratings/judge_vs_people.csv"),
+    }
+
+
 def judge_validation_files(wildcards):
     """The judge checked against the study's people, when the judge runs."""
     if "judge" not in RATING_SOURCES:

@@ -7,6 +7,7 @@ localrules:
 
 rule track_mlflow:
     input:
+        unpack(judge_ratings_files),
         report=REPORT,
         manifest=rules.describe_model.output.manifest,
         stories=rules.collect_generations.output.stories,
