@@ -180,6 +180,19 @@ def test_dashboard_lists_the_runs(tracked, mlflow_server, chromium):
     assert "View as table" in dom and "poem:T0.5:s0" in dom and "poem:T0.5:s1" in dom, dom[-2000:]
 
 
+def test_dashboard_expands_the_parent_into_children_with_metric_columns(tracked, mlflow_server, chromium):
+    """What a reviewer does in the UI: expand the parent, choose metric columns; every cell's child is listed."""
+    from mlflow_ui import REVIEW_COLUMNS, review_runs_page
+
+    client = MlflowClient(mlflow_server.uri)
+    experiment = client.get_experiment_by_name("tiny")
+    page = review_runs_page(mlflow_server.uri, experiment.experiment_id)
+    assert page["expanded"], page["text"][-2000:]
+    cells = {run.info.run_name for run in runs_of(client) if "mlflow.parentRunId" in run.data.tags}
+    assert cells >= {"story T=0.5", "poem T=1.5"} and all(name in page["text"] for name in cells)
+    assert all(column in page["headers"].split("|") for column in REVIEW_COLUMNS), page["headers"]
+
+
 def test_params_are_the_keyed_sections_and_everything_else_is_a_tag():
     from tempcreativity.tracking import config_tags, finite, flatten, key_params
 
