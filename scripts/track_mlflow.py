@@ -23,7 +23,7 @@ from tempcreativity.tracking import (
     prompts_dataset,
     result_key,
     review_tags,
-    story_tables,
+    story_table,
     track_result,
     tracking_uri,
 )
@@ -46,7 +46,7 @@ write_text_atomic(yaml.safe_dump(config, sort_keys=False), config_file)
 git = git_state(Path(snakemake.scriptdir).parent)
 versions = package_versions()
 judge = pl.read_csv(snakemake.input.judge_ratings) if "judge_ratings" in snakemake.input.keys() else None
-table = story_tables(generations, pl.read_parquet(snakemake.input.scores), judge)
+table = story_table(generations, pl.read_parquet(snakemake.input.scores), judge)
 runs = track_result(
     uri=uri,
     experiment=config["experiment"],

@@ -68,16 +68,9 @@ def truncate_tokens(tokenizer, text: str, max_tokens: int) -> str:
 
 
 ANSWER_SCHEMA = {"cache_key": pl.String, "answer": pl.String, "digit_logprobs": pl.List(pl.Float64)}
-RATINGS_COLUMNS = [
-    "story_id",
-    "temperature",
-    "participant_id",
-    *RATING_ITEMS,
-    "rater",
-    "method",
-    "samples",
-    "digit_mass",
-]
+RATINGS_SCHEMA = {"story_id": pl.String, "temperature": pl.Float64, "participant_id": pl.String,
+                  **dict.fromkeys(RATING_ITEMS, pl.Float64), "rater": pl.String, "method": pl.String,
+                  "samples": pl.Int32, "digit_mass": pl.Float64}  # fmt: skip
 
 
 def scale_token_ids(tokenizer) -> list[int]:
@@ -153,18 +146,16 @@ def judge_stories(
         [request[2] for request in requests],
         lambda missing: _ask(model_folder, model, [unique[key] for key in missing], judge, digits),
     )
-    collected: dict[tuple, list] = {}
+    collected: dict[str, dict[tuple, list]] = {name: {} for name in story_sets}  # per set: (rating, digit mass)
     for (name, story_id, temperature, criterion), answer, logprobs in zip(
         owners, answers["answer"], answers["digit_logprobs"], strict=True
     ):
         rating = expected_score(logprobs) if method == "expected" else (float(int(answer.strip())), math.nan)
-        collected.setdefault((name, story_id, temperature, criterion), []).append(rating)
+        collected[name].setdefault((story_id, temperature, criterion), []).append(rating)
     tables = {}
-    for name in story_sets:
+    for name, answers_of_set in collected.items():
         rows: dict[str, dict[str, Any]] = {}
-        for (set_name, story_id, temperature, criterion), ratings in collected.items():
-            if set_name != name:
-                continue
+        for (story_id, temperature, criterion), ratings in answers_of_set.items():
             row = rows.setdefault(story_id, {
                 "story_id": story_id, "temperature": temperature, "participant_id": "judge",
                 "rater": f"llm-judge:{judge['model_name']}", "method": method, "samples": samples, "digit_mass": [],
@@ -173,10 +164,7 @@ def judge_stories(
             row["digit_mass"] += [mass for _, mass in ratings]
         for row in rows.values():
             row["digit_mass"] = float(np.mean(row["digit_mass"]))
-        schema = {"story_id": pl.String, "temperature": pl.Float64, "participant_id": pl.String,
-                  **dict.fromkeys(RATING_ITEMS, pl.Float64), "rater": pl.String, "method": pl.String,
-                  "samples": pl.Int32, "digit_mass": pl.Float64}  # fmt: skip
-        tables[name] = pl.DataFrame(list(rows.values()), schema=schema).select(RATINGS_COLUMNS).sort("story_id")
+        tables[name] = pl.DataFrame(list(rows.values()), schema=RATINGS_SCHEMA).sort("story_id")
     return tables, {"answers": len(requests), "asked": len(asked)}
 
 

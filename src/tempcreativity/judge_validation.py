@@ -8,12 +8,10 @@ judge is asked)."""
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 
-from tempcreativity.ratings import RATING_ITEMS
+from tempcreativity.ratings import RATING_ITEMS, interval_alpha
 from tempcreativity.statistics import spearman_with_ci
 
 
@@ -25,20 +23,13 @@ def people_means(ratings: pl.DataFrame) -> pl.DataFrame:
 def judge_vs_people(judge: pl.DataFrame, people: pl.DataFrame, resamples: int) -> pl.DataFrame:
     """One row per criterion: n stories, rho with CI and p, Krippendorff's alpha, the judge's and the people's
     mean. ``judge`` holds one rating per story (the judge's table), ``people`` every rating (the study's file)."""
-    import krippendorff
-
     joined = judge.select("story_id", *RATING_ITEMS).join(people_means(people), on="story_id", suffix="_people")
     rows = []
     for criterion in RATING_ITEMS:
         judged = joined[criterion].to_numpy().astype(float)
         rated = joined[f"{criterion}_people"].to_numpy().astype(float)
         correlation = spearman_with_ci(rated, judged, resamples)
-        both = np.vstack([judged, rated])
-        alpha = (
-            math.nan
-            if np.ptp(both) == 0
-            else krippendorff.alpha(reliability_data=both, level_of_measurement="interval")
-        )
+        alpha = interval_alpha(np.vstack([judged, rated]))
         rows.append({"criterion": criterion, "n": joined.height, "rho": correlation["rho"],
                      "rho_ci_low": correlation["rho_ci_low"], "rho_ci_high": correlation["rho_ci_high"],
                      "p_value": correlation["p_value"], "krippendorff_alpha": float(alpha),

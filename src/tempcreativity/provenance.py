@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import subprocess
 from importlib.metadata import PackageNotFoundError, version
@@ -37,9 +38,14 @@ def git_state(folder: str | Path) -> dict[str, str | bool]:
         return {"commit": "unknown (not a git checkout)", "dirty": False}
 
 
-def package_imports(name: str) -> set[str]:
+def package_imports(name: str) -> frozenset[str]:
     """The package's modules that module ``name`` imports, directly."""
-    return imports_of(Path(__file__).parent / f"{name}.py") - {name}
+    return _module_imports(Path(__file__).parent / f"{name}.py") - {name}
+
+
+@functools.lru_cache(maxsize=None)  # every rule's digest at workflow start-up reads the same modules
+def _module_imports(path: Path) -> frozenset[str]:
+    return frozenset(imports_of(path))
 
 
 def imports_of(path: str | Path) -> set[str]:

@@ -132,15 +132,21 @@ def cronbach_alpha(ratings: pl.DataFrame, item: str) -> float:
         return float(pingouin.cronbach_alpha(data=wide)[0])
 
 
+def interval_alpha(reliability: np.ndarray) -> float:
+    """Krippendorff's alpha, interval metric, of a raters x units matrix (nan = not rated): nan when no unit has
+    two ratings or no rating differs from another."""
+    import krippendorff
+
+    reliability = np.asarray(reliability, dtype=float)
+    if np.isfinite(reliability).sum(axis=0).max() < 2 or np.nanstd(reliability) == 0:
+        return math.nan
+    return float(krippendorff.alpha(reliability_data=reliability, level_of_measurement="interval"))
+
+
 def krippendorff_alpha(ratings: pl.DataFrame, item: str) -> float:
     """Krippendorff's alpha of one rating item, interval metric: raters x stories, missing cells allowed (nan
     with fewer than two raters of any story)."""
-    import krippendorff
-
-    wide = ratings.to_pandas().pivot_table(index="participant_id", columns="story_id", values=item)
-    if wide.notna().sum(axis=0).max() < 2 or np.nanstd(wide.to_numpy()) == 0:
-        return math.nan
-    return float(krippendorff.alpha(reliability_data=wide.to_numpy(dtype=float), level_of_measurement="interval"))
+    return interval_alpha(ratings.to_pandas().pivot_table(index="participant_id", columns="story_id", values=item))
 
 
 def single_rating_icc(ratings: pl.DataFrame, item: str) -> float:
@@ -150,8 +156,8 @@ def single_rating_icc(ratings: pl.DataFrame, item: str) -> float:
     if not _stories_rated_more_than_once(ratings) or ratings[item].n_unique() < 2:
         return math.nan
     fitted = _fit(ratings.to_pandas(), f"{item} ~ 1", "crossed")
-    story, participant = _variance_components(fitted)["story"], _variance_components(fitted)["participant"]
-    return story / (story + participant + float(fitted.scale))
+    variances = _variance_components(fitted)
+    return variances["story"] / (variances["story"] + variances["participant"] + float(fitted.scale))
 
 
 def descriptives(ratings: pl.DataFrame) -> pl.DataFrame:

@@ -17,6 +17,8 @@ from typing import Any
 
 import polars as pl
 
+from tempcreativity.ratings import RATING_ITEMS
+
 KEY_TAG = "tempcreativity.key"
 CELL_TAG = "tempcreativity.cell"
 PARENT_TAG = "mlflow.parentRunId"
@@ -108,7 +110,7 @@ def cell_name(prompt_id: str, temperature: float) -> str:
 STORY_TABLE = "stories.json"  # each child's per-story table (mlflow.log_table), readable in the run's page
 
 
-def story_tables(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.DataFrame | None) -> pl.DataFrame:
+def story_table(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.DataFrame | None) -> pl.DataFrame:
     """One row per story (exemplars included, as the reference): story id, prompt, temperature, seed index and
     the seed passed to vLLM, the text, every score, and the judge's ratings where the judge ran."""
     from tempcreativity.scoring import SCORE_LABELS
@@ -119,12 +121,9 @@ def story_tables(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.Data
     table = table.join(scores.select("story_id", *[name for name in SCORE_LABELS if name in scores.columns]),
                        on="story_id", how="left")  # fmt: skip
     if judge is not None:
-        ratings = judge.select("story_id", *[pl.col(item).alias(f"judge_{item}") for item in JUDGE_ITEMS])
+        ratings = judge.select("story_id", *[pl.col(item).alias(f"judge_{item}") for item in RATING_ITEMS])
         table = table.join(ratings, on="story_id", how="left")
     return table
-
-
-JUDGE_ITEMS = ("novelty", "typicality", "cohesion", "coherence")
 
 
 def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.DataFrame, summary: pl.DataFrame,
@@ -150,7 +149,7 @@ def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.
                                          & ((pl.col("temperature") == row["temperature"]) | pl.col("is_exemplar")))  # fmt: skip
             rated = table.filter(~pl.col("is_exemplar"))
             metrics |= {f"judge_{item}_mean": rated[f"judge_{item}"].mean()
-                        for item in JUDGE_ITEMS if f"judge_{item}" in rated.columns}  # fmt: skip
+                        for item in RATING_ITEMS if f"judge_{item}" in rated.columns}  # fmt: skip
         if rate:
             metrics |= {"tokens_per_second": rate, "generation_seconds": tokens / rate}
         cells.append({
