@@ -234,6 +234,7 @@ def test_summary_trends_and_pca_cover_the_grid(tiny_run):
     assert perplexity["resampled"] == "stories within prompt x temperature"  # independent seeding: stories are draws
     report = (tiny_run / "reports/tiny/index.html").read_text()
     assert "Seeding is <em>independent</em>" in report and "fitted on log perplexity" in report
+    assert "seeding <code>independent</code>" in report  # in the setup's grid row
     pca = pl.read_parquet(tiny_run / "results/tiny/pca.parquet")
     assert pca.height == 14 and pca.filter(pl.col("is_exemplar")).height == 2
 

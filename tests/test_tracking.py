@@ -77,7 +77,7 @@ def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
     manifest = json.loads((tracked / "resources/models/smollm2-135m-instruct.json").read_text())
     assert parent.data.tags[KEY_TAG] and parent.data.tags["model_sha256"] == manifest["sha256"]
     assert parent.data.params["decoding.max_tokens"] == "32" and parent.data.params["model.path"] == "embedded"
-    assert parent.data.params["decoding.truncation"] == "scaled"
+    assert parent.data.params["decoding.truncation"] == "scaled" and parent.data.params["seeding"] == "independent"
     assert re.fullmatch(r"[0-9a-f]{40}|unknown.*", parent.data.tags["git.commit"])
     assert {"version.vllm", "version.mlflow", "version.snakemake", "version.torch"} <= set(parent.data.tags)
     trends = pl.read_parquet(tracked / "results/tiny/trends.parquet")
@@ -95,6 +95,7 @@ def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
         assert child.data.metrics["n_stories"] == 2 and child.data.metrics["tokens_generated"] > 0
         assert child.data.params["model_sha256"] == manifest["sha256"] and child.data.params["top_k"] == "50"
         assert child.data.params["truncation"] == "scaled" and child.data.params["stop"] == "[]"
+        assert child.data.params["seeding"] == "independent"
 
         # review tags, the prompts as the input dataset, and the per-story table the UI shows
         assert child.data.tags["mlflow.source.git.commit"] == parent.data.tags["git.commit"]
@@ -119,6 +120,7 @@ def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
     assert Path(downloaded).read_bytes() == (tracked / GENERATIONS).read_bytes()
     assert parent.data.tags["config.temperatures"] == "[0.5, 1.0, 1.5]"
     assert result_key(TRACKED, "x") == result_key(TINY_CONFIG | {"temperatures": [9]}, "x") != result_key(TRACKED, "y")
+    assert result_key(TRACKED | {"seeding": "shared"}, "x") != result_key(TRACKED | {"seeding": "independent"}, "x")
 
 
 def test_rerun_updates_the_same_runs(tracked, mlflow_server):

@@ -2,7 +2,7 @@
 prompt x temperature cell, found again by tags on every later run, so that re-running updates the same runs.
 
 The parent's key is a hash of what defines the stories apart from the grid (experiment, model settings, prompts,
-decoding) and of the model's sha256. Growing the grid (temperatures, seeds) refreshes the same parent and adds
+seeding, decoding) and of the model's sha256. Growing the grid (temperatures, seeds) refreshes the same parent and adds
 child runs only for the new cells; so do changes to the analysis (scoring, judge, ratings), which are tags."""
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from tempcreativity.ratings import RATING_ITEMS
 KEY_TAG = "tempcreativity.key"
 CELL_TAG = "tempcreativity.cell"
 PARENT_TAG = "mlflow.parentRunId"
-KEY_SECTIONS = ("experiment", "model", "prompts", "decoding")  # the parent's identity, logged as params
+# The parent's identity, logged as params: everything that decides the stories apart from the grid.
+KEY_SECTIONS = ("experiment", "model", "prompts", "seeding", "decoding")
 BATCH = 100  # MLflow takes at most 100 params (and 1000 metrics) per log_batch call
 
 
@@ -33,7 +34,7 @@ class TrackingUnavailable(RuntimeError):
 def result_key(config: dict[str, Any], model_sha256: str) -> str:
     import hashlib
 
-    identity = {name: config[name] for name in KEY_SECTIONS}
+    identity = {name: config[name] for name in KEY_SECTIONS if name in config}
     canonical = json.dumps({"config": identity, "model_sha256": model_sha256}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -74,7 +75,7 @@ def check_reachable(uri: str, attempts: int = 3, wait_seconds: float = 2.0) -> N
 
 def key_params(config: dict[str, Any]) -> dict[str, str]:
     """The parent's params: the config sections of its key, flattened (params never change within a run)."""
-    return flatten({name: config[name] for name in KEY_SECTIONS})
+    return flatten({name: config[name] for name in KEY_SECTIONS if name in config})
 
 
 def config_tags(config: dict[str, Any]) -> dict[str, str]:
@@ -155,7 +156,7 @@ def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.
         cells.append({
             "name": cell_name(row["prompt_id"], row["temperature"]),
             "params": {"model": manifest["model"], "model_sha256": manifest["sha256"], "prompt_id": row["prompt_id"],
-                       "temperature": str(row["temperature"]),
+                       "temperature": str(row["temperature"]), "seeding": config["seeding"],
                        **{name: str(config["decoding"][name])
                           for name in ("top_k", "top_p", "min_p", "max_tokens", "truncation")},
                        "stop": json.dumps(config["decoding"]["stop"])},
