@@ -8,16 +8,24 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
+from tempcreativity.grid import models
 from tempcreativity.io import write_text_atomic
-from tempcreativity.model import judge_is_generator, judge_model_path, read_manifest
+from tempcreativity.model import generating_paths, judge_is_generator, judge_model_path, read_manifest
 from tempcreativity.provenance import git_state, package_versions
-from tempcreativity.report import judge_validation_section, ratings_section, render_report, study_section
+from tempcreativity.report import (
+    frontier_section,
+    judge_validation_section,
+    ratings_section,
+    render_report,
+    study_section,
+)
 
 config = snakemake.params.config
 judge = dict(config["judge"], is_generator=judge_is_generator(config))
+first_model = judge_model_path(config) == generating_paths(config)[0]
 ratings = [
     ratings_section(source, pl.read_csv(descriptives), pl.read_csv(lme), Path(forest),
-                    rater=read_manifest(snakemake.input.manifest)["model"] if judge["is_generator"] else judge_model_path(config),
+                    rater=read_manifest(snakemake.input.manifest)["model"] if first_model else judge_model_path(config),
                     judge=judge)
     for source, descriptives, lme, forest in zip(
         snakemake.params.rating_sources,
@@ -49,5 +57,7 @@ html = render_report(
     if "judge_vs_people" in snakemake.input.keys()
     else None,
     examples_per_temperature=config["scoring"]["examples_per_temperature"],
+    models=[model | read_manifest(path) for model, path in zip(models(config), snakemake.input.manifests)],
+    frontier=frontier_section(pl.read_parquet(snakemake.input.frontier), Path(snakemake.input.frontier_png)),
 )
 write_text_atomic(html, snakemake.output.report)

@@ -11,7 +11,7 @@ from tempcreativity.model import read_manifest
 stories, stats = generate_stories(
     list(snakemake.params.plan.requests),
     snakemake.params.settings,
-    read_manifest(snakemake.input.manifest),
+    {model_id: read_manifest(path) for model_id, path in zip(snakemake.params.model_ids, snakemake.input.manifests)},
     snakemake.params.cache_dir,
 )
 write_parquet_atomic(stories, snakemake.output.stories)

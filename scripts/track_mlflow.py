@@ -1,4 +1,4 @@
-"""Snakemake adapter: log the result to MLflow (parent run + one child per prompt x temperature)."""
+"""Snakemake adapter: log the result to MLflow (parent run + one child per cell)."""
 
 import json
 import platform
@@ -11,6 +11,7 @@ log_to(snakemake.log[0])
 import polars as pl
 import yaml
 
+from tempcreativity.grid import models
 from tempcreativity.io import write_json_atomic, write_text_atomic
 from tempcreativity.model import read_manifest
 from tempcreativity.provenance import git_state, package_versions
@@ -19,6 +20,7 @@ from tempcreativity.tracking import (
     config_tags,
     key_params,
     local_store,
+    models_sha256,
     parent_metrics,
     prompts_dataset,
     result_key,
@@ -29,7 +31,8 @@ from tempcreativity.tracking import (
 )
 
 config = snakemake.params.config
-manifest = read_manifest(snakemake.input.manifest)
+manifests = {model["id"]: read_manifest(path) for model, path in zip(models(config), snakemake.input.manifests)}
+weights = models_sha256(manifests)
 generations = pl.read_parquet(snakemake.input.stories)
 shard_stats = [json.loads(Path(path).read_text()) for path in snakemake.input.shard_stats]
 ratings = {
@@ -51,11 +54,11 @@ runs = track_result(
     uri=uri,
     experiment=config["experiment"],
     artifact_location=local_artifacts if uri.startswith("sqlite:") else None,
-    key=result_key(config, manifest["sha256"]),
+    key=result_key(config, weights),
     params=key_params(config),
     metrics=parent_metrics(pl.read_parquet(snakemake.input.trends), ratings, generations, shard_stats),
     tags={
-        "model_sha256": manifest["sha256"],
+        "model_sha256": weights,
         **config_tags(config),
         "git.commit": git["commit"],
         "git.dirty": str(git["dirty"]),
@@ -69,8 +72,9 @@ runs = track_result(
             Path(snakemake.input.scores),
             Path(snakemake.input.summary),
             Path(snakemake.input.trends),
+            Path(snakemake.input.frontier),
         ],
-        "figures": [Path(path) for path in snakemake.input.figures],
+        "figures": [Path(path) for path in [*snakemake.input.figures, snakemake.input.frontier_png]],
         "report": [Path(snakemake.input.report)],
         "ratings": [
             Path(snakemake.input[name])
@@ -84,7 +88,7 @@ runs = track_result(
             )
         },
     },
-    cells=cell_runs(config, manifest, generations, pl.read_parquet(snakemake.input.summary), shard_stats, table),
+    cells=cell_runs(config, manifests, generations, pl.read_parquet(snakemake.input.summary), shard_stats, table),
     common_tags=review_tags(git["commit"], config, versions),
     dataset=prompts_dataset(config),
     timestamp_ms=int(Path(snakemake.input.summary).stat().st_mtime * 1000),

@@ -26,7 +26,8 @@ TINY_CONFIG = yaml.safe_load((TEST_FOLDER / "config" / "config.yaml").read_text(
 
 # Tests run as unit tests unless marked e2e (they start Snakemake, vLLM, an MLflow server or SLURM) or gpu:
 # `make test PYTEST_ARGS="-m unit"` runs the fast ones (under a minute on 2 cores).
-E2E_FIXTURES = {"tiny_run", "grown_run", "sharded_run", "slurm_run", "slurm_cluster", "study_runs", "mlflow_server"}
+E2E_FIXTURES = {"tiny_run", "grown_run", "sharded_run", "slurm_run", "slurm_cluster", "study_runs", "mlflow_server",
+                "sweep_run"}  # fmt: skip
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
@@ -112,6 +113,38 @@ def sharded_run(tiny_run, tmp_path_factory) -> Path:
     share_analysis_caches(tiny_run, workdir)
     shutil.copy(tiny_run / "people.csv", workdir / "people.csv")
     run_snakemake(workdir, SHARDED_CONFIG)
+    return workdir
+
+
+def sweep_config(tiny_llama: Path) -> dict:
+    """Beyond temperature, as small as it gets: 2 models (the embedded one and a tiny random Llama) x 2
+    temperatures x 2 min-p x 2 seeds, one prompt, 16 tokens; no judge, so quality is perplexity."""
+    return {
+        "experiment": "sweep",
+        "models": [{"id": "smollm2", "path": "embedded"}, {"id": "tiny", "path": str(tiny_llama)}],
+        "prompts": [{"id": "story", "text": "Write a story.", "assistant_prefix": "Here it is:\n\n"}],
+        "temperatures": [0.7, 1.3],
+        "sweep": {"min_p": [0.0, 0.1]},
+        "seeds": 2,
+        "decoding": {"max_tokens": 16},
+        "scoring": {"bootstrap_resamples": 100},
+        "judge": {"enabled": False},
+    }
+
+
+@pytest.fixture(scope="session")
+def sweep_run(tiny_run, tmp_path_factory) -> Path:
+    """sweep_config run once, with the tiny run's converted model and analysis caches (the study's stories are
+    then embedded without an engine start); the tiny Llama is written into the workdir first."""
+    from tiny_llama import save_tiny_llama
+
+    workdir = tmp_path_factory.mktemp("sweep-run")
+    share_converted_model(tiny_run, workdir)
+    share_analysis_caches(tiny_run, workdir)
+    tiny_llama = save_tiny_llama(
+        workdir / "models" / "tiny-llama", workdir / "resources" / "models" / "smollm2-135m-instruct"
+    )
+    run_snakemake(workdir, sweep_config(tiny_llama))
     return workdir
 
 

@@ -147,6 +147,22 @@ def test_paper_configs_are_the_studys_experiment(name):
         ({"judge": {"temperature": 0}}, ["judge.temperature", "(0, 2]"]),
         ({"judge": {"enabled": "yes"}}, ["judge.enabled", "'yes'", "boolean"]),
         ({"ratings": 3}, ["ratings", "CSV"]),
+        ({"sweep": {"temperature": [1.0]}}, ["sweep", "'temperature'", "allowed keys", "min_p", "top_p"]),
+        ({"sweep": {"min_p": []}}, ["sweep.min_p", "min-p values"]),
+        ({"sweep": {"min_p": [0.1, 1.5]}}, ["sweep.min_p[1]", "1.5", "[0, 1]"]),
+        ({"sweep": {"top_p": [0.5, 0.5]}}, ["sweep.top_p", "non-unique"]),
+        ({"sweep": {"min_p": [0.1234561, 0.1234564]}}, ["sweep.min_p", "same to 6 significant digits"]),
+        ({"sweep": {"truncation": ["before"]}}, ["sweep.truncation[0]", "'before'", "scaled, raw"]),
+        (
+            {"sweep": {"min_p": [0.0, 0.1]}, "decoding": {"min_p": 0.05}},
+            ["sweep.min_p", "also set in decoding.min_p", "not both"],
+        ),
+        ({"sweep": {"top_p": [1.0, 0.9]}, "decoding": {"truncation": "raw"}}, ["sweep.top_p", "0.9", "truncation raw"]),
+        ({"models": [{"id": "a", "path": "embedded"}]}, ["models", "together with model", "either model"]),
+        (
+            {"seeds": 10_000, "sweep": {"min_p": [0.0, 0.1]}, "temperatures": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]},
+            ["120000 stories", "swept settings", "at most 100000"],
+        ),
     ],
 )
 def test_bad_config_names_the_field_and_what_is_allowed(changes, expected):
@@ -157,6 +173,60 @@ def test_bad_config_names_the_field_and_what_is_allowed(changes, expected):
     message = str(raised.value)
     for fragment in expected:
         assert fragment in message, f"{fragment!r} not in {message!r}"
+
+
+MODELS = [{"id": "a", "path": "embedded"}, {"id": "b", "path": "embedded"}]
+
+
+@pytest.mark.parametrize(
+    ("models", "changes", "expected"),
+    [
+        ([{"id": "a", "path": "embedded"}, {"id": "a", "path": "x/y"}], {}, ["models", "duplicate", "a"]),
+        ([{"path": "embedded"}], {}, ["models[0]", "'id' is a required property"]),
+        ([{"id": "a b", "path": "embedded"}], {}, ["models[0].id", "letters, digits"]),
+        ([{"id": "a", "path": "embedded", "dtype": "int4"}], {}, ["models[0].dtype", "'int4'", "float32"]),
+        ([{"id": "a", "path": "embedded"}, {"id": "b", "path": "/no/such/folder"}], {},
+         ["models[1].path", "/no/such/folder", "does not exist"]),
+        (MODELS, {"scoring": {"embedders": ["minilm", "model"]}}, ["scoring.embedders", "'model'", "[minilm]"]),
+        ([{"id": "a", "path": "embedded", "max_model_len": 64}], {"decoding": {"max_tokens": 100}},
+         ["decoding.max_tokens", "models[0].max_model_len 64"]),
+    ],
+)  # fmt: skip
+def test_bad_models_name_the_model_field(models, changes, expected):
+    config = {"experiment": "x", "models": models, **changes}
+    with pytest.raises(ConfigError) as raised:
+        validate_config(config, SCHEMA)
+    for fragment in expected:
+        assert fragment in str(raised.value), f"{fragment!r} not in {str(raised.value)!r}"
+
+
+def test_several_models_are_embedded_with_minilm_unless_told_otherwise():
+    config = validate_config({"experiment": "x", "models": copy.deepcopy(MODELS)}, SCHEMA)
+    assert config["scoring"]["embedders"] == ["minilm"] and "model" not in config
+    one = validate_config({"experiment": "x", "models": [{"id": "a", "path": "embedded"}]}, SCHEMA)
+    assert one["scoring"]["embedders"] == ["minilm", "model"]  # one model: its own embedding as usual
+    assert validate_config(copy.deepcopy(config), SCHEMA) == config  # a validated config validates again unchanged
+
+
+def test_a_command_line_file_replaces_the_default_files_model_and_fixed_settings(tmp_path):
+    """Snakemake merges --configfile files into config/config.yaml: a file's models: replaces the default's
+    model:, and a setting it sweeps replaces the default's fixed value; in one file both are an error."""
+    override = tmp_path / "sweep.yaml"
+    override.write_text("experiment: s\nmodels: [{id: a, path: embedded}, {id: b, path: embedded}]\n"
+                        "sweep: {min_p: [0.0, 0.1]}\n")  # fmt: skip
+    config = load_config(REPO / "config" / "config.yaml", SCHEMA, override)
+    assert "model" not in config and [model["id"] for model in config["models"]] == ["a", "b"]
+    assert "min_p" not in config["decoding"] and config["decoding"]["top_p"] == 1.0  # top_p stays from the default
+    override.write_text("experiment: s\nsweep: {min_p: [0.0, 0.1]}\ndecoding: {min_p: 0.2}\n")
+    with pytest.raises(ConfigError, match="sweep.min_p: min_p is also set in decoding.min_p"):
+        load_config(REPO / "config" / "config.yaml", SCHEMA, override)
+
+
+@pytest.mark.parametrize("name", ["samplers.yaml", "samplers-gpu.yaml"])
+def test_sampler_presets_are_valid_over_the_default_config(name):
+    config = load_config(REPO / "config" / "config.yaml", SCHEMA, REPO / "config" / name)
+    assert set(config["sweep"]) == {"min_p", "top_p"} and not {"min_p", "top_p"} & set(config["decoding"])
+    assert config["scoring"]["embedders"] == ["minilm"]
 
 
 def test_missing_model_is_reported():

@@ -66,13 +66,26 @@ def test_exemplar_is_greedy_and_stories_pass_their_sampling_seed_to_vllm():
 def test_raw_truncation_is_min_p_to_the_power_one_over_t():
     """Raw min-p m at temperature T keeps the tokens with p/p_max >= m; after temperature those are the tokens
     with (p/p_max)^(1/T) >= m^(1/T), which is vLLM's min-p m^(1/T)."""
-    raw = {**DECODING, "truncation": "raw", "min_p": 0.05, "stop": ["user", "system"]}
-    assert sampling_settings(request(temperature=2.0), raw)["min_p"] == pytest.approx(0.05**0.5)
-    assert sampling_settings(request(temperature=0.5), raw)["min_p"] == pytest.approx(0.05**2)
-    assert sampling_settings(request(temperature=1.0), raw)["min_p"] == pytest.approx(0.05)
-    assert sampling_settings(request(temperature=2.0), {**raw, "truncation": "scaled"})["min_p"] == 0.05
-    assert sampling_settings(request(temperature=2.0), raw)["stop"] == ["user", "system"]
-    assert sampling_settings(request(temperature=2.0), raw)["top_k"] == 50  # top-k keeps the same tokens either way
+    decoding = {**DECODING, "stop": ["user", "system"]}
+
+    def raw(temperature, truncation="raw"):
+        return sampling_settings(request(temperature=temperature, truncation=truncation, min_p=0.05), decoding)
+
+    assert raw(2.0)["min_p"] == pytest.approx(0.05**0.5)
+    assert raw(0.5)["min_p"] == pytest.approx(0.05**2)
+    assert raw(1.0)["min_p"] == pytest.approx(0.05)
+    assert raw(2.0, "scaled")["min_p"] == 0.05
+    assert raw(2.0)["stop"] == ["user", "system"]
+    assert raw(2.0)["top_k"] == 50  # top-k keeps the same tokens either way
+
+
+def test_the_sampler_settings_are_the_cells_and_max_tokens_and_stop_the_configs():
+    """A cell of a sweep carries its own top-k, top-p, min-p and repetition penalty; every cell shares max_tokens
+    and the stop strings of decoding."""
+    cell = request(top_k=10, top_p=0.9, min_p=0.1, repetition_penalty=1.2)
+    settings = sampling_settings(cell, {**DECODING, "max_tokens": 7, "stop": ["END"]})
+    assert {name: settings[name] for name in ("top_k", "top_p", "min_p", "repetition_penalty", "max_tokens", "stop")} == {
+        "top_k": 10, "top_p": 0.9, "min_p": 0.1, "repetition_penalty": 1.2, "max_tokens": 7, "stop": ["END"]}  # fmt: skip
 
 
 def test_a_raw_prompt_is_tokenised_exactly_as_written(embedded_tokenizer):

@@ -97,3 +97,53 @@ def test_shared_seeding_passes_the_seed_index_to_every_cell():
     assert {story.sampling_seed for story in grid} == {0, 1}
     exemplar = expand_grid(config_with(seeding="shared"))[0]
     assert exemplar.is_exemplar and exemplar.sampling_seed is None
+
+
+SWEPT = {"sweep": {"min_p": [0.1, 0.0], "top_p": [1.0, 0.9]}, "decoding": {"max_tokens": 32}}
+TWO_MODELS = [{"id": "small", "path": "embedded"}, {"id": "other", "path": "embedded", "dtype": "bfloat16"}]
+
+
+def two_model_config(**changes):
+    config = copy.deepcopy(TINY_CONFIG)
+    del config["model"]
+    config.update(models=copy.deepcopy(TWO_MODELS), **changes)
+    return validate_config(config, SCHEMA)
+
+
+def test_a_sweep_crosses_every_axis_with_the_temperatures_and_names_it_in_the_story_id():
+    grid = expand_grid(config_with(**SWEPT))
+    stories = [story for story in grid if not story.is_exemplar]
+    assert len(stories) == 2 * (2 * 2) * 3 * 2 and sum(story.is_exemplar for story in grid) == 2
+    cells = {(s.prompt_id, s.min_p, s.top_p, s.temperature) for s in stories}
+    assert len(cells) == 2 * 2 * 2 * 3  # every prompt x min_p x top_p x temperature
+    assert "story:T0.5:top_p0.9:min_p0:s0" in {story.story_id for story in stories}
+    assert len({story.story_id for story in grid}) == len(grid)
+    exemplar = grid[0]  # greedy, with decoding's own settings (the schema's defaults here)
+    assert exemplar.story_id == "story:exemplar" and (exemplar.min_p, exemplar.top_p) == (0.0, 1.0)
+    # independent seeding: every cell draws its own random numbers
+    assert len({story.sampling_seed for story in stories}) == len(stories)
+
+
+def test_without_sweep_or_models_the_grid_is_todays():
+    """Same ids, same vLLM seeds and the decoding values in every request: caches stay valid."""
+    from tempcreativity.grid import independent_seed
+
+    grid = expand_grid(config_with())
+    story = grid[1]
+    assert story.story_id == "story:T0.5:s0" and story.model_id == "smollm2-135m-instruct"
+    decoding = config_with()["decoding"]
+    assert story.sampling_seed == independent_seed("story", 0.5, decoding, 0)
+    assert (story.top_k, story.top_p, story.min_p, story.truncation) == (50, 1.0, 0.0, "scaled")
+
+
+def test_several_models_each_get_every_cell_and_their_own_exemplar():
+    grid = expand_grid(two_model_config(temperatures=[1.0], seeds=2))
+    assert [story.story_id for story in grid[:3]] == ["small:story:exemplar", "small:story:T1:s0", "small:story:T1:s1"]
+    assert [story.story_id for story in grid if story.is_exemplar] == [
+        "small:story:exemplar", "small:poem:exemplar", "other:story:exemplar", "other:poem:exemplar",
+    ]  # fmt: skip
+    seeds_of = {model: {s.sampling_seed for s in grid if s.model_id == model and not s.is_exemplar}
+                for model in ("small", "other")}  # fmt: skip
+    assert not seeds_of["small"] & seeds_of["other"]  # the model id is part of an independent story's seed
+    shared = expand_grid(two_model_config(temperatures=[1.0], seeds=2, seeding="shared"))
+    assert {s.sampling_seed for s in shared if not s.is_exemplar} == {0, 1}

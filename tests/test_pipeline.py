@@ -17,6 +17,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 
 from conftest import (
     SCHEMA,
@@ -175,7 +176,7 @@ def test_bad_config_stops_before_any_job_and_keeps_earlier_results(tiny_run):
     assert "temperatures[1]: 2.5 is greater than the maximum of 2" in output
     assert "rule generate_shard" not in output
     assert (tiny_run / GENERATIONS).read_bytes() == before
-    run_snakemake(tiny_run, TINY_CONFIG)  # leave the shared run's config as it was
+    (tiny_run / "config.yaml").write_text(yaml.safe_dump(TINY_CONFIG, sort_keys=False))  # as the shared run had it
 
 
 def test_a_prompt_longer_than_the_context_is_refused_before_the_engine_starts(tiny_run, tmp_path):
@@ -231,7 +232,7 @@ def test_summary_trends_and_pca_cover_the_grid(tiny_run):
     trend = pl.read_parquet(tiny_run / "results/tiny/trends.parquet")
     perplexity = trend.filter(pl.col("score") == "perplexity").row(0, named=True)
     assert perplexity["model"] == "mixedlm: (1 | prompt)" and perplexity["response"] == "log perplexity"  # two prompts
-    assert perplexity["resampled"] == "stories within prompt x temperature"  # independent seeding: stories are draws
+    assert perplexity["resampled"] == "stories within cells"  # independent seeding: stories are draws
     report = (tiny_run / "reports/tiny/index.html").read_text()
     assert "Seeding is <em>independent</em>" in report and "fitted on log perplexity" in report
     assert "seeding <code>independent</code>" in report  # in the setup's grid row
@@ -240,15 +241,15 @@ def test_summary_trends_and_pca_cover_the_grid(tiny_run):
 
 
 def test_figures_are_written_as_png_and_svg(tiny_run):
-    for name in ("boxplots", "pca", "diversity", "trends"):
+    for name in ("boxplots", "pca", "diversity", "trends", "frontier"):
         png, svg = (tiny_run / f"results/tiny/figures/{name}.{ext}" for ext in ("png", "svg"))
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
         assert "<svg" in svg.read_text()[:2000]
     figures = tiny_run / "results/tiny/figures"
     assert not list(figures.glob(".*partial")), "no temporary file left behind"
     assert sorted(path.name for path in figures.iterdir()) == sorted(
-        f"{name}.{ext}" for name in ("boxplots", "pca", "diversity", "trends") for ext in ("png", "svg")
-    ), "the rule's declared outputs, nothing else"
+        f"{name}.{ext}" for name in ("boxplots", "pca", "diversity", "trends", "frontier") for ext in ("png", "svg")
+    ), "the rules' declared outputs, nothing else"
     assert (tiny_run / "results/tiny/config.yaml").is_file()  # the tracking rule's declared copy of the config
 
 
@@ -256,7 +257,7 @@ def test_report_is_self_contained_and_states_the_findings(tiny_run):
     html = (tiny_run / "reports/tiny/index.html").read_text()
     manifest = json.loads((tiny_run / "resources/models/smollm2-135m-instruct.json").read_text())
     assert manifest["sha256"] in html and "Write a short poem." in html
-    assert html.count('src="data:image/png;base64,') == 7  # 4 figures, 2 forest plots, the judge against people
+    assert html.count('src="data:image/png;base64,') == 8  # 5 figures, 2 forest plots, the judge against people
     assert "http://" not in html.replace("http://www.w3.org", "") and 'src="results' not in html
     assert "Spearman ρ =" in html and "results/tiny/scores.parquet" in html
     table = stories(tiny_run)
@@ -264,6 +265,9 @@ def test_report_is_self_contained_and_states_the_findings(tiny_run):
     # the study's own tables beside the paper's printed values, and what its hidden min-p would have removed
     assert "The study's own data" in html and "0.3078" in html and "0.639" in html
     assert "What the study's hidden min-p would have removed" in html and "Share below raw min-p 0.05" in html
+    # the frontier of the one sampler, temperature: quality is the judge's coherence, since the judge ran
+    assert "Samplers at equal diversity" in html and "From temperature 0.5 to 1.5, diversity goes from" in html
+    assert "the LLM judge's mean coherence rating" in html  # (template text: not escaped)
 
 
 def test_report_figures_render_in_a_real_browser(tiny_run, tmp_path, chromium):
@@ -274,7 +278,7 @@ def test_report_figures_render_in_a_real_browser(tiny_run, tmp_path, chromium):
     page.write_text((tiny_run / "reports/tiny/index.html").read_text().replace("</body>", probe + "</body>"))
     dom = chromium("--virtual-time-budget=10000", "--dump-dom", page.as_uri())
     images = json.loads(re.search(r"data-images=\"([^\"]*)\"", dom).group(1).replace("&quot;", '"'))
-    assert len(images) == 7, "four figures, a forest plot per source of ratings, the judge against people"
+    assert len(images) == 8, "five figures, a forest plot per source of ratings, the judge against people"
     assert all(complete and width > 500 and height > 200 for complete, width, height in images), images
 
 
@@ -358,7 +362,7 @@ def test_judge_expected_scores_match_transformers(tiny_run):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32).eval()
     generations = stories(tiny_run)
-    exemplars = {row["prompt_id"]: truncate_tokens(tokenizer, row["text"], 96)
+    exemplars = {(row["model_id"], row["prompt_id"]): truncate_tokens(tokenizer, row["text"], 96)
                  for row in generations.filter(pl.col("is_exemplar")).iter_rows(named=True)}  # fmt: skip
     story = generations.filter(~pl.col("is_exemplar")).head(1)
     prompts, keys = _judge_prompts(story, exemplars, tokenizer, 96)

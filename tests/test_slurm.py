@@ -143,6 +143,7 @@ def test_gpu_config_asks_slurm_for_gpus_and_stops_where_vllm_cannot_use_them(tin
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     completed = run_snakemake(
         tmp_path, config,
+        "results/tiny/generations.parquet",  # the generation path only: no other engine job is started meanwhile
         "--max-threads", "2",  # the node's 2 cores and 20 GB; a GPU job asks for 4 CPUs and 16 GB more per GPU
         "--set-resources", "generate_shard:mem_mb=8000",
         "--retries", "0", "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
@@ -200,6 +201,7 @@ def test_paper_config_plans_gpu_jobs_for_slurm(tmp_path):
         "summarise_scores": 1,
         "study_tables": 1,
         "plot_figures": 1,
+        "frontier": 1,
         "build_report": 1,
         "track_mlflow": 1,
     }  # fmt: skip (the study had people, no judge)

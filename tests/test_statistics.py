@@ -142,3 +142,55 @@ def test_perplexity_trend_is_fitted_on_its_logarithm():
     scores = synthetic_scores(slope=0.0, prompts=1, seed=7).with_columns(perplexity=pl.col("temperature").exp() * 3)
     fit = linear_trend(scores, "perplexity")
     assert fit["response"] == "log perplexity" and fit["slope"] == pytest.approx(1.0)
+
+
+def swept_scores(seed: int = 11) -> pl.DataFrame:
+    """Two models x min-p 0 / 0.1 x three temperatures x 12 stories: the score rises with temperature by 2 per
+    unit and falls with min-p by 10 per unit, in both models (model b is 5 higher)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for model, offset in (("a", 0.0), ("b", 5.0)):
+        for min_p in (0.0, 0.1):
+            for temperature in (0.5, 1.0, 1.5):
+                for story in range(12):
+                    value = offset + 2.0 * temperature - 10.0 * min_p + rng.normal(0, 0.2)
+                    rows.append({"story_id": f"{model}:{min_p}:{temperature}:{story}", "model_id": model,
+                                 "prompt_id": "p", "top_p": 1.0, "min_p": min_p, "temperature": temperature,
+                                 "seed": story, "is_exemplar": False, "identical_to_exemplar": False,
+                                 **{score: value for score in SCORE_LABELS}})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+def test_trends_per_swept_axis_within_the_other_axes_levels():
+    table = trends(swept_scores(), 100)
+    perplexity = table.filter(pl.col("score") == "edit_distance")
+    groups = perplexity.select("axis", "model_id", "within").rows()
+    assert sorted(groups) == sorted(
+        [("temperature", model, f"min-p {m}") for model in "ab" for m in ("0", "0.1")]
+        + [("min_p", model, f"temperature {t}") for model in "ab" for t in ("0.5", "1", "1.5")]
+    )  # top_p does not vary: no axis; the model is a level, never pooled
+    by_axis = {axis: rows for axis, rows in perplexity.group_by("axis")}
+    assert (by_axis[("temperature",)]["slope_ci_low"] < 2.0).all() and (
+        by_axis[("temperature",)]["slope_ci_high"] > 2.0
+    ).all()
+    assert (by_axis[("min_p",)]["slope_ci_low"] < -10.0).all() and (by_axis[("min_p",)]["slope_ci_high"] > -10.0).all()
+    assert (by_axis[("min_p",)]["rho"] < -0.8).all() and (by_axis[("temperature",)]["rho"] > 0.8).all()
+
+
+def test_summary_has_one_row_per_cell_with_a_diversity_interval():
+    scores = swept_scores()
+    vectors = np.random.default_rng(0).normal(size=(scores.height, 4))
+    summary = summarise(scores, pl.Series(["x"] * scores.height), vectors, 100)
+    assert summary.height == 2 * 2 * 3 and summary.columns[:5] == ["model_id", "prompt_id", "min_p", "temperature", "n"]
+    assert (summary["n"] == 12).all()
+    assert (
+        (summary["diversity_ci_low"] <= summary["diversity"]) & (summary["diversity"] <= summary["diversity_ci_high"])
+    ).all()
+    assert summary["diversity"][0] == pytest.approx(metrics_distance(vectors[:12]))
+
+
+def metrics_distance(vectors: np.ndarray) -> float:
+    """Mean pairwise cosine distance by hand, over the distinct pairs."""
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    pairs = [(i, j) for i in range(len(unit)) for j in range(i + 1, len(unit))]
+    return float(np.mean([1 - unit[i] @ unit[j] for i, j in pairs]))

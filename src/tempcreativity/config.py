@@ -15,7 +15,7 @@ import jsonschema
 import yaml
 
 from tempcreativity.errors import ConfigError
-from tempcreativity.grid import MAX_STORIES, seeds, temperatures
+from tempcreativity.grid import MAX_STORIES, models, sampler_cells, seeds, temperatures
 
 
 def _extend_with_defaults(validator_class):
@@ -78,6 +78,7 @@ def _parent_description(error: jsonschema.ValidationError, schema: dict[str, Any
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     """Validate ``config`` in place (filling defaults) and return it; raise ConfigError on the first problem."""
     _check_finite(config)
+    given = _check_given_sections(config)
     schema = load_schema(schema_path)
     validator = _DefaultFillingValidator(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
@@ -85,8 +86,53 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
         raise ConfigError(f"invalid config: {_describe(error, schema)}")
     if not isinstance(config["ratings"], dict):  # the short form: just the file
         config["ratings"] = {"file": config["ratings"], "random_effects": "auto"}
+    for name in config["sweep"]:  # (filled in by the schema's defaults: a swept setting has no fixed value)
+        config["decoding"].pop(name, None)
+    if len(models(config)) > 1 and not given["embedders"]:
+        config["scoring"]["embedders"] = ["minilm"]  # each model's own embedding is a space of its own
     _check_semantics(config)
     return config
+
+
+def apply_command_line(config: dict[str, Any], command_line: dict[str, Any]) -> dict[str, Any]:
+    """Snakemake merges the config files of the command line into the workflow's default config, key by key. Two
+    choices of a later file replace what an earlier one set instead of joining it: ``models:`` replaces ``model:``
+    (and the other way round), and a setting swept under ``sweep:`` replaces the same setting fixed in
+    ``decoding:``. Setting both in the command line's own files stays an error (found by validate_config)."""
+    for one, other in (("models", "model"), ("model", "models")):
+        if one in command_line and other not in command_line:
+            config.pop(other, None)
+    fixed = command_line.get("decoding") if isinstance(command_line.get("decoding"), dict) else {}
+    if isinstance(command_line.get("sweep"), dict) and isinstance(config.get("decoding"), dict):
+        for name in command_line["sweep"]:
+            if name not in fixed:
+                config["decoding"].pop(name, None)
+    return config
+
+
+def _check_given_sections(config: dict[str, Any]) -> dict[str, bool]:
+    """What only the config as written shows (before defaults are filled): model and models together, a setting
+    both fixed in decoding and swept, and whether the embedders were chosen."""
+    if not isinstance(config, dict):
+        return {"embedders": False}
+    if "model" in config and "models" in config:
+        raise ConfigError(
+            "invalid config: models: given together with model; allowed: either model (one generating model) or "
+            "models (a list of {id, path, ...})"
+        )
+    if "model" not in config and "models" not in config:
+        raise ConfigError("invalid config: model: 'model' is a required property (the generating model: {path: "
+                          "embedded} or a Hugging Face folder or hub id), or give several under models")  # fmt: skip
+    decoding, sweep = config.get("decoding"), config.get("sweep")
+    if isinstance(decoding, dict) and isinstance(sweep, dict):
+        for name in sweep:
+            if name in decoding:
+                raise ConfigError(
+                    f"invalid config: sweep.{name}: {name} is also set in decoding.{name} ({decoding[name]!r}); "
+                    f"allowed: a setting either fixed in decoding or swept in sweep, not both (remove one)"
+                )
+    scoring = config.get("scoring")
+    return {"embedders": isinstance(scoring, dict) and "embedders" in scoring}
 
 
 def _check_finite(value: Any, path: tuple = ()) -> None:
@@ -120,37 +166,60 @@ def _check_semantics(config: dict[str, Any]) -> None:
         raise ConfigError(
             "invalid config: temperatures.start: a log-spaced grid needs start > 0. Allowed: 0 < start <= 2"
         )
-    grid_size = len(config["prompts"]) * len(temperatures(config)) * len(seeds(config))  # raises below vLLM's floor
+    grid_models, cells = models(config), sampler_cells(config)
+    ids = [model["id"] for model in grid_models]
+    duplicated = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicated:
+        raise ConfigError(f"invalid config: models: duplicate id(s) {', '.join(duplicated)}; ids must be unique")
+    if len(grid_models) > 1 and "model" in config["scoring"]["embedders"]:
+        raise ConfigError(
+            "invalid config: scoring.embedders: 'model' embeds each story with its own generating model, whose "
+            "vectors cannot be compared across models; allowed with several models: [minilm]"
+        )
+    grid_size = (
+        len(config["prompts"]) * len(grid_models) * len(cells) * len(temperatures(config)) * len(seeds(config))
+    )  # fmt: skip  (temperatures() raises below vLLM's floor)
     if grid_size > MAX_STORIES:
         raise ConfigError(
-            f"invalid config: the grid holds {grid_size} stories (prompts x temperatures x seeds); allowed: at most "
+            f"invalid config: the grid holds {grid_size} stories (prompts x models x swept settings x temperatures "
+            "x seeds); allowed: at most "
             f"{MAX_STORIES} per experiment. Run a bigger study as several experiments (one per prompt, or each with "
             "its own list of seeds): they share the cache, and each is sharded over jobs with sharding.shards"
         )
-    model, decoding = config["model"], config["decoding"]
-    if decoding["truncation"] == "raw" and decoding["top_p"] != 1.0:
-        raise ConfigError(
-            f"invalid config: decoding.top_p: {decoding['top_p']} cannot be applied before temperature in vLLM "
-            "(raw top-p has no exact equivalent); allowed with decoding.truncation raw: top_p 1.0. Use truncation "
-            "scaled for top-p"
-        )
+    for name, values in config["sweep"].items():  # values name cells in story ids, MLflow runs and labels
+        shown = [value if isinstance(value, str) else f"{value:g}" for value in values]
+        if len(set(shown)) < len(shown):
+            raise ConfigError(
+                f"invalid config: sweep.{name}: {values} has values that are the same to 6 significant digits "
+                "(they name the cells); allowed: values that differ within their first 6 significant digits"
+            )
+    decoding = config["decoding"]
+    for cell in cells:
+        if cell["truncation"] == "raw" and cell["top_p"] != 1.0:
+            where = "sweep.top_p" if "top_p" in config["sweep"] else "decoding.top_p"
+            raise ConfigError(
+                f"invalid config: {where}: {cell['top_p']} cannot be applied before temperature in vLLM (raw top-p "
+                "has no exact equivalent); allowed with truncation raw: top_p 1.0. Use truncation scaled for top-p"
+            )
     for index, prompt in enumerate(config["prompts"]):
         if prompt["format"] == "raw" and prompt["system"] is not None:
             raise ConfigError(
                 f"invalid config: prompts[{index}].system: a raw prompt has no system message; allowed with format "
                 "raw: null (write any system text into the prompt's text)"
             )
-    if decoding["max_tokens"] >= model["max_model_len"]:
-        raise ConfigError(
-            f"invalid config: decoding.max_tokens: {decoding['max_tokens']} leaves no room for the prompt in "
-            f"model.max_model_len {model['max_model_len']}; allowed: max_tokens below max_model_len (prompt tokens "
-            "+ max_tokens must fit in it, so that no story is cut short by the context)"
-        )
-    if _looks_local(model["path"]) and not Path(model["path"]).expanduser().is_dir():
-        raise ConfigError(
-            f'invalid config: model.path: the local folder {model["path"]!r} does not exist; allowed: "embedded", '
-            "an existing Hugging Face model folder, or a hub id such as org/name"
-        )
+    for index, model in enumerate(grid_models):
+        field = "model" if "model" in config else f"models[{index}]"
+        if decoding["max_tokens"] >= model["max_model_len"]:
+            raise ConfigError(
+                f"invalid config: decoding.max_tokens: {decoding['max_tokens']} leaves no room for the prompt in "
+                f"{field}.max_model_len {model['max_model_len']}; allowed: max_tokens below max_model_len (prompt "
+                "tokens + max_tokens must fit in it, so that no story is cut short by the context)"
+            )
+        if _looks_local(model["path"]) and not Path(model["path"]).expanduser().is_dir():
+            raise ConfigError(
+                f"invalid config: {field}.path: the local folder {model['path']!r} does not exist; allowed: "
+                '"embedded", an existing Hugging Face model folder, or a hub id such as org/name'
+            )
 
 
 def read_yaml(config_path: str | Path) -> dict[str, Any]:
@@ -179,7 +248,8 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
 def load_config(config_path: str | Path, schema_path: str | Path, *overrides: str | Path) -> dict[str, Any]:
     """Read a YAML config file, lay any override files over it (as Snakemake's --configfile does), and validate
     the result (the tests, the standalone tools and `make run`'s check use this)."""
-    config = read_yaml(config_path)
+    command_line: dict[str, Any] = {}
     for override in overrides:
-        config = merge(config, read_yaml(override))
+        command_line = merge(command_line, read_yaml(override))
+    config = apply_command_line(merge(read_yaml(config_path), command_line), command_line)
     return validate_config(config, schema_path)

@@ -127,3 +127,17 @@ def start_engine(model: dict[str, Any], folder: str | Path, max_prompt_tokens: i
     from vllm import LLM
 
     return LLM(**engine_arguments(model, Path(folder), max_prompt_tokens, on_cpu()), **extra)
+
+
+def stop_engine(engine) -> None:
+    """Shut ``engine`` (a vllm.LLM) down and free what it held, with vLLM's own clean-up, so that the next model's
+    engine can start in the same process (on GPUs the memory would otherwise still be taken). The caller must hold
+    no other reference to it."""
+    import gc
+
+    from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+    engine.llm_engine.engine_core.shutdown()
+    del engine
+    gc.collect()
+    cleanup_dist_env_and_memory()

@@ -1,6 +1,8 @@
 """Seaborn figures that replicate the study's views (box plots against the exemplar, PCA per temperature) and
-add diversity and a one-glance trend panel. Each figure is saved as PNG and SVG; colours follow temperature on a
-colour-blind-safe sequential palette (viridis)."""
+add diversity, a one-glance trend panel and the diversity/quality frontier of each sampler. Where a grid sweeps
+further settings or several models, the box plots get one row per sampler (model x swept settings) and the line
+figures one line per sampler. Each figure is saved as PNG and SVG; colours follow temperature on a colour-blind-
+safe sequential palette (viridis), samplers a colour-blind-safe qualitative one."""
 
 from __future__ import annotations
 
@@ -14,12 +16,15 @@ matplotlib.rcParams["svg.hashsalt"] = "tempcreativity"  # stable SVG ids: same d
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
+import polars.selectors as cs  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from tempcreativity.cells import sampler_keys, sampler_label, swept_axes  # noqa: E402
 from tempcreativity.scoring import SCORE_LABELS  # noqa: E402
 
 FIGURES = ("boxplots", "pca", "diversity", "trends")
 BOXPLOT_SCORES = ("perplexity", "cosine_similarity", "edit_distance")
+MAX_BOXPLOT_ROWS = 12  # one row per sampler up to here; an image over 2^16 pixels cannot be saved
 
 
 def _style() -> None:
@@ -49,24 +54,53 @@ def save(figure, png: str | Path, svg: str | Path) -> None:
     plt.close(figure)
 
 
+def sampler_groups(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
+    """The frame split per sampler (model x swept settings), each with its label; one group, labelled '', where
+    the grid has one model and sweeps only temperature."""
+    keys = [key for key in sampler_keys(frame) if key != "model_id" or frame["model_id"].n_unique() > 1]
+    if not keys:
+        return [("", frame)]
+    axes = swept_axes(frame)
+    groups = []
+    for values, group in frame.group_by(keys, maintain_order=True):
+        row = dict(zip(keys, values))
+        label = sampler_label(row, axes) if axes else ""
+        groups.append((", ".join(part for part in (row.get("model_id"), label) if part), group))
+    return groups
+
+
 def boxplots(scores: pl.DataFrame) -> plt.Figure:
     """Perplexity, cosine similarity and edit distance to the exemplar per temperature (the study's figures):
-    boxes with the median as a line and the mean as a white diamond; the exemplar's perplexity dashed."""
+    boxes with the median as a line and the mean as a white diamond; the exemplar's perplexity dashed. One row
+    per sampler where the grid has several (model x swept settings)."""
     _style()
-    stories = scores.filter(~pl.col("is_exemplar")).to_pandas()
-    stories["T"] = stories["temperature"].map(_label)
-    order = [_label(t) for t in sorted(stories["temperature"].unique())]
-    palette = {_label(t): colour for t, colour in temperature_palette(stories["temperature"]).items()}
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    for axis, score in zip(axes, BOXPLOT_SCORES):
-        sns.boxplot(data=stories, x="T", y=score, hue="T", order=order, hue_order=order, palette=palette,
-                    legend=False, showmeans=True, ax=axis, fliersize=3,
-                    meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black", "markersize": 6},
-                    medianprops={"color": "black", "linewidth": 1.5})  # fmt: skip
-        axis.set(xlabel="Temperature", ylabel=SCORE_LABELS[score], title=SCORE_LABELS[score])
-    axes[0].set_yscale("log")
-    for value in scores.filter(pl.col("is_exemplar"))["perplexity"]:
-        axes[0].axhline(value, color="black", linestyle="--", linewidth=1, label="exemplar")
+    stories_all = scores.filter(~pl.col("is_exemplar"))
+    order = [_label(t) for t in sorted(stories_all["temperature"].unique())]
+    palette = {_label(t): colour for t, colour in temperature_palette(stories_all["temperature"]).items()}
+    groups = sampler_groups(stories_all)
+    if len(groups) > MAX_BOXPLOT_ROWS:  # a row per model instead, every setting pooled (the frontier separates them)
+        groups = [(f"{label}, settings pooled" if label else "settings pooled", group)
+                  for label, group in sampler_groups(stories_all.drop(swept_axes(stories_all)))]  # fmt: skip
+    figure, grid = plt.subplots(len(groups), 3, figsize=(15, 4.6 * len(groups)), squeeze=False, sharey="col")
+    for axes, (title, group) in zip(grid, groups):
+        stories = group.to_pandas()
+        stories["T"] = stories["temperature"].map(_label)
+        for axis, score in zip(axes, BOXPLOT_SCORES):
+            sns.boxplot(data=stories, x="T", y=score, hue="T", order=order, hue_order=order, palette=palette,
+                        legend=False, showmeans=True, ax=axis, fliersize=3,
+                        meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black",
+                                   "markersize": 6},
+                        medianprops={"color": "black", "linewidth": 1.5})  # fmt: skip
+            axis.set(xlabel="Temperature", ylabel=SCORE_LABELS[score],
+                     title=f"{SCORE_LABELS[score]}\n{title}" if title else SCORE_LABELS[score])  # fmt: skip
+        axes[0].set_yscale("log")
+    exemplars = scores.filter(pl.col("is_exemplar"))
+    for axes, (_, group) in zip(grid, groups):
+        models = set(group["model_id"]) if "model_id" in group.columns else None
+        for row in exemplars.iter_rows(named=True):
+            if models is None or row.get("model_id") in models:
+                axes[0].axhline(row["perplexity"], color="black", linestyle="--", linewidth=1, label="exemplar")
+    axes = grid[0]
     handles = [
         plt.Line2D([], [], color="black", linewidth=1.5, label="median"),
         plt.Line2D([], [], marker="D", color="white", markeredgecolor="black", linestyle="", label="mean"),
@@ -123,11 +157,18 @@ def diversity(summary: pl.DataFrame) -> plt.Figure:
         ("share_identical_to_exemplar", "Share identical to exemplar"),
     ]
     data = summary.to_pandas()
-    several = data["prompt_id"].nunique() > 1
+    groups = sampler_groups(summary)
+    if len(groups) > 1:  # one line per sampler (prompts pooled)
+        data = pl.concat([group.with_columns(sampler=pl.lit(label)) for label, group in groups]).to_pandas()
+        hue = "sampler"
+    else:
+        hue = "prompt_id" if data["prompt_id"].nunique() > 1 else None
     figure, axes = plt.subplots(1, 4, figsize=(17, 4.2))
     for axis, (column, title) in zip(axes, panels):
-        sns.lineplot(data=data, x="temperature", y=column, hue="prompt_id" if several else None, marker="o",
-                     ax=axis, color=sns.color_palette("viridis", 3)[0], legend=several and column == "diversity")  # fmt: skip
+        sns.lineplot(data=data, x="temperature", y=column, hue=hue, marker="o", ax=axis,
+                     palette="colorblind" if hue == "sampler" else None,
+                     color=None if hue else sns.color_palette("viridis", 3)[0],
+                     legend=bool(hue) and column == "diversity")  # fmt: skip
         axis.set(xlabel="Temperature", ylabel=title, title=title)
         if column.startswith("share_"):
             axis.set_ylim(-0.03, 1.03)
@@ -136,28 +177,39 @@ def diversity(summary: pl.DataFrame) -> plt.Figure:
 
 
 def trend_panels(summary: pl.DataFrame, trend_table: pl.DataFrame) -> plt.Figure:
-    """Every score's mean and 95% bootstrap CI against temperature, with Spearman's rho in each title."""
+    """Every score's mean and 95% bootstrap CI against temperature (prompts pooled), with Spearman's rho in each
+    title; one line per sampler where the grid has several (their rhos are in the trends table)."""
     _style()
-    pooled = (
-        summary.group_by("temperature")
-        .agg([pl.col(f"{score}_{part}").mean() for score in SCORE_LABELS for part in ("mean", "ci_low", "ci_high")])
-        .sort("temperature")
+    groups = sampler_groups(summary)
+    temperature_rows = (
+        trend_table.filter(pl.col("axis") == "temperature") if "axis" in trend_table.columns else trend_table
     )
-    rho = dict(zip(trend_table["score"], trend_table["rho"]))
+    rho = dict(zip(temperature_rows["score"], temperature_rows["rho"])) if len(groups) == 1 else {}
     columns = 5
     rows = int(np.ceil(len(SCORE_LABELS) / columns))
     figure, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False)
-    colour = sns.color_palette("viridis", 3)[0]
-    for axis, (score, label) in zip(axes.flat, SCORE_LABELS.items()):
-        x = pooled["temperature"].to_numpy()
-        axis.fill_between(
-            x, pooled[f"{score}_ci_low"].to_numpy(), pooled[f"{score}_ci_high"].to_numpy(), color=colour, alpha=0.2
+    colours = sns.color_palette("colorblind", len(groups)) if len(groups) > 1 else [sns.color_palette("viridis", 3)[0]]
+    for (group_label, group), colour in zip(groups, colours):
+        pooled = (
+            group.group_by("temperature")
+            .agg([pl.col(f"{score}_{part}").mean() for score in SCORE_LABELS for part in ("mean", "ci_low", "ci_high")])
+            .sort("temperature")
         )
-        axis.plot(x, pooled[f"{score}_mean"].to_numpy(), marker="o", color=colour)
-        axis.set_title(f"{label}\nSpearman ρ = {rho.get(score, np.nan):.2f}", fontsize=11)
-        axis.set_xlabel("Temperature")
+        for axis, (score, label) in zip(axes.flat, SCORE_LABELS.items()):
+            x = pooled["temperature"].to_numpy()
+            axis.fill_between(
+                x, pooled[f"{score}_ci_low"].to_numpy(), pooled[f"{score}_ci_high"].to_numpy(), color=colour, alpha=0.2
+            )
+            axis.plot(x, pooled[f"{score}_mean"].to_numpy(), marker="o", color=colour, label=group_label or None)
+            title = f"{label}\nSpearman ρ = {rho.get(score, np.nan):.2f}" if rho else label
+            axis.set_title(title, fontsize=11)
+            axis.set_xlabel("Temperature")
     for axis in axes.flat[len(SCORE_LABELS) :]:
         axis.set_visible(False)
+    if len(groups) > 1:
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        figure.legend(handles, labels, loc="lower center", ncol=min(4, len(groups)), bbox_to_anchor=(0.5, 1.0),
+                      frameon=False)  # fmt: skip
     figure.tight_layout()
     return figure
 
@@ -171,6 +223,56 @@ def report_figures(scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.
         "diversity": diversity(summary),
         "trends": trend_panels(summary, trend_table),
     }
+
+
+def frontier_figure(table: pl.DataFrame) -> plt.Figure:
+    """The diversity/quality frontier: one panel per model, one point per sampler x temperature with 95% CIs in
+    both directions, a line joining each sampler's cells as temperature rises (each point labelled with its
+    temperature)."""
+    from tempcreativity.frontier import QUALITY
+
+    _style()
+    label, _ = QUALITY[table["quality_measure"][0]]
+    models = table["model_id"].unique(maintain_order=True).to_list() if "model_id" in table.columns else [""]
+    samplers = table["sampler"].unique(maintain_order=True).to_list()
+    colours = dict(zip(samplers, sns.color_palette("colorblind", len(samplers))))
+    figure, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4.8), squeeze=False, sharey=True)
+    for axis, model in zip(axes.flat, models):
+        rows = table.filter(pl.col("model_id") == model) if model else table
+        for sampler in samplers:
+            line = rows.filter(pl.col("sampler") == sampler).sort("temperature")
+            if line.is_empty():
+                continue
+            x, y = line["diversity"].to_numpy(), line["quality"].to_numpy()
+            xerr = np.nan_to_num(np.abs(np.vstack([x - line["diversity_ci_low"].to_numpy(),
+                                                   line["diversity_ci_high"].to_numpy() - x])))  # fmt: skip
+            yerr = np.nan_to_num(np.abs(np.vstack([y - line["quality_ci_low"].to_numpy(),
+                                                   line["quality_ci_high"].to_numpy() - y])))  # fmt: skip
+            axis.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="-o", color=colours[sampler], capsize=2, markersize=5,
+                          linewidth=1.5, elinewidth=0.8, label=sampler)  # fmt: skip
+            for x_value, y_value, temperature in zip(x, y, line["temperature"]):
+                axis.annotate(_label(temperature), (x_value, y_value), textcoords="offset points", xytext=(4, 4),
+                              fontsize=8, color=colours[sampler])  # fmt: skip
+        axis.set(xlabel="Diversity (mean pairwise cosine distance)", title=model or None)
+    axes.flat[0].set_ylabel(label[0].upper() + label[1:])
+    if table["quality_measure"][0] == "perplexity":
+        axes.flat[0].set_yscale("log")
+        axes.flat[0].yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.flat[0].yaxis.set_minor_formatter(  # label 2, 3 and 5 times a power of ten, not every minor tick
+            matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}" if f"{value:.0e}"[0] in "235" else "")
+        )
+    figure.tight_layout()
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(
+        handles,
+        labels,
+        title="Sampler (numbers: temperature)",
+        fontsize="small",
+        loc="center left",
+        bbox_to_anchor=(1.0, 0.5),
+        frameon=False,
+    )  # fmt: skip  (outside: save() keeps it, bbox tight)
+    return figure
 
 
 def forest_plot(lme: pl.DataFrame) -> plt.Figure:
@@ -234,7 +336,7 @@ def compare_runs(summaries: dict[str, pl.DataFrame]) -> plt.Figure:
     figure, axes = plt.subplots(1, len(COMPARED_SCORES), figsize=(4.3 * len(COMPARED_SCORES), 3.8))
     colours = sns.color_palette("viridis", max(3, len(summaries)))
     for colour, (label, summary) in zip(colours, summaries.items()):
-        pooled = summary.drop("prompt_id").group_by("temperature").mean().sort("temperature")
+        pooled = summary.select(cs.numeric()).group_by("temperature").mean().sort("temperature")
         x = pooled["temperature"].to_numpy()
         for axis, (score, title) in zip(axes, COMPARED_SCORES):
             column = score if score == "diversity" else f"{score}_mean"

@@ -1,5 +1,5 @@
-"""Generate stories with vLLM's offline engine: one engine per job, every missing story of the job queued at once
-with per-request seeded ``SamplingParams``; stories already in the cache are read back. Each story is cached the
+"""Generate stories with vLLM's offline engine: one engine per model per job, every missing story of the model
+queued at once with per-request seeded ``SamplingParams``; stories already in the cache are read back. Each story is cached the
 moment it finishes, so a job that dies part-way (time limit, preemption, out of memory) keeps what it generated."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from tempcreativity.engine import (
     engine_fingerprint,
     on_cpu,
     start_engine,
+    stop_engine,
 )
 from tempcreativity.errors import ConfigError
-from tempcreativity.grid import StoryRequest
+from tempcreativity.grid import StoryRequest, models
 
 # What the engine produced for one story: a cache entry, and the second half of a generations row.
 GENERATION_SCHEMA = {
@@ -40,6 +41,7 @@ REQUEST_SCHEMA = {
     "experiment": pl.String,
     "model": pl.String,
     "model_sha256": pl.String,
+    "model_id": pl.String,
     "prompt_id": pl.String,
     "prompt_text": pl.String,
     "system": pl.String,
@@ -57,7 +59,7 @@ REQUEST_SCHEMA = {
     "truncation": pl.String,
     "stop": pl.List(pl.String),
 }
-DECODING_COLUMNS = ("top_k", "top_p", "min_p", "max_tokens", "repetition_penalty", "truncation", "stop")
+DECODING_COLUMNS = ("max_tokens", "stop")  # the same for every story; the sampler settings are the cell's
 GENERATIONS_SCHEMA = REQUEST_SCHEMA | GENERATION_SCHEMA
 
 
@@ -84,18 +86,19 @@ def sampling_settings(request: StoryRequest, decoding: dict[str, Any]) -> dict[s
     the model's own distribution before temperature, as llama.cpp did: top-k keeps the same tokens either way,
     and raw min-p m at temperature T keeps exactly the tokens that vLLM's min-p m^(1/T) keeps after temperature
     (p_i / p_max >= m  <=>  (p_i / p_max)^(1/T) >= m^(1/T)). Raw top-p has no such equivalent: the config refuses
-    it (top_p must be 1 with truncation raw)."""
+    it (top_p must be 1 with truncation raw). The sampler settings are the request's (its cell's); max_tokens and
+    stop come from ``decoding``."""
     temperature = 0.0 if request.is_exemplar else request.temperature
-    min_p = decoding["min_p"]
-    if decoding["truncation"] == "raw" and temperature > 0 and min_p > 0:
+    min_p = request.min_p
+    if request.truncation == "raw" and temperature > 0 and min_p > 0:
         min_p = min_p ** (1.0 / temperature)
     return {
         "temperature": temperature,
-        "top_k": decoding["top_k"],
-        "top_p": decoding["top_p"],
+        "top_k": request.top_k,
+        "top_p": request.top_p,
         "min_p": min_p,
         "max_tokens": decoding["max_tokens"],
-        "repetition_penalty": decoding["repetition_penalty"],
+        "repetition_penalty": request.repetition_penalty,
         "stop": list(decoding["stop"]),
         "seed": None if request.is_exemplar else request.sampling_seed,
         "logprobs": 1,
@@ -202,31 +205,54 @@ def generated_entries(engine, prompts: list[dict], params: list, keys: list[str]
 def generate_stories(
     requests: list[StoryRequest],
     config: dict[str, Any],
-    manifest: dict[str, Any],
+    manifests: dict[str, dict[str, Any]],
     cache_dir: str | Path,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
-    """Rows (in request order, GENERATIONS_SCHEMA) for ``requests``, generating only what the cache lacks.
-    Returns the rows and statistics of the work done (stories cached and generated, tokens, seconds)."""
+    """Rows (in request order, GENERATIONS_SCHEMA) for ``requests``, generating only what the cache lacks: one
+    engine per model (``manifests`` by model id) that has stories missing. Returns the rows and statistics of the
+    work done (stories cached and generated, tokens, seconds; summed over the models)."""
+    model_of = {model["id"]: model for model in models(config)}
+    stats: dict[str, Any] = {"requested": len(requests), "cached": 0, "generated": 0, "generated_tokens": 0,
+                             "engine_start_seconds": 0.0, "generate_seconds": 0.0}  # fmt: skip
+    rows: list[pl.DataFrame] = []
+    for model_id in dict.fromkeys(request.model_id for request in requests):
+        indices = [index for index, request in enumerate(requests) if request.model_id == model_id]
+        model_rows, model_stats = _generate_with_model(
+            [requests[i] for i in indices], config, model_of[model_id], manifests[model_id], cache_dir
+        )
+        rows.append(model_rows.with_columns(_index=pl.Series(indices, dtype=pl.Int64)))
+        for name in ("cached", "generated", "generated_tokens", "engine_start_seconds", "generate_seconds"):
+            stats[name] = round(stats[name] + model_stats[name], 3)
+        stats |= {name: value for name, value in model_stats.items() if name not in stats}  # the engine fingerprint
+    if stats["generated"]:
+        stats["tokens_per_second"] = round(stats["generated_tokens"] / max(stats["generate_seconds"], 1e-9), 1)
+    table = pl.concat(rows).sort("_index").drop("_index") if rows else pl.DataFrame(schema=GENERATIONS_SCHEMA)
+    return table, stats
+
+
+def _generate_with_model(
+    requests: list[StoryRequest], config: dict[str, Any], model: dict[str, Any], manifest: dict[str, Any],
+    cache_dir: str | Path,
+) -> tuple[pl.DataFrame, dict[str, Any]]:  # fmt: skip
+    """The rows of one model's stories, generating what the cache lacks with one engine."""
     from transformers import AutoTokenizer
 
     cache = ContentStore(cache_dir, GENERATION_SCHEMA)
     folder = Path(manifest["folder"])
     cpu = on_cpu()
     fingerprint = engine_fingerprint(cpu)
-    check_engine_args(config["model"].get("engine_args", {}))
-    check_context(config["model"], folder)
+    check_engine_args(model.get("engine_args", {}))
+    check_context(model, folder)
     tokenizer = AutoTokenizer.from_pretrained(folder)
     prompt_ids = [render_prompt_ids(tokenizer, request) for request in requests]
-    check_prompt_lengths(requests, prompt_ids, config["model"], config["decoding"])
+    check_prompt_lengths(requests, prompt_ids, model, config["decoding"])
     settings = [sampling_settings(request, config["decoding"]) for request in requests]
     keys = [
-        cache_key(
-            story_identity(manifest, config["model"], ids, setting, config["decoding"]["truncation"], fingerprint)
-        )
-        for ids, setting in zip(prompt_ids, settings)
+        cache_key(story_identity(manifest, model, ids, setting, request.truncation, fingerprint))
+        for ids, setting, request in zip(prompt_ids, settings, requests)
     ]
-    stats: dict[str, Any] = {"requested": len(requests), "generated_tokens": 0, "engine_start_seconds": 0.0,
-                             "generate_seconds": 0.0, **fingerprint}  # fmt: skip
+    stats: dict[str, Any] = {"generated_tokens": 0, "engine_start_seconds": 0.0, "generate_seconds": 0.0,
+                             **fingerprint}  # fmt: skip
     index_of = {key: index for index, key in enumerate(keys)}
 
     def generate(missing: list[str]):
@@ -235,7 +261,7 @@ def generate_stories(
 
         indices = [index_of[key] for key in missing]
         started = time.perf_counter()
-        engine = start_engine(config["model"], folder, max(len(prompt_ids[i]) for i in indices))
+        engine = start_engine(model, folder, max(len(prompt_ids[i]) for i in indices))
         stats["engine_start_seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         prompts = [{"prompt_token_ids": prompt_ids[i]} for i in indices]
@@ -245,7 +271,8 @@ def generate_stories(
             stats["generated_tokens"] += entry["num_tokens"][0]
             yield entry
         stats["generate_seconds"] = round(time.perf_counter() - started, 3)
-        stats["tokens_per_second"] = round(stats["generated_tokens"] / max(stats["generate_seconds"], 1e-9), 1)
+        stop_engine(engine)  # frees its memory before the next model's engine starts
+        del engine
 
     stored, missing = cache.fill(keys, generate)
     stats |= {"cached": len(requests) - len(missing), "generated": len(missing)}

@@ -1,5 +1,7 @@
-"""Expand a validated config into the stories to generate: prompt x temperature x seed, plus one greedy
-exemplar per prompt, in a fixed order, and split them into shards that stay stable when the grid grows.
+"""Expand a validated config into the stories to generate, and split them into shards that stay stable when the
+grid grows. A cell of the grid is one prompt x model x value of every sampling axis (the temperatures, crossed
+with the values of each setting under ``sweep:``); a cell holds one story per seed, and every prompt x model has
+one greedy exemplar. Without ``sweep:`` and ``models:`` a cell is a prompt x temperature, as in the study.
 
 A story's ``seed`` is its index in the grid's list of seeds; ``sampling_seed`` is the seed passed to vLLM. With
 ``seeding: independent`` (the default) the sampling seed is a hash of the prompt id, the settings that shape the
@@ -11,13 +13,15 @@ and for every prompt (common random numbers), which pairs the stories of one see
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tempcreativity.errors import ConfigError
+from tempcreativity.model import model_slug
 
 VLLM_MIN_TEMPERATURE = 0.01  # vLLM raises 0 < T < 0.01 to this value (and treats T < 1e-5 as greedy)
 MAX_STORIES = 100_000  # per experiment: planning stays well under a second at the study's 700, a few at this bound
@@ -27,7 +31,10 @@ MAX_STORIES = 100_000  # per experiment: planning stays well under a second at t
 class StoryRequest:
     """One story to generate. ``seed`` is None for the greedy exemplar (temperature 0). ``prompt_format`` is
     ``chat`` (the text goes through the model's chat template) or ``raw`` (the text is tokenised as given).
-    ``sampling_seed`` is the seed passed to vLLM (see the module's docstring); None for the exemplar."""
+    ``sampling_seed`` is the seed passed to vLLM (see the module's docstring); None for the exemplar.
+    ``model_id`` names the generating model; the sampler settings (top_k .. truncation) are the cell's, and
+    ``id_parts`` are the parts of the story id that name the model and the swept settings (empty without
+    ``models:`` and ``sweep:``, so that ids stay as they were)."""
 
     prompt_id: str
     prompt_text: str
@@ -38,15 +45,27 @@ class StoryRequest:
     seed: int | None
     is_exemplar: bool
     sampling_seed: int | None = None
+    model_id: str = "model"
+    top_k: int = 50
+    top_p: float = 1.0
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    truncation: str = "scaled"
+    id_parts: tuple[str, str] = field(default=("", ""))
 
     @property
     def story_id(self) -> str:
+        model_part, axes_part = self.id_parts
+        prefix = f"{model_part}:" if model_part else ""
         if self.is_exemplar:
-            return f"{self.prompt_id}:exemplar"
-        return f"{self.prompt_id}:T{self.temperature:g}:s{self.seed}"
+            return f"{prefix}{self.prompt_id}:exemplar"
+        axes = f":{axes_part}" if axes_part else ""
+        return f"{prefix}{self.prompt_id}:T{self.temperature:g}{axes}:s{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        del values["id_parts"]
+        return values
 
 
 def temperatures(config: dict[str, Any]) -> list[float]:
@@ -68,48 +87,103 @@ def temperatures(config: dict[str, Any]) -> list[float]:
     return sorted(set(values))
 
 
+def models(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The generating models, each a model section with its ``id``: the config's ``models:``, or its one ``model:``
+    with the id of its slug (``smollm2-135m-instruct`` for the embedded model)."""
+    if "models" in config:
+        return config["models"]
+    return [{"id": model_slug(config["model"]["path"]), **config["model"]}]
+
+
+# The sampler settings a cell is made of besides temperature (each can be swept), which are also the settings that
+# shape a story's next-token distribution: with ``seeding: independent`` a cell that differs in any of them (or in
+# temperature) draws other random numbers. max_tokens and stop only cut a story.
+SAMPLER_AXES = ("top_k", "top_p", "min_p", "repetition_penalty", "truncation")
+
+
+def sampler_cells(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every combination of the swept settings (``sweep:``, in the order of SAMPLER_AXES, values sorted), each
+    completed with the ``decoding:`` values of the settings not swept; one combination without ``sweep:``."""
+    sweep = config.get("sweep") or {}
+    axes = [name for name in SAMPLER_AXES if name in sweep]
+    base = exemplar_settings(config)
+    return [base | dict(zip(axes, values)) for values in itertools.product(*(sorted(sweep[a]) for a in axes))]
+
+
+def exemplar_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The sampler settings of the greedy exemplar: decoding's, and for a swept setting the schema's default
+    (greedy decoding keeps the most likely token whatever top-k, top-p or min-p; only a swept repetition penalty
+    would change it, and the exemplar keeps 1, no penalty)."""
+    defaults = {name: StoryRequest.__dataclass_fields__[name].default for name in SAMPLER_AXES}
+    return {name: config["decoding"].get(name, defaults[name]) for name in SAMPLER_AXES}
+
+
+def axes_label(cell: dict[str, Any], axes: list[str]) -> str:
+    """The swept settings of a cell as they appear in story ids: 'min_p0.1:top_p0.9'."""
+    return ":".join(f"{name}{cell[name]:g}" if not isinstance(cell[name], str) else f"{name}-{cell[name]}"
+                    for name in axes)  # fmt: skip
+
+
 def seeds(config: dict[str, Any]) -> list[int]:
     """The sorted seeds: a count n means 0 .. n-1."""
     spec = config["seeds"]
     return list(range(spec)) if isinstance(spec, int) else sorted(spec)
 
 
-# The decoding settings that shape a story's next-token distribution: with ``seeding: independent`` a cell that
-# differs in any of them (or in temperature) draws other random numbers. max_tokens and stop only cut a story.
-DISTRIBUTION_SETTINGS = ("top_k", "top_p", "min_p", "repetition_penalty", "truncation")
 MAX_SEED = 2**63 - 1
 
 
-def independent_seed(prompt_id: str, temperature: float, decoding: dict[str, Any], seed_index: int) -> int:
+def independent_seed(
+    prompt_id: str, temperature: float, decoding: dict[str, Any], seed_index: int, model_id: str | None = None
+) -> int:
     """vLLM's seed for one story under ``seeding: independent``: the first 63 bits of the sha256 of the prompt id,
-    the temperature, the distribution-shaping decoding settings and the seed index."""
+    the temperature, the distribution-shaping decoding settings, the seed index and, with ``models:``, the model
+    id (left out otherwise, so that the seeds of single-model configs stay as they were)."""
     cell = {"prompt_id": prompt_id, "temperature": float(temperature), "seed_index": int(seed_index),
-            "decoding": {name: decoding.get(name) for name in DISTRIBUTION_SETTINGS}}  # fmt: skip
+            "decoding": {name: decoding.get(name) for name in SAMPLER_AXES}}  # fmt: skip
+    if model_id is not None:
+        cell["model_id"] = model_id
     digest = hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).digest()
     return int.from_bytes(digest[:8], "big") & MAX_SEED
 
 
 def expand_grid(config: dict[str, Any]) -> list[StoryRequest]:
-    """Every story of the experiment, in the order of the final table: per prompt (config order) its exemplar,
-    then temperatures ascending, then seeds ascending."""
+    """Every story of the experiment, in the order of the final table: per model (config order) and prompt (config
+    order) its exemplar, then the swept settings' combinations, temperatures ascending, then seeds ascending. The
+    exemplar is greedy with ``exemplar_settings``."""
     grid_temperatures, grid_seeds = temperatures(config), seeds(config)
     independent = config.get("seeding", "independent") == "independent"
-    decoding = config.get("decoding", {})
+    several_models = "models" in config
+    swept = [name for name in SAMPLER_AXES if name in (config.get("sweep") or {})]
+    base = exemplar_settings(config)
+    cells = sampler_cells(config)
     requests = []
-    for prompt in config["prompts"]:
-        common = dict(
-            prompt_id=prompt["id"],
-            prompt_text=prompt["text"],
-            system=prompt.get("system"),
-            assistant_prefix=prompt.get("assistant_prefix", ""),
-            prompt_format=prompt.get("format", "chat"),
-        )
-        requests.append(StoryRequest(**common, temperature=0.0, seed=None, is_exemplar=True))
-        for temperature in grid_temperatures:
-            for seed in grid_seeds:
-                sampling_seed = independent_seed(prompt["id"], temperature, decoding, seed) if independent else seed
-                requests.append(StoryRequest(**common, temperature=temperature, seed=seed, is_exemplar=False,
-                                             sampling_seed=sampling_seed))  # fmt: skip
+    for model in models(config):
+        model_part = model["id"] if several_models else ""
+        for prompt in config["prompts"]:
+            common = dict(
+                prompt_id=prompt["id"],
+                prompt_text=prompt["text"],
+                system=prompt.get("system"),
+                assistant_prefix=prompt.get("assistant_prefix", ""),
+                prompt_format=prompt.get("format", "chat"),
+                model_id=model["id"],
+            )
+            requests.append(StoryRequest(**common, **base, temperature=0.0, seed=None, is_exemplar=True,
+                                         id_parts=(model_part, "")))  # fmt: skip
+            for cell in cells:
+                parts = (model_part, axes_label(cell, swept))
+                for temperature in grid_temperatures:
+                    for seed in grid_seeds:
+                        sampling_seed = (
+                            independent_seed(
+                                prompt["id"], temperature, cell, seed, model["id"] if several_models else None
+                            )
+                            if independent
+                            else seed
+                        )
+                        requests.append(StoryRequest(**common, **cell, temperature=temperature, seed=seed,
+                                                     is_exemplar=False, sampling_seed=sampling_seed, id_parts=parts))  # fmt: skip
     return requests
 
 

@@ -90,13 +90,18 @@ def expected_score(digit_logprobs: list[float]) -> tuple[float, float]:
     return float((probabilities / mass) @ np.arange(1, 6)), mass
 
 
-def _judge_prompts(stories: pl.DataFrame, exemplars: dict[str, str], tokenizer, limit: int) -> tuple[list, list]:
+def _exemplar_owner(story: dict[str, Any]) -> tuple[str, str]:
+    """Whose exemplar a story is compared with: its model's (where the table names one) and its prompt's."""
+    return story.get("model_id", ""), story["prompt_id"]
+
+
+def _judge_prompts(stories: pl.DataFrame, exemplars: dict[tuple, str], tokenizer, limit: int) -> tuple[list, list]:
     """One prompt per story x criterion (token ids) and its (story_id, temperature, criterion)."""
     prompts, keys = [], []
     for story in stories.iter_rows(named=True):
         text = truncate_tokens(tokenizer, story["text"], limit)
         for criterion in RATING_ITEMS:
-            messages = judge_messages(criterion, text, exemplars[story["prompt_id"]])
+            messages = judge_messages(criterion, text, exemplars[_exemplar_owner(story)])
             rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             prompts.append(tokenizer(rendered, add_special_tokens=False)["input_ids"])
             keys.append((story["story_id"], story["temperature"], criterion))
@@ -131,8 +136,8 @@ def judge_stories(
     requests, owners = [], []  # (prompt ids, seed, cache key) per answer; (set name, story, criterion) per answer
     for name, generations in story_sets.items():
         exemplars = {
-            prompt_id: truncate_tokens(tokenizer, text, judge["max_story_tokens"])
-            for prompt_id, text in generations.filter(pl.col("is_exemplar")).select("prompt_id", "text").iter_rows()
+            _exemplar_owner(story): truncate_tokens(tokenizer, story["text"], judge["max_story_tokens"])
+            for story in generations.filter(pl.col("is_exemplar")).iter_rows(named=True)
         }
         prompts, keys = _judge_prompts(generations.filter(~pl.col("is_exemplar")), exemplars, tokenizer,
                                        judge["max_story_tokens"])  # fmt: skip

@@ -66,6 +66,17 @@ def mean_pairwise_cosine_distance(vectors: np.ndarray) -> float:
     return float(np.mean(1.0 - similarity[upper]))
 
 
+def mean_cosine_distance_to_others(vectors: np.ndarray) -> np.ndarray:
+    """Per row, the mean cosine distance (scipy's, 1 - cosine similarity) to every other row; their mean is
+    ``mean_pairwise_cosine_distance`` (nan rows for fewer than two rows)."""
+    from scipy.spatial.distance import pdist, squareform
+
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if len(vectors) < 2:
+        return np.full(len(vectors), math.nan)
+    return squareform(pdist(vectors, "cosine")).sum(axis=1) / (len(vectors) - 1)
+
+
 def mean_pairwise_edit_similarity(texts: Sequence[str]) -> float:
     """Self-similarity of a set of texts: mean of 1 - normalised character edit distance over distinct pairs."""
     if len(texts) < 2:

@@ -115,20 +115,25 @@ def read_manifest(manifest_file: str | Path) -> dict[str, Any]:
     return json.loads(Path(manifest_file).read_text())
 
 
+def generating_paths(config: dict) -> list[str]:
+    """The generating models' paths: ``model.path``, or each of ``models``, the first first."""
+    return [model["path"] for model in config["models"]] if "models" in config else [config["model"]["path"]]
+
+
 def judge_model_path(config: dict) -> str:
-    """The judge's model as written in the config: ``judge.model``, or the generating model when it is null."""
-    return config["judge"]["model"] or config["model"]["path"]
+    """The judge's model as written in the config: ``judge.model``, or the (first) generating model when null."""
+    return config["judge"]["model"] or generating_paths(config)[0]
 
 
 def judge_is_generator(config: dict) -> bool:
-    """Whether the judge is the model that wrote the stories (it then rates its own writing)."""
-    return judge_model_path(config) == config["model"]["path"]
+    """Whether the judge is a model that wrote stories of the experiment (it then rates its own writing)."""
+    return judge_model_path(config) in generating_paths(config)
 
 
 def resolve_judge(config: dict, manifest: dict, embedded_dir: Path | None) -> tuple[str, str, str]:
     """The judge's local folder, its name and its weights' sha256 (the generating model's manifest when it is
-    the generating model)."""
-    if judge_is_generator(config):
+    the first generating model)."""
+    if judge_model_path(config) == generating_paths(config)[0]:
         return manifest["folder"], manifest["model"], manifest["sha256"]
     path = judge_model_path(config)
     folder = resolve_model_folder(path, embedded_dir)

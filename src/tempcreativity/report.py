@@ -13,6 +13,8 @@ import jinja2
 import markupsafe
 import polars as pl
 
+from tempcreativity.cells import AXIS_LABELS, cell_keys, levels_label, swept_axes, value_text
+from tempcreativity.grid import SAMPLER_AXES
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
 
 SUMMARY_COLUMNS = ("perplexity", "cosine_similarity", "edit_distance", "distinct_2", "num_tokens")
@@ -30,20 +32,30 @@ def _p_value(p: float) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
+def trend_group(row: dict[str, Any]) -> str:
+    """Where a trend was fitted, in words: its model and the other settings' levels ('' for the study's grid)."""
+    return ", ".join(part for part in (row.get("model_id") if row.get("several_models") else "", row.get("within", ""))
+                     if part)  # fmt: skip
+
+
 def trend_sentence(row: dict[str, Any]) -> str:
-    """A sentence that states a score's association with temperature: direction, size, CI, p and n."""
+    """A sentence that states a score's association with an axis (temperature by default): direction, size, CI,
+    p and n, prefixed by where it was fitted when the grid has several models or swept settings."""
     label, rho = row["label"], row["rho"]
+    axis = AXIS_LABELS[row.get("axis", "temperature")]
+    group = trend_group(row)
+    where = f"[{group}] " if group else ""
     if math.isnan(rho):
-        return f"{label}: no correlation could be estimated (constant values or too few stories, n = {row['n']})."
+        return f"{where}{label}: no correlation with {axis} could be estimated (constant values or too few stories, n = {row['n']})."
     ci = f"95% CI [{row['rho_ci_low']:.2f}, {row['rho_ci_high']:.2f}]"
     strength = "strongly" if abs(rho) >= 0.5 else "moderately" if abs(rho) >= 0.3 else "weakly"
     if row["rho_ci_low"] > 0:
-        verdict = f"{label} {strength} increases with temperature"
+        verdict = f"{label} {strength} increases with {axis}"
     elif row["rho_ci_high"] < 0:
-        verdict = f"{label} {strength} decreases with temperature"
+        verdict = f"{label} {strength} decreases with {axis}"
     else:
-        verdict = f"{label} shows no clear monotonic trend with temperature (the CI includes 0)"
-    return f"{verdict}: Spearman ρ = {rho:.2f}, {ci}, {_p_value(row['p_value'])}, n = {row['n']}."
+        verdict = f"{label} shows no clear monotonic trend with {axis} (the CI includes 0)"
+    return f"{where}{verdict}: Spearman ρ = {rho:.2f}, {ci}, {_p_value(row['p_value'])}, n = {row['n']}."
 
 
 def rating_sentence(row: dict[str, Any]) -> str:
@@ -165,12 +177,29 @@ def design_text(config: dict[str, Any], trend_table: pl.DataFrame) -> str:
         seeding = ("Seeding is <em>independent</em>: every story's vLLM seed is a hash of its prompt, its cell's "
                    "sampling settings and its seed index, so every story is an independent draw, as in the study.")  # fmt: skip
     fitted = "ordinary least squares (one prompt, independent stories)" if model == "ols" else model
-    return (
+    text = (
         f"{seeding} Trend models: {fitted}; a random intercept per prompt where there are several prompts (prompts "
         "differ in level), and per seed under shared seeding (the paired unit). Perplexity's slope is fitted on "
         f"log perplexity. Bootstrap CIs of Spearman's ρ resample {unit}; with several prompts or shared seeds, ρ's "
         "p-value comes from a permutation test that shuffles temperatures within prompts (and seeds)."
     )
+    axes = (
+        [axis for axis in dict.fromkeys(trend_table["axis"]) if axis != "temperature"]
+        if "axis" in trend_table.columns
+        else []
+    )
+    several = "model_id" in trend_table.columns and trend_table["model_id"].n_unique() > 1
+    if axes or several:
+        text += (
+            " The grid sweeps more than temperature: each trend is fitted within one model"
+            + (" and one level of every other swept setting (temperature included)" if axes else "")
+            + ", so that no other setting confounds it"
+            + (f"; besides temperature, scores trend with {', '.join(AXIS_LABELS[a] for a in axes)} (top-k's 'all' "
+               "is left out of its trend; truncation is a level, not an axis)" if axes else "")
+            + ". A trend is one association within one group: the groups' p-values are not corrected for multiple "
+            "comparisons."
+        )  # fmt: skip
+    return text
 
 
 def study_section(table1: pl.DataFrame, table2: pl.DataFrame, story_scores: pl.DataFrame) -> dict:
@@ -189,32 +218,79 @@ def study_section(table1: pl.DataFrame, table2: pl.DataFrame, story_scores: pl.D
     return {"table1": formatted(table1), "table2": formatted(table2), "scores": formatted(per_temperature, 3)}
 
 
+def sampler_text(stories: pl.DataFrame, config: dict[str, Any]) -> str:
+    """The sampler settings in words: each fixed value, or the values a setting was swept over."""
+    parts = []
+    for name in SAMPLER_AXES:
+        if name == "truncation":
+            continue
+        values = sorted(set(stories[name])) if name in stories.columns else [config["decoding"][name]]
+        label = AXIS_LABELS[name]
+        parts.append(f"{label} {value_text(values[0])}" if len(values) == 1
+                     else f"{label} swept over {', '.join(value_text(value) for value in values)}")  # fmt: skip
+    return ", ".join(parts)
+
+
+def frontier_section(table: pl.DataFrame, figure: Path) -> dict:
+    """The frontier of each sampler for the report: its sentences, its figure and its table."""
+    from tempcreativity.frontier import QUALITY, frontier_sentences
+
+    label, higher = QUALITY[table["quality_measure"][0]]
+    rows = [
+        {"model_id": row.get("model_id", ""), "sampler": row["sampler"], "temperature": f"{row['temperature']:g}",
+         "n": row["n"],
+         "diversity": f"{_number(row['diversity'])} [{_number(row['diversity_ci_low'])}, {_number(row['diversity_ci_high'])}]",
+         "quality": f"{_number(row['quality'])} [{_number(row['quality_ci_low'])}, {_number(row['quality_ci_high'])}]"}
+        for row in table.iter_rows(named=True)
+    ]  # fmt: skip
+    return {"sentences": frontier_sentences(table), "figure": _image(figure), "rows": rows, "quality": label,
+            "judge": table["quality_measure"][0] == "judge_coherence", "higher": higher,
+            "several_models": "model_id" in table.columns and table["model_id"].n_unique() > 1}  # fmt: skip
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
+def _cell_label(row: dict[str, Any], several_models: bool, axes: list[str]) -> str:
+    """A cell's model and swept settings, in words ('' for the study's grid)."""
+    return ", ".join(part for part in (row.get("model_id") if several_models else "", levels_label(row, axes)) if part)
+
+
 def _summary_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
+    several, axes = "model_id" in summary.columns and summary["model_id"].n_unique() > 1, swept_axes(summary)
     rows = []
     for row in summary.iter_rows(named=True):
         cells = {
             score: f"{_number(row[f'{score}_mean'])} [{_number(row[f'{score}_ci_low'])}, {_number(row[f'{score}_ci_high'])}]"
             for score in SUMMARY_COLUMNS
         }
-        rows.append({"prompt_id": row["prompt_id"], "temperature": f"{row['temperature']:g}", "n": row["n"], **cells,
+        rows.append({"prompt_id": row["prompt_id"], "cell": _cell_label(row, several, axes),
+                     "temperature": f"{row['temperature']:g}", "n": row["n"], **cells,
                      "diversity": _number(row["diversity"]), "share_duplicates": _number(row["share_duplicates"])})  # fmt: skip
     return rows
 
 
 def _examples(generations: pl.DataFrame, scores: pl.DataFrame, per_temperature: int) -> list[dict[str, Any]]:
-    joined = generations.select("story_id", "prompt_id", "temperature", "seed", "is_exemplar", "text").join(
+    """The first stories of every cell (and every exemplar), with their scores."""
+    keys = cell_keys(generations)
+    several, axes = (
+        "model_id" in generations.columns and generations["model_id"].n_unique() > 1,
+        swept_axes(generations),
+    )
+    joined = generations.select("story_id", *keys, "seed", "is_exemplar", "text").join(
         scores.select("story_id", "perplexity", "cosine_similarity", "edit_distance"), on="story_id"
     )
     examples = []
-    for (prompt_id, temperature), cell in joined.group_by(["prompt_id", "temperature"], maintain_order=True):
+    for _, cell in joined.group_by([*keys, "is_exemplar"], maintain_order=True):
         for row in cell.head(per_temperature).iter_rows(named=True):
-            title = "exemplar (greedy, T = 0)" if row["is_exemplar"] else f"T = {temperature:g}, seed {row['seed']}"
-            examples.append({"prompt_id": prompt_id, "title": title, "text": row["text"].strip(),
-                             "perplexity": _number(row["perplexity"]), "cosine": _number(row["cosine_similarity"]),
+            where = _cell_label(row, several, [] if row["is_exemplar"] else axes)
+            title = (
+                "exemplar (greedy, T = 0)" if row["is_exemplar"] else f"T = {row['temperature']:g}, seed {row['seed']}"
+            )
+            examples.append({"prompt_id": row["prompt_id"], "title": f"{where}: {title}" if where else title,
+                             "text": row["text"].strip(), "perplexity": _number(row["perplexity"]),
+                             "cosine": _number(row["cosine_similarity"]),
                              "edit": _number(row["edit_distance"])})  # fmt: skip
     return examples
 
@@ -234,28 +310,44 @@ def render_report(
     study: dict | None = None,
     judge_validation: dict | None = None,
     examples_per_temperature: int = 2,
+    models: list[dict[str, Any]] | None = None,
+    frontier: dict | None = None,
 ) -> str:
-    """The report as one HTML string."""
+    """The report as one HTML string. ``models``: each generating model's config entry (with its id) merged with its
+    manifest (name, sha256); the one ``manifest`` by default. ``frontier``: ``frontier_section``'s."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("tempcreativity", "templates"),
         autoescape=True,  # prompts and stories are untrusted text: every value is HTML-escaped
         undefined=jinja2.StrictUndefined,
     )
     stories = generations.filter(~pl.col("is_exemplar"))
+    several = "model_id" in trend_table.columns and trend_table["model_id"].n_unique() > 1
     trend_rows = [
-        {**row, "sentence": trend_sentence(row), "rho_text": _number(row["rho"], 2),
+        {**row, "several_models": several, "group": trend_group({**row, "several_models": several}),
+         "axis_text": AXIS_LABELS[row.get("axis", "temperature")],
+         "sentence": trend_sentence({**row, "several_models": several}), "rho_text": _number(row["rho"], 2),
          "ci_text": f"[{_number(row['rho_ci_low'], 2)}, {_number(row['rho_ci_high'], 2)}]",
          "p_text": _p_value(row["p_value"]), "slope_text": _number(row["slope"]), "response": row.get("response", row["score"]),
          "slope_ci_text": f"[{_number(row['slope_ci_low'])}, {_number(row['slope_ci_high'])}]"}
         for row in trend_table.iter_rows(named=True)
     ]  # fmt: skip
     headline = [
-        row["sentence"] for row in trend_rows if row["score"] in ("perplexity", "cosine_similarity", "edit_distance")
-    ]
+        row["sentence"] for row in trend_rows
+        if row["score"] in ("perplexity", "cosine_similarity", "edit_distance") and row["axis_text"] == "temperature"
+    ]  # fmt: skip
+    truncations = sorted(set(stories["truncation"])) if "truncation" in stories.columns else []
+    models = models or [{"id": "", **config.get("model", {}), **manifest}]
     return environment.get_template("report.html.j2").render(
         experiment=config["experiment"],
         config=config,
         manifest=manifest,
+        models=models,
+        model_names=", ".join(model["model"] for model in models),
+        sampler=sampler_text(stories, config),
+        truncations=truncations,
+        frontier=frontier,
+        trend_groups=any(row["group"] for row in trend_rows),
+        cell_column=any(row["cell"] for row in _summary_rows(summary)),
         n_stories=stories.height,
         n_prompts=generations["prompt_id"].n_unique(),
         temperatures=", ".join(f"{t:g}" for t in sorted(stories["temperature"].unique())),
@@ -276,8 +368,10 @@ def render_report(
             {**row, "temperature": f"{row['temperature']:g}", "share": f"{row['share']:.1%}"}
             for row in share_below_raw_min_p(generations).iter_rows(named=True)
         ]
-        if config["decoding"]["truncation"] == "scaled"
+        if truncations == ["scaled"]
         else None,
+        study_sampler=not swept_axes(stories) and len(models) == 1,  # one sampler, as the study: its min-p section
+        raw_min_p=value_text(stories["min_p"][0]) if "min_p" in stories.columns and stories.height else "",
         tokens=int(stories["num_tokens"].sum()),
         stopped=int((stories["finish_reason"] == "stop").sum()),
     )

@@ -1,4 +1,4 @@
-"""The scores table: every story measured on its own and against the exemplar of its prompt."""
+"""The scores table: every story measured on its own and against the exemplar of its prompt (and model)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 
 from tempcreativity import metrics
+from tempcreativity.grid import SAMPLER_AXES
 
 # Scores summarised per temperature and tested for a trend, with their labels in tables and figures.
 SCORE_LABELS = {
@@ -23,16 +24,19 @@ SCORE_LABELS = {
 
 
 def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> pl.DataFrame:
-    """One row per story (same order as ``generations``). ``vectors`` maps embedder name to one row per story;
-    the first embedder gives ``cosine_similarity``, every embedder its own ``cosine_<name>`` column."""
-    exemplars = {
-        row["prompt_id"]: index for index, row in enumerate(generations.iter_rows(named=True)) if row["is_exemplar"]
-    }
-    missing = set(generations["prompt_id"]) - set(exemplars)
+    """One row per story (same order as ``generations``), with the columns that name its cell. ``vectors`` maps
+    embedder name to one row per story; the first embedder gives ``cosine_similarity``, every embedder its own
+    ``cosine_<name>`` column. A story is compared with the exemplar of its prompt and model."""
+    group = [column for column in ("model_id", "prompt_id") if column in generations.columns]
+    owners = generations.select(pl.concat_str(group, separator="\x1f")).to_series().to_list()
+    exemplars = {owner: index for index, (owner, exemplar) in enumerate(zip(owners, generations["is_exemplar"]))
+                 if exemplar}  # fmt: skip
+    missing = sorted(set(owners) - set(exemplars))
     if missing:
-        raise ValueError(f"no exemplar for prompt(s) {sorted(missing)}: every prompt needs its greedy exemplar")
+        named = [owner.replace("\x1f", " x ") for owner in missing]
+        raise ValueError(f"no exemplar for prompt(s) {named}: every prompt (of every model) needs its greedy exemplar")
     texts = generations["text"].to_list()
-    exemplar_of = [exemplars[prompt] for prompt in generations["prompt_id"]]
+    exemplar_of = [exemplars[owner] for owner in owners]
     story_words = [metrics.words(text) for text in texts]
     columns: dict[str, list] = {
         "perplexity": [metrics.perplexity(logprobs) for logprobs in generations["logprobs"].to_list()],
@@ -48,7 +52,8 @@ def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> 
         columns[f"cosine_{name}"] = np.clip(similarity, -1.0, 1.0).tolist()
         if index == 0:
             columns["cosine_similarity"] = columns[f"cosine_{name}"]
-    identity = generations.select("story_id", "prompt_id", "temperature", "seed", "is_exemplar", "num_tokens")
+    cell = [column for column in ("model_id", "prompt_id", *SAMPLER_AXES) if column in generations.columns]
+    identity = generations.select("story_id", *cell, "temperature", "seed", "is_exemplar", "num_tokens")
     return identity.with_columns(pl.DataFrame(columns))
 
 
@@ -56,7 +61,7 @@ STUDY_MIN_P = 0.05  # llama-cpp-python 0.2.32's default min_p, which the study n
 
 
 def share_below_raw_min_p(generations: pl.DataFrame, min_p: float = STUDY_MIN_P) -> pl.DataFrame:
-    """Per prompt and temperature, the share of sampled tokens whose raw probability is below ``min_p`` times the
+    """Per prompt and temperature (pooled over models and other settings), the share of sampled tokens whose raw probability is below ``min_p`` times the
     raw probability of the most likely token: the tokens the study's hidden min-p (applied to the model's own
     distribution, before temperature) would never have sampled. From each token's stored raw log-probability and
     the most likely token's (``logprobs``, ``top_logprobs``); the exemplars are left out."""

@@ -1,6 +1,7 @@
-"""Statistics over the scores: per-temperature summaries with bootstrap CIs, within-temperature diversity,
-trends with temperature (Spearman with a bootstrap CI and a p-value over the design's units; a linear (mixed)
-model with the design's random effects), and a 2-D PCA of the embeddings.
+"""Statistics over the scores: per-cell summaries with bootstrap CIs, within-cell diversity, trends with
+temperature and with every other swept sampling setting (Spearman with a bootstrap CI and a p-value over the
+design's units; a linear (mixed) model with the design's random effects), and a 2-D PCA of the embeddings.
+A cell is one model x prompt x value of every swept setting x temperature (see ``cells``).
 
 Exemplars are left out of summaries and trends: they are the reference every other story is measured against."""
 
@@ -14,6 +15,7 @@ import polars as pl
 from scipy import stats
 
 from tempcreativity import metrics
+from tempcreativity.cells import NUMERIC_AXES, cell_keys, levels_label, swept_axes
 from tempcreativity.scoring import SCORE_LABELS
 
 CONFIDENCE = 0.95
@@ -35,33 +37,38 @@ def bootstrap_mean_ci(values: np.ndarray, resamples: int, seed: int = 0) -> tupl
 
 
 def summarise(scores: pl.DataFrame, texts: pl.Series, vectors: np.ndarray, resamples: int) -> pl.DataFrame:
-    """One row per prompt x temperature: n, then mean, median, CI bounds of every score, then diversity
-    (mean pairwise cosine distance of the embeddings), self-similarity (mean pairwise character edit
-    similarity), and the shares of stories identical to the exemplar and duplicated within the cell."""
+    """One row per cell (its ``cell_keys`` columns, then n), then mean, median, CI bounds of every score, then
+    diversity (mean pairwise cosine distance of the embeddings, with a percentile bootstrap CI over the stories'
+    mean distances to the others of the cell), self-similarity (mean pairwise character edit similarity), and
+    the shares of stories identical to the exemplar and duplicated within the cell."""
     frame = scores.with_columns(text=texts, row=pl.int_range(pl.len()))
+    keys = cell_keys(scores)
     rows = []
-    for (prompt_id, temperature), cell in frame.filter(~pl.col("is_exemplar")).group_by(
-        ["prompt_id", "temperature"], maintain_order=True
-    ):
-        row = {"prompt_id": prompt_id, "temperature": temperature, "n": cell.height}
+    for values, cell in frame.filter(~pl.col("is_exemplar")).group_by(keys, maintain_order=True):
+        row = {**dict(zip(keys, values)), "n": cell.height}
         for score in SCORE_LABELS:
             values = cell[score].cast(pl.Float64).to_numpy()
             low, high = bootstrap_mean_ci(values, resamples)
             row |= {f"{score}_mean": float(np.nanmean(values)), f"{score}_median": float(np.nanmedian(values)),
                     f"{score}_ci_low": low, f"{score}_ci_high": high}  # fmt: skip
         cell_texts = cell["text"].to_list()
+        to_others = metrics.mean_cosine_distance_to_others(vectors[cell["row"].to_numpy()])
+        low, high = bootstrap_mean_ci(to_others, resamples)
         row |= {
-            "diversity": metrics.mean_pairwise_cosine_distance(vectors[cell["row"].to_numpy()]),
+            "diversity": float(np.mean(to_others)) if cell.height > 1 else math.nan,
+            "diversity_ci_low": low,
+            "diversity_ci_high": high,
             "self_similarity": metrics.mean_pairwise_edit_similarity(cell_texts),
             "share_identical_to_exemplar": float(cell["identical_to_exemplar"].mean()),
             "share_duplicates": 1.0 - len(set(cell_texts)) / len(cell_texts),
         }
         rows.append(row)
-    return pl.DataFrame(rows).sort(["prompt_id", "temperature"])
+    return pl.DataFrame(rows).sort(keys)
 
 
-def design_units(stories: pl.DataFrame, seeding: str) -> dict[str, object]:
-    """The design's units for the trend statistics (exemplars already left out).
+def design_units(stories: pl.DataFrame, seeding: str, axis: str = "temperature") -> dict[str, object]:
+    """The design's units for the trend statistics with ``axis`` (exemplars already left out; the stories of one
+    level of every other axis).
 
     - random effects of the mixed model: the prompt when there are several prompts (prompts differ in level),
       and, under ``seeding: shared``, the seed when there are several (its stories share random numbers across
@@ -69,7 +76,7 @@ def design_units(stories: pl.DataFrame, seeding: str) -> dict[str, object]:
     - bootstrap: under ``shared`` whole seeds are resampled (each with its stories at every temperature and
       prompt); under ``independent`` stories are resampled within each prompt x temperature cell (they are
       independent draws; the design's cells stay fixed);
-    - permutation test: temperatures are shuffled within blocks (prompt, and prompt x seed under ``shared``)."""
+    - permutation test: the axis' values are shuffled within blocks (prompt, and prompt x seed under ``shared``)."""
     several_prompts = stories["prompt_id"].n_unique() > 1
     shared = seeding == "shared" and "seed" in stories.columns and stories["seed"].n_unique() > 1
     random_effects = (["prompt_id"] if several_prompts else []) + (["seed"] if shared else [])
@@ -78,16 +85,14 @@ def design_units(stories: pl.DataFrame, seeding: str) -> dict[str, object]:
         blocks = stories.select(pl.concat_str("prompt_id", pl.col("seed").cast(pl.String), separator="|")).to_series()
     else:
         clusters = pl.Series(range(stories.height)).cast(pl.String)
-        strata = stories.select(
-            pl.concat_str("prompt_id", pl.col("temperature").cast(pl.String), separator="|")
-        ).to_series()
+        strata = stories.select(pl.concat_str("prompt_id", pl.col(axis).cast(pl.String), separator="|")).to_series()
         blocks = stories["prompt_id"]
     return {
         "random_effects": random_effects,
         "clusters": clusters.to_numpy(),
         "strata": strata.to_numpy(),
         "blocks": blocks.to_numpy(),
-        "unit": "seeds (all stories of a seed)" if shared else "stories within prompt x temperature",
+        "unit": "seeds (all stories of a seed)" if shared else "stories within cells",
     }
 
 
@@ -165,8 +170,10 @@ def spearman_with_ci(
 LOG_SCALE_SCORES = {"perplexity"}
 
 
-def linear_trend(frame: pl.DataFrame, score: str, random_effects: list[str] | None = None) -> dict[str, float | str]:
-    """Slope of ``score`` (of its logarithm for perplexity) on temperature.
+def linear_trend(
+    frame: pl.DataFrame, score: str, random_effects: list[str] | None = None, axis: str = "temperature"
+) -> dict[str, float | str]:
+    """Slope of ``score`` (of its logarithm for perplexity) on ``axis`` (temperature, or a swept setting).
 
     ``random_effects`` (default: the prompt when there are several) lists the grouping columns with a random
     intercept: none gives ordinary least squares; one, a linear mixed model (statsmodels mixedlm, REML); two
@@ -178,51 +185,71 @@ def linear_trend(frame: pl.DataFrame, score: str, random_effects: list[str] | No
     response = pl.col(score).cast(pl.Float64)
     if score in LOG_SCALE_SCORES:
         response = response.log()
-    data = frame.select("prompt_id", "temperature", pl.col("seed").cast(pl.String) if "seed" in frame.columns
-                        else pl.lit("").alias("seed"), response.alias("y"))  # fmt: skip
+    data = frame.select("prompt_id", pl.col(axis).cast(pl.Float64).alias("x"), pl.col("seed").cast(pl.String)
+                        if "seed" in frame.columns else pl.lit("").alias("seed"), response.alias("y"))  # fmt: skip
     data = data.filter(pl.col("y").is_finite()).to_pandas().dropna()
     response_name = f"log {score}" if score in LOG_SCALE_SCORES else score
     empty = {"model": "", "response": response_name, "slope": math.nan, "slope_se": math.nan,
              "slope_ci_low": math.nan, "slope_ci_high": math.nan, "slope_p": math.nan}  # fmt: skip
-    if len(data) < 3 or data["y"].std() == 0 or data["temperature"].std() == 0:
+    if len(data) < 3 or data["y"].std() == 0 or data["x"].std() == 0:
         return empty
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # convergence chatter on tiny grids; the estimates are still reported
         if not random_effects:
-            fitted = smf.ols("y ~ temperature", data).fit()
+            fitted = smf.ols("y ~ x", data).fit()
         elif len(random_effects) == 1:
-            fitted = smf.mixedlm("y ~ temperature", data, groups=data[random_effects[0]]).fit(reml=True)
+            fitted = smf.mixedlm("y ~ x", data, groups=data[random_effects[0]]).fit(reml=True)
         else:
             data["all"] = 1
             components = {name: f"0 + C({name})" for name in random_effects}
-            fitted = smf.mixedlm("y ~ temperature", data, groups="all", re_formula="0", vc_formula=components).fit(
-                reml=True
-            )
-    low, high = fitted.conf_int(alpha=1 - CONFIDENCE).loc["temperature"]
+            fitted = smf.mixedlm("y ~ x", data, groups="all", re_formula="0", vc_formula=components).fit(reml=True)
+    low, high = fitted.conf_int(alpha=1 - CONFIDENCE).loc["x"]
     names = {"prompt_id": "prompt", "seed": "seed"}
     model = "ols" if not random_effects else "mixedlm: " + " + ".join(f"(1 | {names[name]})" for name in random_effects)
     return {
         "model": model,
         "response": response_name,
-        "slope": float(fitted.params["temperature"]),
-        "slope_se": float(fitted.bse["temperature"]),
+        "slope": float(fitted.params["x"]),
+        "slope_se": float(fitted.bse["x"]),
         "slope_ci_low": float(low),
         "slope_ci_high": float(high),
-        "slope_p": float(fitted.pvalues["temperature"]),
+        "slope_p": float(fitted.pvalues["x"]),
     }
 
 
+def trend_axes(stories: pl.DataFrame) -> list[str]:
+    """The axes scores trend with: temperature, then every swept numeric setting (truncation is a level)."""
+    return ["temperature"] + [name for name in swept_axes(stories) if name in NUMERIC_AXES]
+
+
 def trends(scores: pl.DataFrame, resamples: int, seeding: str = "independent") -> pl.DataFrame:
-    """One row per score: Spearman correlation with temperature (all prompts pooled; bootstrap and permutation
-    test over the design's units) and the linear trend with the design's random effects (see ``design_units``)."""
+    """Per axis (``trend_axes``) and per level of the other axes and model (``within``: the cells of one model at
+    fixed values of every other swept setting, temperature included), one row per score: Spearman correlation
+    with the axis (prompts pooled; bootstrap and permutation test over the design's units) and the linear trend
+    with the design's random effects (see ``design_units``). Without swept settings: one group per model, the
+    study's trends with temperature. top-k's 'all' (-1 or 0) has no place on its scale and is left out of its
+    trend."""
     stories = scores.filter(~pl.col("is_exemplar"))
-    units = design_units(stories, seeding)
-    temperature = stories["temperature"].to_numpy()
+    swept = swept_axes(stories)
     rows = []
-    for score, label in SCORE_LABELS.items():
-        values = stories[score].cast(pl.Float64).to_numpy()
-        rows.append({"score": score, "label": label, **spearman_with_ci(temperature, values, resamples, units=units),
-                     **linear_trend(stories, score, units["random_effects"]), "resampled": units["unit"]})  # fmt: skip
+    for axis in trend_axes(stories):
+        data = stories.filter(pl.col("top_k") > 0) if axis == "top_k" else stories
+        levels = (["model_id"] if "model_id" in data.columns else []) + [
+            name for name in [*swept, "temperature"] if name != axis
+        ]
+        groups = data.group_by(levels, maintain_order=True) if levels else [((), data)]
+        for values, group in groups:
+            if axis != "temperature" and group[axis].n_unique() < 2:
+                continue
+            level = dict(zip(levels, values))
+            units = design_units(group, seeding, axis)
+            x = group[axis].cast(pl.Float64).to_numpy()
+            within = levels_label(level, [name for name in levels if name != "model_id"])
+            for score, label in SCORE_LABELS.items():
+                y = group[score].cast(pl.Float64).to_numpy()
+                rows.append({"axis": axis, "model_id": level.get("model_id", ""), "within": within, "score": score,
+                             "label": label, **spearman_with_ci(x, y, resamples, units=units),
+                             **linear_trend(group, score, units["random_effects"], axis), "resampled": units["unit"]})  # fmt: skip
     return pl.DataFrame(rows)
 
 
@@ -233,6 +260,7 @@ def pca_2d(scores: pl.DataFrame, vectors: np.ndarray) -> pl.DataFrame:
     pca = PCA(n_components=2, random_state=0)
     coordinates = pca.fit_transform(np.asarray(vectors, dtype=np.float64))
     ratio = pca.explained_variance_ratio_
-    return scores.select("story_id", "prompt_id", "temperature", "is_exemplar").with_columns(
+    identity = [column for column in ("story_id", "model_id", "prompt_id") if column in scores.columns]
+    return scores.select(*identity, *swept_axes(scores), "temperature", "is_exemplar").with_columns(
         pc1=coordinates[:, 0], pc2=coordinates[:, 1], pc1_variance=float(ratio[0]), pc2_variance=float(ratio[1])
     )

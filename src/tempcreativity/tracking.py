@@ -1,8 +1,10 @@
-"""Log a pipeline result to MLflow, idempotently: one parent run per result and one child run per
-prompt x temperature cell, found again by tags on every later run, so that re-running updates the same runs.
+"""Log a pipeline result to MLflow, idempotently: one parent run per result and one child run per cell
+(model x prompt x swept settings x temperature), found again by tags on every later run, so that re-running
+updates the same runs. Every child has the cell's model id and every sampler setting as params, so that the
+MLflow UI's parallel coordinates and group-by work across the cells.
 
 The parent's key is a hash of what defines the stories apart from the grid (experiment, model settings, prompts,
-seeding, decoding) and of the model's sha256. Growing the grid (temperatures, seeds) refreshes the same parent and adds
+seeding, decoding) and of the models' sha256. Growing the grid (temperatures, seeds) refreshes the same parent and adds
 child runs only for the new cells; so do changes to the analysis (scoring, judge, ratings), which are tags."""
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ KEY_TAG = "tempcreativity.key"
 CELL_TAG = "tempcreativity.cell"
 PARENT_TAG = "mlflow.parentRunId"
 # The parent's identity, logged as params: everything that decides the stories apart from the grid.
-KEY_SECTIONS = ("experiment", "model", "prompts", "seeding", "decoding")
+KEY_SECTIONS = ("experiment", "model", "models", "prompts", "seeding", "decoding")
 BATCH = 100  # MLflow takes at most 100 params (and 1000 metrics) per log_batch call
 
 
@@ -104,8 +106,19 @@ def finite(metrics: dict[str, Any]) -> dict[str, float]:
     return kept
 
 
-def cell_name(prompt_id: str, temperature: float) -> str:
-    return f"{prompt_id} T={temperature:g}"
+def cell_name(row: dict[str, Any], model: bool = False, axes: Iterable[str] = ()) -> str:
+    """'story T=1', with the model id first where the grid has several and each swept setting after."""
+    from tempcreativity.cells import value_text
+
+    parts = ([row["model_id"]] if model else []) + [row["prompt_id"], f"T={row['temperature']:g}"]
+    return " ".join(parts + [f"{name}={value_text(row[name])}" for name in axes])
+
+
+def models_sha256(manifests: dict[str, dict[str, Any]]) -> str:
+    """What the parent's key holds of the weights: the one model's sha256, or the models' joined in id order."""
+    if len(manifests) == 1:
+        return next(iter(manifests.values()))["sha256"]
+    return ",".join(f"{model_id}={manifest['sha256']}" for model_id, manifest in sorted(manifests.items()))
 
 
 STORY_TABLE = "stories.json"  # each child's per-story table (mlflow.log_table), readable in the run's page
@@ -114,10 +127,12 @@ STORY_TABLE = "stories.json"  # each child's per-story table (mlflow.log_table),
 def story_table(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.DataFrame | None) -> pl.DataFrame:
     """One row per story (exemplars included, as the reference): story id, prompt, temperature, seed index and
     the seed passed to vLLM, the text, every score, and the judge's ratings where the judge ran."""
+    # (the vLLM seed as text: a browser's numbers would round a 63-bit integer)
+    from tempcreativity.grid import SAMPLER_AXES
     from tempcreativity.scoring import SCORE_LABELS
 
-    # (the vLLM seed as text: a browser's numbers would round a 63-bit integer)
-    table = generations.select("story_id", "prompt_id", "temperature", "seed", pl.col("sampling_seed").cast(pl.String),
+    identity = [name for name in ("model_id", "prompt_id", *SAMPLER_AXES) if name in generations.columns]
+    table = generations.select("story_id", *identity, "temperature", "seed", pl.col("sampling_seed").cast(pl.String),
                                "is_exemplar", "text")  # fmt: skip
     table = table.join(scores.select("story_id", *[name for name in SCORE_LABELS if name in scores.columns]),
                        on="story_id", how="left")  # fmt: skip
@@ -127,10 +142,14 @@ def story_table(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.DataF
     return table
 
 
-def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.DataFrame, summary: pl.DataFrame,
-              shard_stats: list[dict[str, Any]], stories_table: pl.DataFrame | None = None) -> list[dict[str, Any]]:  # fmt: skip
-    """Params, metrics, tags and per-story table of every prompt x temperature cell. A param is not also a
-    metric; the judge's mean ratings are metrics where the judge ran."""
+def cell_runs(config: dict[str, Any], manifests: dict[str, dict[str, Any]], generations: pl.DataFrame,
+              summary: pl.DataFrame, shard_stats: list[dict[str, Any]],
+              stories_table: pl.DataFrame | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """Params, metrics, tags and per-story table of every cell (``manifests`` by model id). A param is not also
+    a metric; the judge's mean ratings are metrics where the judge ran."""
+    from tempcreativity.cells import cell_keys, swept_axes
+    from tempcreativity.grid import SAMPLER_AXES
+
     generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0 and stats.get("generate_seconds")]
     rate = (
         sum(s["generated_tokens"] for s in generated) / sum(s["generate_seconds"] for s in generated)
@@ -138,27 +157,36 @@ def cell_runs(config: dict[str, Any], manifest: dict[str, Any], generations: pl.
         else None
     )
     stories = generations.filter(~pl.col("is_exemplar"))
+    keys, axes = cell_keys(summary), swept_axes(summary)
+    several = len(manifests) > 1
+    default_id = next(iter(manifests))
     cells = []
     for row in summary.iter_rows(named=True):
-        cell = stories.filter((pl.col("prompt_id") == row["prompt_id"]) & (pl.col("temperature") == row["temperature"]))
+        in_cell = pl.all_horizontal([pl.col(key) == row[key] for key in keys])
+        cell = stories.filter(in_cell)
         tokens = int(cell["num_tokens"].sum())
-        metrics = {name: value for name, value in row.items() if name not in ("prompt_id", "temperature", "n")}
+        metrics = {name: value for name, value in row.items() if name not in (*keys, "n")}
         metrics |= {"tokens_generated": tokens, "n_stories": cell.height}
         table = None
         if stories_table is not None:
-            table = stories_table.filter((pl.col("prompt_id") == row["prompt_id"])
-                                         & ((pl.col("temperature") == row["temperature"]) | pl.col("is_exemplar")))  # fmt: skip
+            exemplar_of_cell = pl.col("is_exemplar") & pl.all_horizontal(
+                [pl.col(key) == row[key] for key in ("model_id", "prompt_id") if key in keys]
+            )
+            table = stories_table.filter(in_cell & ~pl.col("is_exemplar") | exemplar_of_cell)
             rated = table.filter(~pl.col("is_exemplar"))
             metrics |= {f"judge_{item}_mean": rated[f"judge_{item}"].mean()
                         for item in RATING_ITEMS if f"judge_{item}" in rated.columns}  # fmt: skip
         if rate:
             metrics |= {"tokens_per_second": rate, "generation_seconds": tokens / rate}
+        model_id = row.get("model_id", default_id)
+        sampler = {name: row[name] if name in row else cell[name][0] if name in cell.columns and cell.height
+                   else config["decoding"][name] for name in SAMPLER_AXES}  # fmt: skip
         cells.append({
-            "name": cell_name(row["prompt_id"], row["temperature"]),
-            "params": {"model": manifest["model"], "model_sha256": manifest["sha256"], "prompt_id": row["prompt_id"],
-                       "temperature": str(row["temperature"]), "seeding": config["seeding"],
-                       **{name: str(config["decoding"][name])
-                          for name in ("top_k", "top_p", "min_p", "max_tokens", "truncation")},
+            "name": cell_name(row, several, axes),
+            "params": {"model": manifests[model_id]["model"], "model_sha256": manifests[model_id]["sha256"],
+                       "model_id": model_id, "prompt_id": row["prompt_id"], "temperature": str(row["temperature"]),
+                       "seeding": config["seeding"], **{name: str(value) for name, value in sampler.items()},
+                       "max_tokens": str(config["decoding"]["max_tokens"]),
                        "stop": json.dumps(config["decoding"]["stop"])},
             "metrics": finite(metrics),
             "tags": {"seeds": json.dumps(sorted(cell["seed"].to_list()))},
@@ -171,9 +199,11 @@ def parent_metrics(trends: pl.DataFrame, ratings: dict[str, tuple[pl.DataFrame, 
                    generations: pl.DataFrame, shard_stats: list[dict[str, Any]]) -> dict[str, float]:  # fmt: skip
     """Experiment-level statistics: correlations and slopes with temperature, the ratings tables, totals."""
     metrics: dict[str, Any] = {}
+    groups = trends.select([name for name in ("axis", "model_id", "within") if name in trends.columns]).unique()
     for row in trends.iter_rows(named=True):
+        prefix = "" if groups.height <= 1 else trend_metric_prefix(row)
         for column in ("rho", "rho_ci_low", "rho_ci_high", "p_value", "slope", "slope_ci_low", "slope_ci_high"):
-            metrics[f"{column}.{row['score']}"] = row[column]
+            metrics[f"{prefix}{column}.{row['score']}"] = row[column]
     for source, (descriptives, lme) in ratings.items():
         for row in descriptives.iter_rows(named=True):
             metrics |= {f"ratings.{source}.{row['item']}.{name}": row[name]
@@ -188,6 +218,15 @@ def parent_metrics(trends: pl.DataFrame, ratings: dict[str, tuple[pl.DataFrame, 
         metrics |= {"generation_seconds": sum(s["generate_seconds"] for s in generated),
                     "engine_start_seconds": sum(s["engine_start_seconds"] for s in generated)}  # fmt: skip
     return finite(metrics)
+
+
+def trend_metric_prefix(row: dict[str, Any]) -> str:
+    """Where a trend row of a swept grid was fitted, as a metric-name prefix: 'temperature/model-a/min-p 0.1/'
+    (MLflow allows letters, digits, '_', '-', '.', ' ', ':' and '/' in names)."""
+    import re
+
+    parts = [row.get("axis", "temperature"), row.get("model_id", ""), row.get("within", "").replace(", ", " ")]
+    return "".join(re.sub(r"[^A-Za-z0-9_. :/-]", "-", part) + "/" for part in parts if part)
 
 
 def _batches(items: list, size: int = BATCH) -> Iterable[list]:

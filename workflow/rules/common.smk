@@ -1,12 +1,15 @@
 # Config validation, the story grid, every output path, and the rules' input functions.
+import re
 from pathlib import Path
 
 from tempcreativity.cluster import cluster_engine_cpus
-from tempcreativity.config import validate_config
-from tempcreativity.grid import expand_grid, split_into_shards
+from tempcreativity.config import apply_command_line, validate_config
+from tempcreativity.grid import expand_grid, models, split_into_shards
 from tempcreativity.model import EMBEDDED, judge_model_path, model_slug
 from tempcreativity import provenance
 
+# (the command line's config files and --config, merged: what they set replaces the default file's choices)
+apply_command_line(config, workflow.config_settings.overwrite_config)
 validate_config(
     config, Path(workflow.current_basedir) / "../schemas/config.schema.yaml"
 )
@@ -17,7 +20,14 @@ SHARDS = split_into_shards(STORIES, config["sharding"]["shards"])
 SHARD_INDICES = [index for index, plan in enumerate(SHARDS) if plan.requests]
 
 MODELS_DIR = "resources/models"
-MODEL_SLUG = model_slug(config["model"]["path"])
+# The generating models (models:, or the one model:), each described by a manifest named after its slug; the first
+# is the judge's default and the `model` embedder's.
+MODELS = models(config)
+MODEL_IDS = [model["id"] for model in MODELS]
+SLUG_PATHS = {model_slug(model["path"]): model["path"] for model in MODELS}
+MODEL_SLUG = model_slug(MODELS[0]["path"])
+PRIMARY_MANIFEST = f"{MODELS_DIR}/{MODEL_SLUG}.json"
+PRIMARY_MODEL = {name: value for name, value in MODELS[0].items() if name != "id"}
 GENERATION_CACHE = "results/cache/generations"
 EMBEDDING_CACHE = "results/cache/embeddings"
 JUDGE_CACHE = "results/cache/judge"
@@ -33,6 +43,7 @@ RATING_SOURCES = (["human"] if config["ratings"]["file"] else []) + (
 
 wildcard_constraints:
     shard=r"\d+",
+    slug="|".join(re.escape(slug) for slug in SLUG_PATHS),
     embedder="|".join(EMBEDDERS),
     source="human|judge",
 
@@ -74,13 +85,18 @@ def report_files():
         "report (this page)": REPORT,
         "stories, tokens and log-probabilities": result("generations.parquet"),
         "scores per story": result("scores.parquet"),
-        "summary per prompt x temperature": result("summary.parquet"),
-        "trends with temperature": result("trends.parquet"),
+        "summary per cell (model x prompt x swept settings x temperature)": result(
+            "summary.parquet"
+        ),
+        "trends with temperature and every swept setting": result("trends.parquet"),
+        "diversity and quality per sampler x temperature": result("frontier.parquet"),
         "2-D PCA of the embeddings": result("pca.parquet"),
         "the study's own data: Tables 1 and 2, its stories' scores": result("study/"),
         "embeddings per embedder": result("embeddings/"),
         "figures (PNG and SVG)": result("figures/"),
-        "model folder and sha256": model_file(f"{MODEL_SLUG}.json"),
+        "model folder and sha256 (one file per model)": model_file(
+            f"{MODEL_SLUG}.json"
+        ),
         **{
             f"ratings tables ({source})": result(f"ratings/{source}/")
             for source in RATING_SOURCES
@@ -100,31 +116,37 @@ def report_files():
     }
 
 
-def judge_ratings_files(wildcards):
-    """The judge's ratings, for the per-story tables in MLflow, when the judge runs."""
-    if "judge" not in RATING_SOURCES:
-        return {}
-    return {
+def judge_files(*names):
+    """An input function: the named outputs of the judge (judge_ratings, judge_vs_people, judge_vs_people_png),
+    when the judge runs; nothing otherwise."""
+    paths = {
         "judge_ratings": result("ratings/judge_ratings.csv"),
-        "judge_vs_people": result("ratings/judge_vs_people.csv"),
-    }
-
-
-def judge_validation_files(wildcards):
-    """The judge checked against the study's people, when the judge runs."""
-    if "judge" not in RATING_SOURCES:
-        return {}
-    return {
         "judge_vs_people": result("ratings/judge_vs_people.csv"),
         "judge_vs_people_png": result("ratings/judge_vs_people.png"),
     }
 
+    def inputs(wildcards):
+        return (
+            {name: paths[name] for name in names} if "judge" in RATING_SOURCES else {}
+        )
+
+    return inputs
+
 
 def describe_model_input(wildcards):
     """The embedded model must be converted first; other models are read where they are."""
-    if config["model"]["path"] == EMBEDDED:
+    if SLUG_PATHS[wildcards.slug] == EMBEDDED:
         return {"folder": model_file(model_slug(EMBEDDED))}
     return {}
+
+
+def model_path(wildcards):
+    return SLUG_PATHS[wildcards.slug]
+
+
+def model_manifests(wildcards=None):
+    """Every generating model's manifest, in the order of MODEL_IDS."""
+    return [model_file(f"{model_slug(model['path'])}.json") for model in MODELS]
 
 
 def shard_plan(wildcards):
@@ -138,7 +160,11 @@ def shard_plan_digest(wildcards):
 
 def generation_settings(wildcards):
     """What a generation job needs besides its requests (and what should re-run it when changed)."""
-    return {name: config[name] for name in ("experiment", "model", "decoding")}
+    return {
+        name: config[name]
+        for name in ("experiment", "model", "models", "decoding")
+        if name in config
+    }
 
 
 def all_shards(wildcards):
@@ -155,8 +181,10 @@ def engine_gpus(wildcards=None):
     """
     if wildcards is not None and wildcards.get("embedder", "model") != "model":
         return 0
-    model = config["model"]
-    return model["tensor_parallel_size"] if model["device"] == "gpu" else 0
+    return max(
+        model["tensor_parallel_size"] if model["device"] == "gpu" else 0
+        for model in MODELS
+    )
 
 
 def engine_threads(wildcards=None):

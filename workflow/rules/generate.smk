@@ -7,7 +7,7 @@ localrules:
 
 rule generate_shard:
     input:
-        manifest=rules.describe_model.output.manifest,
+        manifests=model_manifests,
     output:
         stories=result("shards/shard-{shard}.parquet"),
         stats=result("shards/shard-{shard}.stats.json"),
@@ -25,6 +25,7 @@ rule generate_shard:
         plan=shard_plan,
         plan_digest=shard_plan_digest,
         settings=generation_settings,
+        model_ids=MODEL_IDS,
         cache_dir=GENERATION_CACHE,
         code=script_digest("generate.py"),
     script:

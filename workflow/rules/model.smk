@@ -22,14 +22,14 @@ rule describe_model:
     input:
         unpack(describe_model_input),
     output:
-        manifest=model_file(f"{MODEL_SLUG}.json"),
+        manifest=model_file("{slug}.json"),
     log:
-        model_file(f"logs/describe_model.{MODEL_SLUG}.log"),
+        model_file("logs/describe_model.{slug}.log"),
     resources:
         mem_mb=2000,
         runtime=60,
     params:
-        path=config["model"]["path"],
+        path=model_path,
         code=script_digest("describe_model.py"),
     script:
         "../../scripts/describe_model.py"

@@ -12,7 +12,7 @@ rule judge_stories:
         unpack(judge_model_input),
         unpack(study_data_files),
         stories=rules.collect_generations.output.stories,
-        manifest=rules.describe_model.output.manifest,
+        manifest=PRIMARY_MANIFEST,
     output:
         ratings=result("ratings/judge_ratings.csv"),
         study_ratings=result("ratings/judge_study_ratings.csv"),
@@ -27,7 +27,7 @@ rule judge_stories:
         mem_mb=engine_mem_mb,
         runtime=engine_runtime,
     params:
-        config={"judge": config["judge"], "model": config["model"]},
+        config={"judge": config["judge"], "model": PRIMARY_MODEL},
         data_dir=STUDY_DATA,
         cache_dir=JUDGE_CACHE,
         code=script_digest("judge_stories.py"),

@@ -3,6 +3,7 @@
 
 localrules:
     plot_figures,
+    frontier,
     build_report,
 
 
@@ -26,15 +27,43 @@ rule plot_figures:
         "../../scripts/plot_figures.py"
 
 
+rule frontier:
+    input:
+        unpack(judge_files("judge_ratings")),
+        scores=rules.score_stories.output.scores,
+        embeddings=result(f"embeddings/{EMBEDDERS[0]}.parquet"),
+    output:
+        table=result("frontier.parquet"),
+        png=report(
+            result("figures/frontier.png"),
+            caption="../report/frontier.rst",
+            category="Figures",
+        ),
+        svg=result("figures/frontier.svg"),
+    log:
+        result("logs/frontier.log"),
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    params:
+        resamples=config["scoring"]["bootstrap_resamples"],
+        code=script_digest("frontier.py"),
+    script:
+        "../../scripts/frontier.py"
+
+
 rule build_report:
     input:
-        unpack(judge_validation_files),
-        manifest=rules.describe_model.output.manifest,
+        unpack(judge_files("judge_vs_people", "judge_vs_people_png")),
+        manifest=PRIMARY_MANIFEST,
+        manifests=model_manifests,
         stories=rules.collect_generations.output.stories,
         scores=rules.score_stories.output.scores,
         summary=rules.summarise_scores.output.summary,
         trends=rules.summarise_scores.output.trends,
         figures=rules.plot_figures.output.png,
+        frontier=rules.frontier.output.table,
+        frontier_png=rules.frontier.output.png,
         ratings_descriptives=ratings_tables("ratings_descriptives.csv"),
         ratings_lme=ratings_tables("ratings_lme.csv"),
         ratings_forest=ratings_tables("forest.png"),

@@ -4,7 +4,7 @@
 rule embed_stories:
     input:
         stories=rules.collect_generations.output.stories,
-        manifest=rules.describe_model.output.manifest,
+        manifest=PRIMARY_MANIFEST,
     output:
         embeddings=result("embeddings/{embedder}.parquet"),
     log:
@@ -18,7 +18,7 @@ rule embed_stories:
         mem_mb=engine_mem_mb,
         runtime=engine_runtime,
     params:
-        model=config["model"],
+        model=PRIMARY_MODEL,
         model_embedder=config["scoring"]["model_embedder"],
         cache_dir=EMBEDDING_CACHE,
         code=script_digest("embed_stories.py"),

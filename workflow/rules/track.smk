@@ -7,14 +7,16 @@ localrules:
 
 rule track_mlflow:
     input:
-        unpack(judge_ratings_files),
+        unpack(judge_files("judge_ratings", "judge_vs_people")),
         report=REPORT,
-        manifest=rules.describe_model.output.manifest,
+        manifests=model_manifests,
         stories=rules.collect_generations.output.stories,
         scores=rules.score_stories.output.scores,
         summary=rules.summarise_scores.output.summary,
         trends=rules.summarise_scores.output.trends,
         figures=rules.plot_figures.output.png,
+        frontier=rules.frontier.output.table,
+        frontier_png=rules.frontier.output.png,
         shard_stats=shard_stats_files,
         ratings_descriptives=ratings_tables("ratings_descriptives.csv"),
         ratings_lme=ratings_tables("ratings_lme.csv"),
