@@ -30,6 +30,7 @@ def swept_axes(frame: pl.DataFrame) -> list[str]:
 
 
 def several_models(frame: pl.DataFrame) -> bool:
+    """Whether the stories come from more than one model."""
     return "model_id" in frame.columns and _stories(frame)["model_id"].n_unique() > 1
 
 

@@ -19,7 +19,7 @@ import polars as pl  # noqa: E402
 import polars.selectors as cs  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from tempcreativity.cells import sampler_keys, sampler_label, swept_axes  # noqa: E402
+from tempcreativity.cells import sampler_keys, sampler_label, several_models, swept_axes  # noqa: E402
 from tempcreativity.scoring import SCORE_LABELS  # noqa: E402
 
 FIGURES = ("boxplots", "pca", "diversity", "trends")
@@ -57,7 +57,7 @@ def save(figure, png: str | Path, svg: str | Path) -> None:
 def sampler_groups(frame: pl.DataFrame) -> list[tuple[str, pl.DataFrame]]:
     """The frame split per sampler (model x swept settings), each with its label; one group, labelled '', where
     the grid has one model and sweeps only temperature."""
-    keys = [key for key in sampler_keys(frame) if key != "model_id" or frame["model_id"].n_unique() > 1]
+    keys = [key for key in sampler_keys(frame) if key != "model_id" or several_models(frame)]
     if not keys:
         return [("", frame)]
     axes = swept_axes(frame)

@@ -13,7 +13,7 @@ import jinja2
 import markupsafe
 import polars as pl
 
-from tempcreativity.cells import AXIS_LABELS, cell_keys, levels_label, swept_axes, value_text
+from tempcreativity.cells import AXIS_LABELS, cell_keys, levels_label, several_models, swept_axes, value_text
 from tempcreativity.grid import SAMPLER_AXES
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
 
@@ -188,8 +188,7 @@ def design_text(config: dict[str, Any], trend_table: pl.DataFrame) -> str:
         if "axis" in trend_table.columns
         else []
     )
-    several = "model_id" in trend_table.columns and trend_table["model_id"].n_unique() > 1
-    if axes or several:
+    if axes or several_models(trend_table):
         text += (
             " The grid sweeps more than temperature: each trend is fitted within one model"
             + (" and one level of every other swept setting (temperature included)" if axes else "")
@@ -245,20 +244,20 @@ def frontier_section(table: pl.DataFrame, figure: Path) -> dict:
     ]  # fmt: skip
     return {"sentences": frontier_sentences(table), "figure": _image(figure), "rows": rows, "quality": label,
             "judge": table["quality_measure"][0] == "judge_coherence", "higher": higher,
-            "several_models": "model_id" in table.columns and table["model_id"].n_unique() > 1}  # fmt: skip
+            "several_models": several_models(table)}  # fmt: skip
 
 
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def _cell_label(row: dict[str, Any], several_models: bool, axes: list[str]) -> str:
-    """A cell's model and swept settings, in words ('' for the study's grid)."""
-    return ", ".join(part for part in (row.get("model_id") if several_models else "", levels_label(row, axes)) if part)
+def _cell_label(row: dict[str, Any], several: bool, axes: list[str]) -> str:
+    """A cell's model (where there are several) and swept settings, in words ('' for the study's grid)."""
+    return ", ".join(part for part in (row.get("model_id") if several else "", levels_label(row, axes)) if part)
 
 
 def _summary_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
-    several, axes = "model_id" in summary.columns and summary["model_id"].n_unique() > 1, swept_axes(summary)
+    several, axes = several_models(summary), swept_axes(summary)
     rows = []
     for row in summary.iter_rows(named=True):
         cells = {
@@ -274,10 +273,7 @@ def _summary_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
 def _examples(generations: pl.DataFrame, scores: pl.DataFrame, per_temperature: int) -> list[dict[str, Any]]:
     """The first stories of every cell (and every exemplar), with their scores."""
     keys = cell_keys(generations)
-    several, axes = (
-        "model_id" in generations.columns and generations["model_id"].n_unique() > 1,
-        swept_axes(generations),
-    )
+    several, axes = several_models(generations), swept_axes(generations)
     joined = generations.select("story_id", *keys, "seed", "is_exemplar", "text").join(
         scores.select("story_id", "perplexity", "cosine_similarity", "edit_distance"), on="story_id"
     )
@@ -321,21 +317,21 @@ def render_report(
         undefined=jinja2.StrictUndefined,
     )
     stories = generations.filter(~pl.col("is_exemplar"))
-    several = "model_id" in trend_table.columns and trend_table["model_id"].n_unique() > 1
+    several = several_models(trend_table)
     trend_rows = [
-        {**row, "several_models": several, "group": trend_group({**row, "several_models": several}),
-         "axis_text": AXIS_LABELS[row.get("axis", "temperature")],
-         "sentence": trend_sentence({**row, "several_models": several}), "rho_text": _number(row["rho"], 2),
+        {**row, "group": trend_group(row), "axis_text": AXIS_LABELS[row.get("axis", "temperature")],
+         "sentence": trend_sentence(row), "rho_text": _number(row["rho"], 2),
          "ci_text": f"[{_number(row['rho_ci_low'], 2)}, {_number(row['rho_ci_high'], 2)}]",
          "p_text": _p_value(row["p_value"]), "slope_text": _number(row["slope"]), "response": row.get("response", row["score"]),
          "slope_ci_text": f"[{_number(row['slope_ci_low'])}, {_number(row['slope_ci_high'])}]"}
-        for row in trend_table.iter_rows(named=True)
+        for row in trend_table.with_columns(several_models=pl.lit(several)).iter_rows(named=True)
     ]  # fmt: skip
     headline = [
         row["sentence"] for row in trend_rows
         if row["score"] in ("perplexity", "cosine_similarity", "edit_distance") and row["axis_text"] == "temperature"
     ]  # fmt: skip
     truncations = sorted(set(stories["truncation"])) if "truncation" in stories.columns else []
+    summary_rows = _summary_rows(summary)
     models = models or [{"id": "", **config.get("model", {}), **manifest}]
     return environment.get_template("report.html.j2").render(
         experiment=config["experiment"],
@@ -347,14 +343,14 @@ def render_report(
         truncations=truncations,
         frontier=frontier,
         trend_groups=any(row["group"] for row in trend_rows),
-        cell_column=any(row["cell"] for row in _summary_rows(summary)),
+        cell_column=any(row["cell"] for row in summary_rows),
         n_stories=stories.height,
         n_prompts=generations["prompt_id"].n_unique(),
         temperatures=", ".join(f"{t:g}" for t in sorted(stories["temperature"].unique())),
         n_seeds=stories["seed"].n_unique(),
         headline=headline,
         trends=trend_rows,
-        summary=_summary_rows(summary),
+        summary=summary_rows,
         summary_columns={score: SCORE_LABELS[score] for score in SUMMARY_COLUMNS},
         figures={name: _image(path) for name, path in figures.items()},
         examples=_examples(generations, scores, examples_per_temperature),

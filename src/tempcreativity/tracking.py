@@ -179,8 +179,7 @@ def cell_runs(config: dict[str, Any], manifests: dict[str, dict[str, Any]], gene
         if rate:
             metrics |= {"tokens_per_second": rate, "generation_seconds": tokens / rate}
         model_id = row.get("model_id", default_id)
-        sampler = {name: row[name] if name in row else cell[name][0] if name in cell.columns and cell.height
-                   else config["decoding"][name] for name in SAMPLER_AXES}  # fmt: skip
+        sampler = {name: cell[name][0] for name in SAMPLER_AXES}  # every story of a cell shares its settings
         cells.append({
             "name": cell_name(row, several, axes),
             "params": {"model": manifests[model_id]["model"], "model_sha256": manifests[model_id]["sha256"],
