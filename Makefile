@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 LOCK := requirements/cpu.lock
 
-.PHONY: run test study setup browser clean-venv
+.PHONY: run test study setup browser tcmalloc clean-venv
 
 # The config is checked first (the default one with any YAML file named in ARGS laid over it, as Snakemake does):
 # a YAML syntax error is then named with its line, which Snakemake's own message leaves out.
@@ -34,7 +34,15 @@ browser:
 		apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 		echo "note: Debian's chromium is not installed: the report's browser test will be skipped"
 
-setup: $(VENV)/.project-installed
+setup: $(VENV)/.project-installed tcmalloc
+
+# tcmalloc, which the pipeline preloads into its jobs beside Intel OpenMP (from the lock file) because vLLM's CPU
+# engine runs faster with both: Debian's package, installed where this user may; elsewhere the jobs go without it.
+tcmalloc:
+	@[ -e /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 ] || { [ "$$(id -u)" = 0 ] && \
+		command -v apt-get >/dev/null 2>&1 && { apt-get install -y -qq libtcmalloc-minimal4 >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq libtcmalloc-minimal4 >/dev/null; }; }; } || \
+		echo "note: Debian's libtcmalloc-minimal4 is not installed: vLLM's CPU engine runs without tcmalloc"
 
 # The pinned environment: rebuilt from scratch whenever the lock file changes.
 $(VENV)/.lock-installed: $(LOCK)

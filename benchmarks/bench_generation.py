@@ -1,11 +1,15 @@
-"""Generation throughput, side by side in one process on one grid: the pipeline's vLLM path against Hugging Face
-transformers `generate` (one story at a time, and batched) and the study's own engine, llama.cpp (one story at a
-time, as the study ran it; only when llama-cpp-python is installed: `pip install -e ".[bench]"`). The machine's
-bf16 matrix-multiply ceiling is measured in the same run, and each engine's tokens/s is reported as a fraction of it
-(2 x parameters FLOPs per generated token).
+"""Generation throughput, side by side in one run on one grid: the pipeline's vLLM path with the pipeline's own
+settings (config/config.yaml's dtype, its engine arguments, tcmalloc and Intel OpenMP preloaded as its jobs have
+them) and the same in the other dtype (float32 and bfloat16 side by side), against Hugging Face transformers
+`generate` (one story at a time, and batched) and the study's own engine, llama.cpp (one story at a time, as the
+study ran it; only when llama-cpp-python is installed: `pip install -e ".[bench]"`). The machine's float32 and bf16
+matrix-multiply ceilings are measured in the same run, and each row's tokens/s is reported as a fraction of its own
+dtype's ceiling (2 x parameters FLOPs per generated token).
 
-    .venv/bin/python benchmarks/bench_generation.py [--stories 64] [--max-tokens 128] [--one-at-a-time 4]
+    .venv/bin/python benchmarks/bench_generation.py [--stories 225] [--max-tokens 128] [--one-at-a-time 4]
+                                                    [--compiled] [--no-preload]
 
+--compiled adds the pipeline's dtype without enforce_eager (torch.compile; its first start compiles for minutes).
 Prints a Markdown table. Timings include nothing but generation, except the row that adds the engine start.
 Each engine runs in a fresh subprocess (vLLM's CPU backend pins the process's threads), one after another."""
 
@@ -22,15 +26,18 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+REPO = Path(__file__).resolve().parents[1]
 
 TEMPERATURES = [0.01, 0.334, 0.667, 1.0, 1.334, 1.667, 2.0]
 
 
-def matmul_ceiling(size: int = 2048, repeats: int = 20) -> float:
-    """Peak bf16 matrix-multiply rate of this machine, in FLOP/s (best of several timed products)."""
+def matmul_ceiling(dtype: str, size: int = 2048, repeats: int = 20) -> float:
+    """Peak matrix-multiply rate of this machine in ``dtype`` (float32 or bfloat16), in FLOP/s (best of several
+    timed products)."""
     import torch
 
-    a, b = torch.randn(size, size, dtype=torch.bfloat16), torch.randn(size, size, dtype=torch.bfloat16)
+    kind = getattr(torch, dtype)
+    a, b = torch.randn(size, size, dtype=kind), torch.randn(size, size, dtype=kind)
     torch.matmul(a, b)
     best = float("inf")
     for _ in range(repeats):
@@ -68,13 +75,22 @@ def prompt_ids(folder: Path) -> list[int]:
     return render_prompt_ids(AutoTokenizer.from_pretrained(folder), request)
 
 
-def bench_vllm(folder: Path, ids: list[int], pairs, max_tokens: int) -> dict:
+def pipeline_model() -> dict:
+    """The default config's model settings (config/config.yaml, validated as the pipeline does)."""
+    from tempcreativity.config import load_config
+
+    return load_config(REPO / "config/config.yaml", REPO / "workflow/schemas/config.schema.yaml")["model"]
+
+
+def bench_vllm(folder: Path, ids: list[int], pairs, max_tokens: int, dtype: str, compiled: bool) -> dict:
     """The pipeline's path: its engine settings, every story in one generate() call with seeded SamplingParams."""
     from vllm import LLM, SamplingParams
 
     from tempcreativity.engine import engine_arguments, on_cpu
 
-    model = {"dtype": "bfloat16", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}}
+    model = pipeline_model() | {"dtype": dtype}
+    if compiled:
+        model["engine_args"] = {**model["engine_args"], "enforce_eager": False}
     start = time.perf_counter()
     engine = LLM(**engine_arguments(model, folder, len(ids), on_cpu()))
     started = time.perf_counter()
@@ -87,12 +103,12 @@ def bench_vllm(folder: Path, ids: list[int], pairs, max_tokens: int) -> dict:
     return {"stories": len(pairs), "tokens": tokens, "seconds": done - started, "start_seconds": started - start}
 
 
-def bench_hf(folder: Path, ids: list[int], pairs, max_tokens: int, batch: int) -> dict:
+def bench_hf(folder: Path, ids: list[int], pairs, max_tokens: int, batch: int, dtype: str) -> dict:
     """transformers generate: stories of one temperature in batches of ``batch`` (1 = one at a time)."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
     tokens, elapsed = 0, 0.0
     by_temperature: dict[float, list[int]] = {}
     for temperature, seed in pairs:
@@ -140,12 +156,16 @@ def parameter_count(folder: Path) -> int:
     return sum(tensor.numel() for tensor in load_file(folder / "model.safetensors").values())
 
 
-def run_engine(engine: str, arguments, folder: Path) -> dict | None:
-    """One engine's measurement, in a fresh Python process; None when the engine is not installed."""
+def run_engine(engine: str, arguments, folder: Path, preload: bool = False) -> dict | None:
+    """One engine's measurement, in a fresh Python process (with the pipeline jobs' preloaded libraries when
+    ``preload``); None when the engine is not installed."""
+    from tempcreativity.engine import preloaded_environment
+
     command = [sys.executable, __file__, "--engine", engine, "--model-dir", str(folder), "--stories", str(arguments.stories),
                "--max-tokens", str(arguments.max_tokens), "--one-at-a-time", str(arguments.one_at_a_time),
-               "--batch", str(arguments.batch)]  # fmt: skip
-    completed = subprocess.run(command, capture_output=True, text=True, check=True)
+               "--batch", str(arguments.batch), "--dtype", arguments.dtype]  # fmt: skip
+    environment = preloaded_environment(dict(os.environ)) if preload else dict(os.environ)
+    completed = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
     result = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")][-1]
     return json.loads(result.removeprefix("RESULT "))
 
@@ -154,12 +174,12 @@ def measure(engine: str, arguments) -> dict | None:
     folder = Path(arguments.model_dir)
     ids = prompt_ids(folder)
     pairs, few = grid(arguments.stories), grid(arguments.one_at_a_time)
-    if engine == "vllm":
-        return bench_vllm(folder, ids, pairs, arguments.max_tokens)
+    if engine in ("vllm", "vllm-compiled"):
+        return bench_vllm(folder, ids, pairs, arguments.max_tokens, arguments.dtype, engine == "vllm-compiled")
     if engine == "hf-single":
-        return bench_hf(folder, ids, few, arguments.max_tokens, batch=1)
+        return bench_hf(folder, ids, few, arguments.max_tokens, 1, arguments.dtype)
     if engine == "hf-batched":
-        return bench_hf(folder, ids, pairs, arguments.max_tokens, arguments.batch)
+        return bench_hf(folder, ids, pairs, arguments.max_tokens, arguments.batch, arguments.dtype)
     return bench_llama_cpp(ids, few, arguments.max_tokens)
 
 
@@ -170,40 +190,56 @@ def main() -> None:
     parser.add_argument("--one-at-a-time", type=int, default=4, help="stories for the one-at-a-time engines")
     parser.add_argument("--batch", type=int, default=16, help="batch size of batched transformers")
     parser.add_argument("--model-dir", help="converted model folder (default: resources/models/..., or convert)")
-    parser.add_argument("--engine", choices=["vllm", "hf-single", "hf-batched", "llama-cpp"], help=argparse.SUPPRESS)
+    parser.add_argument("--compiled", action="store_true", help="add the pipeline's dtype without enforce_eager")
+    parser.add_argument("--no-preload", action="store_true", help="run vLLM without the jobs' preloaded libraries")
+    parser.add_argument("--engine", help=argparse.SUPPRESS)
+    parser.add_argument("--dtype", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     if arguments.engine:  # a child process: measure one engine, print its result as JSON
         print("RESULT " + json.dumps(measure(arguments.engine, arguments)), flush=True)
         return
 
     folder = model_folder(arguments.model_dir)
-    ceiling = matmul_ceiling()
+    default_dtype = pipeline_model()["dtype"]
+    other_dtype = "bfloat16" if default_dtype == "float32" else "float32"
+    ceilings = {dtype: matmul_ceiling(dtype) for dtype in ("float32", "bfloat16")}
     flops_per_token = 2 * parameter_count(folder)
-    results = {
-        "vLLM (pipeline), generation": run_engine("vllm", arguments, folder),
-        "transformers generate, one at a time": run_engine("hf-single", arguments, folder),
-        f"transformers generate, batched {arguments.batch}": run_engine("hf-batched", arguments, folder),
-    }
-    llama = run_engine("llama-cpp", arguments, folder)
-    if llama:
-        results["llama.cpp (the study's engine), one at a time, Q4_1"] = llama
-    vllm = results["vLLM (pipeline), generation"]
-    results["vLLM (pipeline), engine start included"] = {**vllm, "seconds": vllm["seconds"] + vllm["start_seconds"]}
+    preload = not arguments.no_preload
+    rows = []  # (name, dtype, result)
 
-    baseline = results["transformers generate, one at a time"]
+    def add(name: str, engine: str, dtype: str, with_preload: bool = False) -> dict | None:
+        result = run_engine(engine, argparse.Namespace(**{**vars(arguments), "dtype": dtype}), folder, with_preload)
+        if result:
+            rows.append((name, dtype, result))
+        return result
+
+    pipeline = add(f"vLLM, the pipeline's settings ({default_dtype})", "vllm", default_dtype, preload)
+    add(f"vLLM, the pipeline's settings but {other_dtype}", "vllm", other_dtype, preload)
+    if arguments.compiled:
+        add(f"vLLM, the pipeline's settings, compiled (not eager), {default_dtype}", "vllm-compiled", default_dtype,
+            preload)  # fmt: skip
+    baseline = add(f"transformers generate, one at a time ({default_dtype})", "hf-single", default_dtype)
+    add(f"transformers generate, batched {arguments.batch} ({default_dtype})", "hf-batched", default_dtype)
+    llama = add("llama.cpp (the study's engine), one at a time, Q4_1", "llama-cpp", "bfloat16")
+    rows.append((f"vLLM, the pipeline's settings ({default_dtype}), engine start included", default_dtype,
+                 {**pipeline, "seconds": pipeline["seconds"] + pipeline["start_seconds"]}))  # fmt: skip
+
     baseline_rate = baseline["tokens"] / baseline["seconds"]
     print(f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-          f"bf16 matmul ceiling {ceiling / 1e9:.0f} GFLOP/s = {ceiling / flops_per_token:.0f} tokens/s for "
-          f"{flops_per_token / 2e6:.0f}M parameters")  # fmt: skip
+          f"{flops_per_token / 2e6:.0f}M parameters; matmul ceilings float32 {ceilings['float32'] / 1e9:.0f} GFLOP/s "
+          f"= {ceilings['float32'] / flops_per_token:.0f} tokens/s, bf16 {ceilings['bfloat16'] / 1e9:.0f} GFLOP/s = "
+          f"{ceilings['bfloat16'] / flops_per_token:.0f} tokens/s")  # fmt: skip
     print(f"Grid: {arguments.stories} stories ({arguments.one_at_a_time} for one-at-a-time engines) x "
-          f"{arguments.max_tokens} new tokens, the study's temperatures, top_k 50\n")  # fmt: skip
-    print("| engine | stories | tokens | seconds | tokens/s | stories/s | x one-at-a-time generate | % of ceiling |")
+          f"{arguments.max_tokens} new tokens, the study's temperatures, top_k 50; vLLM "
+          f"{'with' if preload else 'without'} tcmalloc and Intel OpenMP preloaded\n")  # fmt: skip
+    print("| engine | stories | tokens | seconds | tokens/s | stories/s | x one-at-a-time generate "
+          "| % of its dtype's ceiling |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for name, result in results.items():
+    for name, dtype, result in rows:
         rate = result["tokens"] / result["seconds"]
         print(f"| {name} | {result['stories']} | {result['tokens']} | {result['seconds']:.1f} | {rate:.0f} | "
               f"{result['stories'] / result['seconds']:.2f} | {rate / baseline_rate:.1f} | "
-              f"{100 * rate * flops_per_token / ceiling:.0f}% |")  # fmt: skip
+              f"{100 * rate * flops_per_token / ceilings[dtype]:.0f}% |")  # fmt: skip
     if not llama:
         print("\n(llama.cpp row left out: llama-cpp-python is not installed; pip install -e '.[bench]')")
 

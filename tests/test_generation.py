@@ -125,10 +125,32 @@ def test_cpu_engine_budget_never_splits_a_prompt_and_engine_args_override():
     cpu = engine_arguments(model, Path("/m"), max_prompt_tokens=200, cpu=True)
     assert cpu["max_num_batched_tokens"] >= cpu["max_num_seqs"] * 200
     assert cpu["enforce_eager"] is True and cpu["kv_cache_memory_bytes"] > 0
+    assert cpu["block_size"] == 32, "small KV blocks: prefix caching reuses all but the last 31 tokens of a prefix"
     overridden = engine_arguments({**model, "engine_args": {"enforce_eager": False}}, Path("/m"), 40, cpu=True)
     assert overridden["enforce_eager"] is False
     gpu = engine_arguments({**model, "tensor_parallel_size": 4}, Path("/m"), 40, cpu=False)
-    assert gpu["tensor_parallel_size"] == 4 and "kv_cache_memory_bytes" not in gpu
+    assert gpu["tensor_parallel_size"] == 4 and "kv_cache_memory_bytes" not in gpu and "block_size" not in gpu
+
+
+def test_jobs_preload_tcmalloc_and_intel_openmp_where_present(tmp_path, monkeypatch):
+    from tempcreativity import engine
+
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libiomp5.so").write_bytes(b"")
+    tcmalloc = tmp_path / "libtcmalloc_minimal.so.4"
+    tcmalloc.write_bytes(b"")
+    monkeypatch.setattr(engine, "TCMALLOC_PATHS", (str(tmp_path / "absent.so"), str(tcmalloc)))
+    monkeypatch.setattr("sys.prefix", str(tmp_path))
+    assert engine.preload_libraries() == [str(tcmalloc), str(tmp_path / "lib" / "libiomp5.so")]
+    preloaded = engine.preloaded_environment({"PATH": "/bin", "LD_PRELOAD": "/x/libfoo.so"})
+    assert preloaded["LD_PRELOAD"] == f"{tcmalloc}:{tmp_path}/lib/libiomp5.so:/x/libfoo.so"
+    assert engine.preloaded_environment(preloaded) == preloaded, "applied twice, listed once"
+    assert engine.preloaded_environment({"TEMPCREATIVITY_PRELOAD": "0"}) == {"TEMPCREATIVITY_PRELOAD": "0"}
+    user_runtime = {"LD_PRELOAD": "/opt/libgomp.so.1"}
+    assert engine.preloaded_environment(user_runtime) == user_runtime, "never a second OpenMP runtime"
+    monkeypatch.setattr(engine, "TCMALLOC_PATHS", ())
+    (tmp_path / "lib" / "libiomp5.so").unlink()
+    assert engine.preload_libraries() == [] and engine.preloaded_environment({}) == {}
 
 
 def test_cpu_engine_budget_is_bounded_for_long_prompts():

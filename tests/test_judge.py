@@ -12,9 +12,37 @@ def test_rubric_covers_the_four_criteria_and_compares_only_novelty_and_typicalit
     assert tuple(RUBRIC) == RATING_ITEMS
     for criterion in RATING_ITEMS:
         prompt = judge_messages(criterion, "THE STORY", "THE EXEMPLAR")[-1]["content"]
-        assert "THE STORY" in prompt and "from 1 to 5" in prompt
-        assert ("THE EXEMPLAR" in prompt) == (criterion in ("novelty", "typicality"))
-    assert "hard to follow" in judge_messages("coherence", "s", "e")[-1]["content"]  # higher = less coherent
+        assert (
+            "THE STORY" in prompt
+            and "THE EXEMPLAR" in prompt
+            and prompt.endswith(f"Rate the STORY's {criterion}. Answer with one number from 1 to 5.")
+        )
+        rubric_line = next(line for line in prompt.splitlines() if line.startswith(f"- {criterion}:"))
+        assert ("Compare the STORY with the EXAMPLE" in rubric_line) == (criterion in ("novelty", "typicality"))
+    coherence = judge_messages("coherence", "s", "e")[-1]["content"]
+    assert "- coherence: Read the STORY. How hard is it to follow" in coherence  # higher = less coherent
+    assert "1 = very easy to follow, 5 = very hard to follow" in coherence
+
+
+def test_a_storys_questions_share_everything_but_the_question_so_prefix_caching_reuses_it(embedded_tokenizer):
+    """Example, story and rubric, then the criterion's request: the four questions about a story share every token
+    but the last few, and questions about two stories share the example."""
+    import os
+
+    prefix = os.path.commonprefix
+
+    def tokens(criterion, story):
+        messages = judge_messages(criterion, story, "Once upon a time there was an example. " * 20)
+        rendered = embedded_tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        return embedded_tokenizer(rendered, add_special_tokens=False)["input_ids"]
+
+    story = "A fox found a key under the snow and kept it for a winter. " * 10
+    questions = [tokens(criterion, story) for criterion in RATING_ITEMS]
+    shared = len(prefix(questions))
+    assert all(len(question) - shared < 25 for question in questions), "only the short request differs"
+    assert shared > len(embedded_tokenizer(story)["input_ids"]) + 200, "example and story are shared"
+    other_story = tokens("novelty", "A crow counted the stars. " * 10)
+    assert len(prefix([questions[0], other_story])) > 200, "another story's questions share the example"
 
 
 def test_long_texts_are_cut_to_the_token_budget(embedded_tokenizer):

@@ -327,11 +327,6 @@ def test_snakemake_report_has_the_captioned_figures(tiny_run):
     assert "one panel per temperature" in pages
 
 
-def test_judge_asks_once_per_story_and_criterion(tiny_run):
-    log = (tiny_run / "results/tiny/logs/judge_stories.log").read_text()
-    assert "judge: 172 answers, 172 asked of the engine" in log  # (12 stories + the study's 31) x 4 criteria
-
-
 def test_embeddings_of_old_stories_come_from_the_cache(grown_run):
     log = (grown_run / "results/tiny/logs/embed_stories-minilm.log").read_text()
     assert "'embedded': 4" in log and "'texts': 18" in log
@@ -348,6 +343,18 @@ def test_judge_rates_every_story_once_with_its_expected_score(tiny_run):
     assert judge["rater"].str.starts_with("llm-judge:").all() and set(judge["method"]) == {"expected"}
     assert judge["digit_mass"].is_between(0.0, 1.0).all()
     assert sorted(judge["story_id"]) == sorted(stories(tiny_run).filter(~pl.col("is_exemplar"))["story_id"])
+
+
+def test_the_judge_asks_its_questions_on_the_generation_engine(tiny_run):
+    """The judge is the generating model: the generation job asked every question while its engine was up, so the
+    judge's own job read them all from the cache and started no engine."""
+    stats = json.loads((tiny_run / "results/tiny/shards/shard-0.stats.json").read_text())
+    assert stats["judge_answers"] == stats["judge_asked"] == 12 * 4, "each story x 4 criteria, once"
+    assert stats["judge_study_answers"] == stats["judge_study_asked"] == 31 * 4, "and the study's 31 stories"
+    assert 0 < stats["judge_seconds"] and 0 < stats["judge_study_seconds"]
+    judge_log = (tiny_run / "results/tiny/logs/judge_stories.log").read_text()
+    assert "judge: 172 answers, 0 asked of the engine" in judge_log
+    assert "Initializing a V1 LLM engine" not in judge_log
 
 
 def test_judge_expected_scores_match_transformers(tiny_run):

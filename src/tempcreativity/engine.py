@@ -20,12 +20,47 @@ os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 CPU_MAX_NUM_SEQS = 256
 CPU_KV_CACHE_BYTES = 4 << 30
 CPU_MAX_BATCHED_TOKENS = 65536  # bounds the activations of one engine step, whatever the prompts' length
+# KV-cache block of 32 tokens instead of the CPU backend's 128: prefix caching reuses only whole blocks, so the judge's
+# four questions about a story recompute up to 31 tokens of it instead of up to 127 (the judge twice as fast, measured;
+# generation as fast, and the same stories token for token).
+CPU_BLOCK_SIZE = 32
 # Engine arguments that change only memory and scheduling, never a story's tokens (with float32 on the CPU, where a
 # story does not depend on its batch): they are left out of the cache key. Every other engine argument is in it.
 TOKEN_NEUTRAL_ENGINE_ARGS = frozenset(
     {"gpu_memory_utilization", "kv_cache_memory_bytes", "swap_space", "max_num_seqs", "max_num_batched_tokens",
      "disable_log_stats"}
 )  # fmt: skip
+
+
+# Libraries vLLM's CPU backend asks to have preloaded "for best performance": tcmalloc (Debian's
+# libtcmalloc-minimal4, which `make setup` installs where it may) and Intel OpenMP (the intel-openmp wheel of this
+# environment, in <venv>/lib). Measured on 2 cores, 225 stories x 128 tokens: float32 +17%, bfloat16 about 2x.
+TCMALLOC_PATHS = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", "/usr/lib64/libtcmalloc_minimal.so.4")
+
+
+def preload_libraries(prefix: str | Path | None = None) -> list[str]:
+    """The libraries to preload into engine jobs on an x86-64 Linux machine, those of them that are present:
+    tcmalloc, then Intel OpenMP (found in ``prefix``/lib, the running Python's environment by default)."""
+    import platform
+    import sys
+
+    if platform.system() != "Linux" or platform.machine() != "x86_64":
+        return []
+    found = [path for path in TCMALLOC_PATHS if Path(path).is_file()][:1]
+    intel_openmp = Path(prefix or sys.prefix) / "lib" / "libiomp5.so"
+    return found + ([str(intel_openmp)] if intel_openmp.is_file() else [])
+
+
+def preloaded_environment(environment: dict[str, str]) -> dict[str, str]:
+    """``environment`` with preload_libraries() added to LD_PRELOAD (for the processes it starts), unless the user
+    set LD_PRELOAD to an OpenMP runtime already, or TEMPCREATIVITY_PRELOAD=0."""
+    current = environment.get("LD_PRELOAD", "")
+    if environment.get("TEMPCREATIVITY_PRELOAD") == "0" or "libiomp" in current or "libgomp" in current:
+        return environment
+    missing = [path for path in preload_libraries() if path not in current.split(":")]
+    if not missing:
+        return environment
+    return environment | {"LD_PRELOAD": ":".join([*missing, *filter(None, current.split(":"))])}
 
 
 def on_cpu() -> bool:
@@ -95,7 +130,7 @@ def check_context(model: dict[str, Any], folder: Path) -> None:
 
 def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int, cpu: bool) -> dict[str, Any]:
     """Keyword arguments for vllm.LLM. On CPU: eager mode (a start in seconds, not minutes), an explicit KV-cache
-    size, and a token budget per step large enough that no prompt is split (chunked prefill of many seeded
+    size in blocks of CPU_BLOCK_SIZE tokens, and a token budget per step large enough that no prompt is split (chunked prefill of many seeded
     requests crashes the CPU worker): the budget is bounded by CPU_MAX_BATCHED_TOKENS (or max_model_len), and
     fewer sequences run at once when long prompts would not fit it. ``model.engine_args`` overrides any of them.
     Stops when ``model.device`` names another device than the one the installed vLLM runs on."""
@@ -113,6 +148,7 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
         budget = max(16384, model["max_model_len"], min(CPU_MAX_BATCHED_TOKENS, CPU_MAX_NUM_SEQS * longest))
         arguments.update(
             enforce_eager=True,
+            block_size=CPU_BLOCK_SIZE,
             kv_cache_memory_bytes=CPU_KV_CACHE_BYTES,
             max_num_seqs=max(1, min(CPU_MAX_NUM_SEQS, budget // longest)),
             max_num_batched_tokens=budget,

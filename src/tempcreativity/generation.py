@@ -5,6 +5,7 @@ moment it finishes, so a job that dies part-way (time limit, preemption, out of 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -207,10 +208,13 @@ def generate_stories(
     config: dict[str, Any],
     manifests: dict[str, dict[str, Any]],
     cache_dir: str | Path,
+    with_engine: Callable[[str, pl.DataFrame, Any], dict[str, Any]] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Rows (in request order, GENERATIONS_SCHEMA) for ``requests``, generating only what the cache lacks: one
     engine per model (``manifests`` by model id) that has stories missing. Returns the rows and statistics of the
-    work done (stories cached and generated, tokens, seconds; summed over the models)."""
+    work done (stories cached and generated, tokens, seconds; summed over the models). ``with_engine(model_id,
+    rows, engine)`` is called once per model with its rows and its engine while it is still up (None when every
+    story came from the cache); what it returns joins the statistics."""
     model_of = {model["id"]: model for model in models(config)}
     stats: dict[str, Any] = {"requested": len(requests), "cached": 0, "generated": 0, "generated_tokens": 0,
                              "engine_start_seconds": 0.0, "generate_seconds": 0.0}  # fmt: skip
@@ -218,7 +222,7 @@ def generate_stories(
     for model_id in dict.fromkeys(request.model_id for request in requests):
         indices = [index for index, request in enumerate(requests) if request.model_id == model_id]
         model_rows, model_stats = _generate_with_model(
-            [requests[i] for i in indices], config, model_of[model_id], manifests[model_id], cache_dir
+            [requests[i] for i in indices], config, model_of[model_id], manifests[model_id], cache_dir, with_engine
         )
         rows.append(model_rows.with_columns(_index=pl.Series(indices, dtype=pl.Int64)))
         for name in ("cached", "generated", "generated_tokens", "engine_start_seconds", "generate_seconds"):
@@ -232,9 +236,10 @@ def generate_stories(
 
 def _generate_with_model(
     requests: list[StoryRequest], config: dict[str, Any], model: dict[str, Any], manifest: dict[str, Any],
-    cache_dir: str | Path,
+    cache_dir: str | Path, with_engine: Callable[[str, pl.DataFrame, Any], dict[str, Any]] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:  # fmt: skip
-    """The rows of one model's stories, generating what the cache lacks with one engine."""
+    """The rows of one model's stories, generating what the cache lacks with one engine (then handed to
+    ``with_engine``, and stopped)."""
     from transformers import AutoTokenizer
 
     cache = ContentStore(cache_dir, GENERATION_SCHEMA)
@@ -254,6 +259,7 @@ def _generate_with_model(
     stats: dict[str, Any] = {"generated_tokens": 0, "engine_start_seconds": 0.0, "generate_seconds": 0.0,
                              **fingerprint}  # fmt: skip
     index_of = {key: index for index, key in enumerate(keys)}
+    running: dict[str, Any] = {}  # the engine, once started
 
     def generate(missing: list[str]):
         """Start the engine and yield each missing story's entry as it finishes (timed, tokens counted)."""
@@ -261,7 +267,7 @@ def _generate_with_model(
 
         indices = [index_of[key] for key in missing]
         started = time.perf_counter()
-        engine = start_engine(model, folder, max(len(prompt_ids[i]) for i in indices))
+        engine = running["engine"] = start_engine(model, folder, max(len(prompt_ids[i]) for i in indices))
         stats["engine_start_seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         prompts = [{"prompt_token_ids": prompt_ids[i]} for i in indices]
@@ -271,8 +277,6 @@ def _generate_with_model(
             stats["generated_tokens"] += entry["num_tokens"][0]
             yield entry
         stats["generate_seconds"] = round(time.perf_counter() - started, 3)
-        stop_engine(engine)  # frees its memory before the next model's engine starts
-        del engine
 
     stored, missing = cache.fill(keys, generate)
     stats |= {"cached": len(requests) - len(missing), "generated": len(missing)}
@@ -290,8 +294,12 @@ def _generate_with_model(
         ],
         schema=REQUEST_SCHEMA,
     )
-    rows = pl.concat([described, stored], how="horizontal")
-    return rows.select(list(GENERATIONS_SCHEMA)), stats
+    rows = pl.concat([described, stored], how="horizontal").select(list(GENERATIONS_SCHEMA))
+    if with_engine is not None:
+        stats |= with_engine(model["id"], rows, running.get("engine"))
+    if "engine" in running:
+        stop_engine(running.pop("engine"))  # frees its memory before the next model's engine starts
+    return rows, stats
 
 
 def order_stories(frames: list[pl.DataFrame], story_ids: list[str]) -> pl.DataFrame:

@@ -10,8 +10,16 @@ One rating per story and criterion (a judge is one rater, whatever its seeds: it
 - ``method: sample``: ``samples`` seeded answers at the judge's temperature, each restricted to "1".."5" by vLLM's
   structured output, averaged.
 
+Every question is laid out shared part first: the system line, the whole rubric and the EXAMPLE (the exemplar), then
+the STORY, and only then the criterion's request ("Rate the STORY's novelty."). vLLM's prefix caching then computes
+rubric and example once for all stories, and each story once for its four questions (measured on 24 stories of
+the default grid, with the CPU engines' 32-token KV blocks: 66,336 of 74,152 prompt tokens came from the cache). Every question thus shows all four criteria and the example;
+novelty and typicality ask to compare with the example, cohesion and coherence about the STORY alone.
+
 The same engine also rates the study's 31 rated stories against the study's exemplar, so that the judge can be
-checked against the study's people (``judge_vs_people``)."""
+checked against the study's people (``judge_vs_people``). When the judge is the generating model, the generation
+job asks its questions on its own engine while it is up (``judge_on_engine``), so the judge's job reads answers
+from the cache and starts no engine."""
 
 from __future__ import annotations
 
@@ -47,14 +55,19 @@ RUBRIC = {
         "1 = very easy to follow, 5 = very hard to follow",
     ),
 }
-COMPARES_WITH_EXEMPLAR = {"novelty", "typicality"}
 
 
 def judge_messages(criterion: str, story: str, exemplar: str) -> list[dict[str, str]]:
-    """The chat messages that ask for one rating."""
-    question, scale = RUBRIC[criterion]
-    parts = [f"EXAMPLE:\n{exemplar}\n"] if criterion in COMPARES_WITH_EXEMPLAR else []
-    parts += [f"STORY:\n{story}\n", question, f"Answer with one number from 1 to 5 ({scale})."]
+    """The chat messages that ask for one rating: what every question shares (system line, the whole rubric, the
+    example), then the story, and only the criterion's short request last, so that prefix caching reuses the
+    shared part."""
+    rubric = "\n".join(f"- {name}: {question} ({scale})" for name, (question, scale) in RUBRIC.items())
+    parts = [
+        f"You will rate a STORY on one of these criteria, each from 1 to 5:\n{rubric}\n",
+        f"EXAMPLE:\n{exemplar}\n",
+        f"STORY:\n{story}\n",
+        f"Rate the STORY's {criterion}. Answer with one number from 1 to 5.",
+    ]
     return [
         {"role": "system", "content": "You are a careful reader who rates short stories for a study."},
         {"role": "user", "content": "\n".join(parts)},
@@ -96,11 +109,13 @@ def _exemplar_owner(story: dict[str, Any]) -> tuple[str, str]:
 
 
 def _judge_prompts(stories: pl.DataFrame, exemplars: dict[tuple, str], tokenizer, limit: int) -> tuple[list, list]:
-    """One prompt per story x criterion (token ids) and its (story_id, temperature, criterion)."""
+    """One prompt per story x criterion (token ids) and its (story_id, temperature, criterion), criterion by
+    criterion: a story's later questions then reach the engine after its first one was computed, and prefix
+    caching reuses its example and story (questions that are scheduled together are computed separately)."""
     prompts, keys = [], []
-    for story in stories.iter_rows(named=True):
-        text = truncate_tokens(tokenizer, story["text"], limit)
-        for criterion in RATING_ITEMS:
+    texts = [truncate_tokens(tokenizer, story["text"], limit) for story in stories.iter_rows(named=True)]
+    for criterion in RATING_ITEMS:
+        for story, text in zip(stories.iter_rows(named=True), texts):
             messages = judge_messages(criterion, text, exemplars[_exemplar_owner(story)])
             rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
             prompts.append(tokenizer(rendered, add_special_tokens=False)["input_ids"])
@@ -115,12 +130,17 @@ def judge_stories(
     model: dict[str, Any],
     judge_identity: str,
     cache_dir: str | Path,
+    engine=None,
 ) -> tuple[dict[str, pl.DataFrame], dict[str, int]]:
     """For each named generations table (its exemplars are the reference and are not rated), one rating per story
     and criterion (the module's docstring says how), as a ratings table in the study's format with one rater,
     ``judge``; and how many answers were asked of the engine. One engine serves every table. Answers are cached
     by ``judge_identity`` (the judge's weights), prompt, method and sampling, so a grown grid is judged only for
-    its new stories."""
+    its new stories. With ``engine`` (a running vllm.LLM on the judge's weights and dtype) the missing answers are
+    asked of it instead of a new engine; if a question would not fit its context, nothing is asked and no table is
+    returned."""
+    import time
+
     from transformers import AutoTokenizer
 
     from tempcreativity.engine import engine_fingerprint, on_cpu
@@ -147,10 +167,15 @@ def judge_stories(
                 requests.append((prompt, seed, cache_key({**identity, "prompt_token_ids": prompt, "seed": seed})))
                 owners.append((name, *key))
     unique = {request[2]: request for request in requests}  # a story in two sets is asked once
+    longest = max((len(prompt) for prompt, _, _ in requests), default=0)
+    if engine is not None and longest + 2 > engine.llm_engine.model_config.max_model_len:
+        return {}, {"answers": len(requests), "asked": 0, "seconds": 0.0}
+    started = time.perf_counter()
     answers, asked = ContentStore(cache_dir, ANSWER_SCHEMA).fill(
         [request[2] for request in requests],
-        lambda missing: _ask(model_folder, model, [unique[key] for key in missing], judge, digits),
+        lambda missing: _ask(model_folder, model, [unique[key] for key in missing], judge, digits, engine),
     )
+    seconds = round(time.perf_counter() - started, 3)
     collected: dict[str, dict[tuple, list]] = {name: {} for name in story_sets}  # per set: (rating, digit mass)
     for (name, story_id, temperature, criterion), answer, logprobs in zip(
         owners, answers["answer"], answers["digit_logprobs"], strict=True
@@ -170,20 +195,53 @@ def judge_stories(
         for row in rows.values():
             row["digit_mass"] = float(np.mean(row["digit_mass"]))
         tables[name] = pl.DataFrame(list(rows.values()), schema=RATINGS_SCHEMA).sort("story_id")
-    return tables, {"answers": len(requests), "asked": len(asked)}
+    return tables, {"answers": len(requests), "asked": len(asked), "seconds": seconds}
+
+
+def judge_on_engine(
+    engine,
+    stories: pl.DataFrame,
+    study_stories: pl.DataFrame | None,
+    manifest: dict[str, Any],
+    judge: dict[str, Any],
+    model: dict[str, Any],
+    cache_dir: str | Path,
+) -> dict[str, Any]:
+    """Ask the judge's questions about ``stories`` (a generation job's, of the judge's own model) and the study's
+    stories on ``engine``, the generation job's running engine, into the judge's cache: the judge's job then starts
+    no engine. Only stories whose exemplar is among them are asked (another shard holds the others' exemplar); only
+    the ``expected`` method (greedy, unseeded) and prompts that fit the engine's context. Returns the judge's
+    statistics (answers, asked, seconds) for the experiment's stories, and as ``study_answers`` etc. for the
+    study's (asked once per judge and cache: its questions are the same for every experiment)."""
+    if judge["method"] != "expected" or engine is None:
+        return {}
+    owners = stories.filter(pl.col("is_exemplar")).select("model_id", "prompt_id")
+    story_sets = {"experiment": stories.join(owners, on=["model_id", "prompt_id"], how="semi")}
+    if study_stories is not None:
+        story_sets["study"] = study_stories
+    judge = judge | {"model_name": manifest["model"]}
+    stats = {}
+    for name, story_set in story_sets.items():
+        tables, set_stats = judge_stories({name: story_set}, manifest["folder"], judge, model, manifest["sha256"],
+                                          cache_dir, engine)  # fmt: skip
+        prefix = "" if name == "experiment" else f"{name}_"
+        stats |= {f"{prefix}{key}": value for key, value in set_stats.items()} if tables else {}
+    return stats
 
 
 def _ask(model_folder: str, model: dict[str, Any], requests: list[tuple], judge: dict[str, Any],
-         digits: list[int] | None) -> pl.DataFrame:  # fmt: skip
-    """Start the judge's engine and ask every prompt once: greedy with the five answers' log-probabilities
-    (``expected``), or one seeded answer restricted to "1".."5" (``sample``)."""
+         digits: list[int] | None, engine=None) -> pl.DataFrame:  # fmt: skip
+    """Ask every prompt once, of ``engine`` or else of a new engine: greedy with the five answers'
+    log-probabilities (``expected``), or one seeded answer restricted to "1".."5" (``sample``)."""
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
     from tempcreativity.engine import start_engine
 
     longest = max(len(prompt) for prompt, _, _ in requests)
-    engine = start_engine({**model, "max_model_len": max(model["max_model_len"], longest + 2)}, model_folder, longest)
+    if engine is None:
+        context = max(model["max_model_len"], longest + 2)
+        engine = start_engine({**model, "max_model_len": context}, model_folder, longest)
     if digits is not None:
         params = [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=digits) for _ in requests]
     else:

@@ -1,12 +1,23 @@
 # Config validation, the story grid, every output path, and the rules' input functions.
+import os
 import re
 from pathlib import Path
 
 from tempcreativity.cluster import cluster_engine_cpus
 from tempcreativity.config import apply_command_line, validate_config
 from tempcreativity.grid import expand_grid, models, split_into_shards
-from tempcreativity.model import EMBEDDED, judge_model_path, model_slug
+from tempcreativity.model import (
+    EMBEDDED,
+    generating_paths,
+    judge_model_path,
+    model_slug,
+)
 from tempcreativity import provenance
+from tempcreativity.engine import preloaded_environment
+
+# Jobs start with tcmalloc and Intel OpenMP preloaded where present (vLLM's CPU backend runs faster with them):
+# jobs are child processes of this one, here and inside a SLURM job alike.
+os.environ.update(preloaded_environment(dict(os.environ)))
 
 # (the command line's config files and --config, merged: what they set replaces the default file's choices)
 apply_command_line(config, workflow.config_settings.overwrite_config)
@@ -165,6 +176,41 @@ def generation_settings(wildcards):
         for name in ("experiment", "model", "models", "decoding")
         if name in config
     }
+
+
+def judges_on_generation_engine():
+    """Whether the generation jobs also ask the judge's questions (the judge is the first generating model and
+    answers greedily): their engine is up anyway, and the judge's job then starts none.
+    """
+    return (
+        config["judge"]["enabled"]
+        and config["judge"]["method"] == "expected"
+        and judge_model_path(config) == generating_paths(config)[0]
+    )
+
+
+def shard_judge(wildcards):
+    """What a generation job needs to ask the judge's questions (shard 0 also asks the study's), or None."""
+    if not judges_on_generation_engine():
+        return None
+    study = STUDY_DATA if int(wildcards.shard) == 0 else None
+    return {
+        "judge": config["judge"],
+        "model": PRIMARY_MODEL,
+        "cache_dir": JUDGE_CACHE,
+        "study_data": study,
+    }
+
+
+def shard_judge_inputs(wildcards):
+    """The study's stories, for the generation job that asks the judge about them (shard 0)."""
+    if judges_on_generation_engine() and int(wildcards.shard) == 0:
+        return {
+            name: path
+            for name, path in study_data_files(wildcards).items()
+            if name != "ratings"
+        }
+    return {}
 
 
 def all_shards(wildcards):

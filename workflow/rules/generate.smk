@@ -7,6 +7,7 @@ localrules:
 
 rule generate_shard:
     input:
+        unpack(shard_judge_inputs),
         manifests=model_manifests,
     output:
         stories=result("shards/shard-{shard}.parquet"),
@@ -27,6 +28,7 @@ rule generate_shard:
         settings=generation_settings,
         model_ids=MODEL_IDS,
         cache_dir=GENERATION_CACHE,
+        judge=shard_judge,
         code=script_digest("generate.py"),
     script:
         "../../scripts/generate.py"
