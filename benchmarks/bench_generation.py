@@ -199,6 +199,8 @@ def main() -> None:
         print("RESULT " + json.dumps(measure(arguments.engine, arguments)), flush=True)
         return
 
+    from tempcreativity.engine import preload_libraries
+
     folder = model_folder(arguments.model_dir)
     default_dtype = pipeline_model()["dtype"]
     other_dtype = "bfloat16" if default_dtype == "float32" else "float32"
@@ -230,8 +232,8 @@ def main() -> None:
           f"= {ceilings['float32'] / flops_per_token:.0f} tokens/s, bf16 {ceilings['bfloat16'] / 1e9:.0f} GFLOP/s = "
           f"{ceilings['bfloat16'] / flops_per_token:.0f} tokens/s")  # fmt: skip
     print(f"Grid: {arguments.stories} stories ({arguments.one_at_a_time} for one-at-a-time engines) x "
-          f"{arguments.max_tokens} new tokens, the study's temperatures, top_k 50; vLLM "
-          f"{'with' if preload else 'without'} tcmalloc and Intel OpenMP preloaded\n")  # fmt: skip
+          f"{arguments.max_tokens} new tokens, the study's temperatures, top_k 50; vLLM with "
+          f"{', '.join(Path(path).name for path in preload_libraries()) if preload else 'nothing'} preloaded\n")  # fmt: skip
     print("| engine | stories | tokens | seconds | tokens/s | stories/s | x one-at-a-time generate "
           "| % of its dtype's ceiling |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

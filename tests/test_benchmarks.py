@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -21,10 +22,14 @@ def test_generation_benchmark_prints_its_table(tiny_run):
     assert completed.returncode == 0, completed.stderr[-3000:]
     table = [line for line in completed.stdout.splitlines() if line.startswith("| ")]
     assert table[0].startswith("| engine | stories | tokens | seconds | tokens/s")
-    rows = {line.split(" | ")[0].strip("| ") for line in table[2:]}
+    rows = {line.split(" | ")[0].strip("| "): line for line in table[2:]}
     assert {
-        "vLLM (pipeline), generation",
-        "transformers generate, one at a time",
-        "transformers generate, batched 2",
-    } <= rows
-    assert "bf16 matmul ceiling" in completed.stdout
+        "vLLM, the pipeline's settings (float32)",  # the default config's dtype
+        "vLLM, the pipeline's settings but bfloat16",
+        "transformers generate, one at a time (float32)",
+        "transformers generate, batched 2 (float32)",
+        "vLLM, the pipeline's settings (float32), engine start included",
+    } <= set(rows)
+    assert all(line.rstrip(" |").endswith("%") for line in rows.values()), "each row against its dtype's ceiling"
+    assert "matmul ceilings float32" in completed.stdout and ", bf16 " in completed.stdout
+    assert re.search(r"vLLM with (libtcmalloc_minimal\.so\.4, )?libiomp5\.so preloaded", completed.stdout)

@@ -63,6 +63,14 @@ def test_shipped_configs_are_valid(name):
     assert config["decoding"]["top_k"] == 50 and config["decoding"]["top_p"] == 1.0
 
 
+def test_the_benchmark_grid_is_the_issues_225_stories():
+    from tempcreativity.grid import expand_grid
+
+    config = load_config(REPO / "config/config.yaml", SCHEMA, REPO / "benchmarks/grid-225.yaml")
+    assert len(expand_grid(config)) == 7 * 32 + 1 and config["decoding"]["max_tokens"] == 128
+    assert config["model"]["dtype"] == "float32", "the default dtype, as the benchmark's rows say"
+
+
 @pytest.mark.parametrize("name", ["paper.yaml", "paper-cpu.yaml"])
 def test_paper_configs_are_the_studys_experiment(name):
     """scripts/temperatures.py of the study: llm(prompt, temperature=t, top_k=50, top_p=1.0, repeat_penalty=1.0,
