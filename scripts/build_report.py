@@ -10,7 +10,7 @@ import polars as pl
 
 from tempcreativity.grid import models
 from tempcreativity.io import write_text_atomic
-from tempcreativity.model import generating_paths, judge_is_generator, judge_model_path, read_manifest
+from tempcreativity.model import judge_is_first_model, judge_is_generator, judge_model_path, read_manifest
 from tempcreativity.provenance import git_state, package_versions
 from tempcreativity.report import (
     frontier_section,
@@ -22,7 +22,7 @@ from tempcreativity.report import (
 
 config = snakemake.params.config
 judge = dict(config["judge"], is_generator=judge_is_generator(config))
-first_model = judge_model_path(config) == generating_paths(config)[0]
+first_model = judge_is_first_model(config)
 ratings = [
     ratings_section(source, pl.read_csv(descriptives), pl.read_csv(lme), Path(forest),
                     rater=read_manifest(snakemake.input.manifest)["model"] if first_model else judge_model_path(config),

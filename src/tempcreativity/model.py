@@ -130,10 +130,16 @@ def judge_is_generator(config: dict) -> bool:
     return judge_model_path(config) in generating_paths(config)
 
 
+def judge_is_first_model(config: dict) -> bool:
+    """Whether the judge is the first generating model: its manifest then describes the judge, and the generation
+    jobs' engine can serve it."""
+    return judge_model_path(config) == generating_paths(config)[0]
+
+
 def resolve_judge(config: dict, manifest: dict, embedded_dir: Path | None) -> tuple[str, str, str]:
     """The judge's local folder, its name and its weights' sha256 (the generating model's manifest when it is
     the first generating model)."""
-    if judge_model_path(config) == generating_paths(config)[0]:
+    if judge_is_first_model(config):
         return manifest["folder"], manifest["model"], manifest["sha256"]
     path = judge_model_path(config)
     folder = resolve_model_folder(path, embedded_dir)

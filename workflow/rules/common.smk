@@ -8,7 +8,7 @@ from tempcreativity.config import apply_command_line, validate_config
 from tempcreativity.grid import expand_grid, models, split_into_shards
 from tempcreativity.model import (
     EMBEDDED,
-    generating_paths,
+    judge_is_first_model,
     judge_model_path,
     model_slug,
 )
@@ -185,7 +185,7 @@ def judges_on_generation_engine():
     return (
         config["judge"]["enabled"]
         and config["judge"]["method"] == "expected"
-        and judge_model_path(config) == generating_paths(config)[0]
+        and judge_is_first_model(config)
     )
 
 
