@@ -11,7 +11,9 @@
 128 tokens); --judge turns the LLM judge on; --baseline also times Hugging Face `generate`, one story at a time, in
 the pipeline's dtype (benchmarks/bench_generation.py's measurement), and reports the whole first run against it.
 Stage times come from Snakemake's `benchmark:` files and the generation jobs' statistics (engine start, generation,
-and the judge's questions asked on the generation engine). Prints Markdown tables."""
+the judge's questions asked on the generation engine, the embedders run in the same job). Where SLURM is installed,
+the time its `scontrol show config` takes is printed too: Snakemake's SLURM plugin runs it at every start. Prints
+Markdown tables."""
 
 from __future__ import annotations
 
@@ -61,7 +63,21 @@ def stage_table(workdir: Path, experiment: str, since: float = 0.0) -> dict[str,
             if f"{prefix}_seconds" in stats:
                 label = f"  {shard}: judge on the same engine, {stories} ({stats[f'{prefix}_asked']} answers asked)"
                 stages[label] = stats[f"{prefix}_seconds"]
+        for name in ("model", "minilm"):
+            if f"embed_{name}_seconds" in stats:
+                label = f"  {shard}: embedder {name} in the same job ({stats[f'embedded_{name}']} stories embedded)"
+                stages[label] = stats[f"embed_{name}_seconds"]
     return stages
+
+
+def slurm_plugin_wait() -> float | None:
+    """Seconds of `scontrol show config`, which Snakemake's SLURM executor plugin runs whenever Snakemake starts
+    (where SLURM is installed); None where it is not."""
+    if shutil.which("scontrol") is None:
+        return None
+    start = time.perf_counter()
+    subprocess.run(["scontrol", "show", "config"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    return time.perf_counter() - start
 
 
 def hf_one_at_a_time(model_dir: Path, dtype: str, max_tokens: int) -> float:
@@ -114,7 +130,11 @@ def main() -> None:
     print("| run | wall seconds |\n| --- | ---: |")
     print(f"| whole pipeline from nothing{' (model reused)' if arguments.reuse_model else ''} | {full:.1f} |")
     print(f"| re-run, nothing changed | {noop:.1f} |")
-    print(f"| re-run after adding temperature {added_temperature} | {added:.1f} |\n")
+    print(f"| re-run after adding temperature {added_temperature} | {added:.1f} |")
+    wait = slurm_plugin_wait()
+    if wait is not None:
+        print(f"| of each run, the SLURM plugin's `scontrol show config` (not the pipeline) | {wait:.1f} |")
+    print()
     print(f"| stage | first run, seconds | after adding temperature {added_temperature}, seconds |")
     print("| --- | ---: | ---: |")
     for name in [*first, *(name for name in incremental if name not in first)]:

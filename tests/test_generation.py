@@ -153,6 +153,14 @@ def test_jobs_preload_tcmalloc_and_intel_openmp_where_present(tmp_path, monkeypa
     assert engine.preload_libraries() == [] and engine.preloaded_environment({}) == {}
 
 
+def test_the_engine_fingerprint_read_without_importing_vllm_is_vllms_own():
+    """The judge's job keys its cache by the engine fingerprint, read from the installed package's metadata so that
+    a job whose answers are all cached does not import vLLM: it must be exactly what vLLM itself says."""
+    from tempcreativity.engine import engine_fingerprint, installed_engine_fingerprint, on_cpu
+
+    assert installed_engine_fingerprint() == engine_fingerprint(on_cpu())
+
+
 def test_cpu_engine_budget_is_bounded_for_long_prompts():
     """A 25k-token prompt used to set the step budget to 256 x 25k tokens (past 13 GB in seconds)."""
     model = {"dtype": "float32", "max_model_len": 32768, "tensor_parallel_size": 1, "engine_args": {}}

@@ -327,9 +327,19 @@ def test_snakemake_report_has_the_captioned_figures(tiny_run):
     assert "one panel per temperature" in pages
 
 
+def test_the_generation_job_embeds_its_stories_and_the_embedding_jobs_read_them(tiny_run):
+    """Both embedders ran in the generation job, while vLLM was loaded; the embedding jobs only read the cache."""
+    assert stats(tiny_run)["embedded_model"] == stats(tiny_run)["embedded_minilm"] == 14
+    for embedder in ("minilm", "model"):
+        log = (tiny_run / f"results/tiny/logs/embed_stories-{embedder}.log").read_text()
+        assert "'embedded': 0" in log and "'texts': 14" in log, embedder
+        assert "Initializing a V1 LLM engine" not in log, embedder
+
+
 def test_embeddings_of_old_stories_come_from_the_cache(grown_run):
+    assert stats(grown_run)["embedded_minilm"] == stats(grown_run)["embedded_model"] == 4, "only the new stories"
     log = (grown_run / "results/tiny/logs/embed_stories-minilm.log").read_text()
-    assert "'embedded': 4" in log and "'texts': 18" in log
+    assert "'embedded': 0" in log and "'texts': 18" in log
 
 
 # --- ratings: the LLM judge and people's ratings ------------------------------------------------------------

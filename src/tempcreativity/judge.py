@@ -143,14 +143,14 @@ def judge_stories(
 
     from transformers import AutoTokenizer
 
-    from tempcreativity.engine import engine_fingerprint, on_cpu
+    from tempcreativity.engine import installed_engine_fingerprint
 
     tokenizer = AutoTokenizer.from_pretrained(model_folder)
     method = judge["method"]
     samples = judge["samples"] if method == "sample" else 1
     digits = scale_token_ids(tokenizer) if method == "expected" else None
     identity = {"judge": judge_identity, "dtype": model["dtype"], "method": method, "choice": SCALE,
-                "engine": engine_fingerprint(on_cpu())}  # fmt: skip
+                "engine": installed_engine_fingerprint()}  # fmt: skip
     if method == "sample":
         identity["temperature"] = judge["temperature"]
     requests, owners = [], []  # (prompt ids, seed, cache key) per answer; (set name, story, criterion) per answer

@@ -129,6 +129,18 @@ def _within_block_permutation_p(x: np.ndarray, y: np.ndarray, blocks: np.ndarray
     return (extreme + 1) / (permutations + 1)
 
 
+def _spearman_rows(x_rows: np.ndarray, y_rows: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row of ``x_rows`` with the same row of ``y_rows``, all rows at once: Pearson's r of
+    their ranks (ties get their mean rank), as scipy.stats.spearmanr computes it for one pair; NaN where a row is
+    constant."""
+    ranks_x, ranks_y = stats.rankdata(x_rows, axis=1), stats.rankdata(y_rows, axis=1)
+    ranks_x -= ranks_x.mean(axis=1, keepdims=True)
+    ranks_y -= ranks_y.mean(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (ranks_x * ranks_y).sum(axis=1) / np.sqrt((ranks_x**2).sum(axis=1) * (ranks_y**2).sum(axis=1))
+    return np.clip(rho, -1.0, 1.0)
+
+
 def spearman_with_ci(
     x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0, units: dict | None = None
 ) -> dict[str, float]:
@@ -148,13 +160,14 @@ def spearman_with_ci(
     rho, p_value = stats.spearmanr(x, y)
     rng = np.random.default_rng(seed)
     groups = _cluster_members(clusters, strata)
-    boot = []
+    samples_by_size: dict[int, list[np.ndarray]] = {}  # resamples of clusters of unequal size differ in size
     for _ in range(resamples):
         index = _cluster_resample(groups, rng)
-        if np.ptp(x[index]) > 0 and np.ptp(y[index]) > 0:
-            boot.append(stats.spearmanr(x[index], y[index]).statistic)
+        samples_by_size.setdefault(len(index), []).append(index)
+    boot = np.concatenate([_spearman_rows(x[np.vstack(rows)], y[np.vstack(rows)]) for rows in samples_by_size.values()])
+    boot = boot[np.isfinite(boot)]  # a resample with x or y constant has no rho
     alpha = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(boot, [alpha, 1 - alpha]) if boot else (math.nan, math.nan)
+    low, high = np.quantile(boot, [alpha, 1 - alpha]) if boot.size else (math.nan, math.nan)
     if blocks is not None:
         p_value = _within_block_permutation_p(x, y, blocks, rho, resamples, rng)
     return {

@@ -1,4 +1,5 @@
 # Generation: one vLLM engine per shard job; stories already in the content-addressed cache are not generated again.
+# The same job embeds its stories into the embedding cache (vLLM is loaded there already); embed_stories reads them.
 
 
 localrules:
@@ -29,6 +30,12 @@ rule generate_shard:
         model_ids=MODEL_IDS,
         cache_dir=GENERATION_CACHE,
         judge=shard_judge,
+        embedding={
+            "embedders": EMBEDDERS,
+            "model": PRIMARY_MODEL,
+            "cache_dir": EMBEDDING_CACHE,
+            "model_embedder": config["scoring"]["model_embedder"],
+        },
         code=script_digest("generate.py"),
     script:
         "../../scripts/generate.py"

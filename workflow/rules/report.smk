@@ -18,6 +18,7 @@ rule plot_figures:
         svg=figure_files("svg"),
     log:
         result("logs/plot_figures.log"),
+    priority: 1  # on the longest chain to the report, with summarise_scores
     resources:
         mem_mb=2000,
         runtime=30,

@@ -59,6 +59,7 @@ rule summarise_scores:
         result("logs/summarise_scores.log"),
     benchmark:
         result("benchmarks/summarise_scores.tsv")
+    priority: 1  # the longest chain to the report (summary, figures): started first, the ratings' jobs beside it
     resources:
         mem_mb=4000,
         runtime=60,
