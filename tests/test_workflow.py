@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO
 
@@ -61,3 +62,24 @@ def test_the_readmes_rule_graph_is_the_workflows(tmp_path):
     workflow = {(names[a], names[b]) for a, b in re.findall(r"(id\d+) --> (id\d+)", completed.stdout)}
     block = (REPO / "README.md").read_text().split("```mermaid\n", 1)[1].split("```", 1)[0]
     assert set(re.findall(r"(\w+) --> (\w+)", block)) == workflow
+
+
+def test_the_judges_job_takes_one_core_where_the_generation_job_asks_its_questions(tmp_path):
+    """One shard, the judge the generating model: the generation job asks every question, so the judge's job only
+    reads the answers and takes one core, beside the scores and figures. With two shards a story's exemplar may be in
+    the other shard, so the judge's job may have to ask, and takes an engine's cores."""
+
+    def judge_threads(overlay: dict) -> int:
+        overlay_file = tmp_path / "overlay.yaml"
+        overlay_file.write_text(yaml.safe_dump({"judge": {"enabled": True}, **overlay}))
+        command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+                   str(tmp_path), "--dry-run", "--cores", "2", "--configfile", str(REPO / "config/config.yaml"),
+                   str(overlay_file)]  # fmt: skip
+        completed = subprocess.run(command, capture_output=True, text=True)
+        assert completed.returncode == 0, completed.stderr
+        job = completed.stdout.split("rule judge_stories:\n", 1)[1].split("\n[", 1)[0]
+        threads = re.search(r"^\s+threads: (\d+)$", job, flags=re.M)
+        return int(threads.group(1)) if threads else 1  # Snakemake prints threads only above one
+
+    assert judge_threads({}) == 1
+    assert judge_threads({"sharding": {"shards": 2}}) == 2

@@ -245,6 +245,16 @@ def engine_threads(wildcards=None):
     return workflow._cores or cluster_engine_cpus()
 
 
+def judge_threads(wildcards=None):
+    """CPUs of the judge's job: on the CPU with one shard, where the generation job asks every question on its own
+    engine and the judge's job only reads the answers, one, so that it runs beside the scores and figures (should a
+    question not fit the generation engine's context, its engine still runs, on what the machine has); else an
+    engine job's."""
+    if judges_on_generation_engine() and len(SHARD_INDICES) == 1 and not engine_gpus(wildcards):
+        return 1
+    return engine_threads(wildcards)
+
+
 def engine_mem_mb(wildcards, attempt):
     """Host memory of a vLLM job, growing with each retry: on the CPU the weights and a 4 GiB KV cache of the
     small default model; on GPUs what loading a shard of the weights takes per GPU."""

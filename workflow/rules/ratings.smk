@@ -20,7 +20,7 @@ rule judge_stories:
         result("logs/judge_stories.log"),
     benchmark:
         result("benchmarks/judge_stories.tsv")
-    threads: engine_threads
+    threads: judge_threads
     resources:
         gpu=engine_gpus,
         tasks_per_gpu=0,  # SLURM: one vLLM process drives all GPUs of the job
