@@ -53,16 +53,20 @@ class ContentStore:
             raise CacheEntryError(f"cache entry {path} holds the entry of another key ({entry['cache_key'][0]})")
         return entry
 
-    def has(self, key: str) -> bool:
-        """Whether a usable entry exists. A damaged one is moved aside (and reported), so it is computed again."""
+    def lookup(self, key: str) -> pl.DataFrame | None:
+        """The usable entry of ``key``, or None. A damaged one is moved aside (and reported), so it is computed
+        again."""
         if not self.path(key).is_file():
-            return False
+            return None
         try:
-            self._load(key)
+            return self._load(key)
         except CacheEntryError as error:
             self._quarantine(key, error)
-            return False
-        return True
+            return None
+
+    def has(self, key: str) -> bool:
+        """Whether a usable entry exists (a damaged one is moved aside, as by lookup)."""
+        return self.lookup(key) is not None
 
     def _quarantine(self, key: str, error: CacheEntryError) -> None:
         target = self.root / "quarantine" / f"{key}.{time.strftime('%Y%m%dT%H%M%S')}.parquet"
@@ -80,12 +84,16 @@ class ContentStore:
         """The entries for ``keys`` (in that order) and the distinct keys that had to be computed. ``compute`` gets
         those keys and returns one frame of their entries, or yields several: each is stored as it arrives, so a job
         that dies part-way keeps what it computed."""
-        missing = [key for key in dict.fromkeys(keys) if not self.has(key)]
+        found = {key: self.lookup(key) for key in dict.fromkeys(keys)}  # each entry read once, then kept
+        missing = [key for key, entry in found.items() if entry is None]
         if missing:
             produced = compute(missing)
             for entries in [produced] if isinstance(produced, pl.DataFrame) else produced:
                 self.write(entries)
-        return self.read(keys), missing
+            found |= {key: self._load(key) for key in missing}  # as stored
+        if not keys:
+            return pl.DataFrame(schema=self.schema), missing
+        return pl.concat([found[key] for key in keys], how="vertical"), missing
 
     def write(self, entries: pl.DataFrame) -> None:
         """Store each row under its cache_key, atomically, so a killed job leaves only complete entries."""
