@@ -250,7 +250,11 @@ def judge_threads(wildcards=None):
     engine and the judge's job only reads the answers, one, so that it runs beside the scores and figures (should a
     question not fit the generation engine's context, its engine still runs, on what the machine has); else an
     engine job's."""
-    if judges_on_generation_engine() and len(SHARD_INDICES) == 1 and not engine_gpus(wildcards):
+    if (
+        judges_on_generation_engine()
+        and len(SHARD_INDICES) == 1
+        and not engine_gpus(wildcards)
+    ):
         return 1
     return engine_threads(wildcards)
 
