@@ -231,9 +231,10 @@ def main() -> None:
           f"{flops_per_token / 2e6:.0f}M parameters; matmul ceilings float32 {ceilings['float32'] / 1e9:.0f} GFLOP/s "
           f"= {ceilings['float32'] / flops_per_token:.0f} tokens/s, bf16 {ceilings['bfloat16'] / 1e9:.0f} GFLOP/s = "
           f"{ceilings['bfloat16'] / flops_per_token:.0f} tokens/s")  # fmt: skip
+    preloaded = ", ".join(Path(path).name for path in preload_libraries()) if preload else "nothing"
     print(f"Grid: {arguments.stories} stories ({arguments.one_at_a_time} for one-at-a-time engines) x "
-          f"{arguments.max_tokens} new tokens, the study's temperatures, top_k 50; vLLM with "
-          f"{', '.join(Path(path).name for path in preload_libraries()) if preload else 'nothing'} preloaded\n")  # fmt: skip
+          f"{arguments.max_tokens} new tokens, the study's temperatures, top_k 50; vLLM with {preloaded} "
+          "preloaded\n")  # fmt: skip
     print("| engine | stories | tokens | seconds | tokens/s | stories/s | x one-at-a-time generate "
           "| % of its dtype's ceiling |")  # fmt: skip
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")

@@ -37,8 +37,9 @@ stories, stats = generate_stories(
     judge_while_up,
 )
 embedding = snakemake.params.embedding
-stats |= fill_embedding_cache(stories["text"].to_list(), embedding["embedders"], manifests[snakemake.params.model_ids[0]],
-                              embedding["model"], embedding["cache_dir"], embedding["model_embedder"])  # fmt: skip
+primary_manifest = manifests[snakemake.params.model_ids[0]]  # the model embedder is the first generating model
+stats |= fill_embedding_cache(stories["text"].to_list(), embedding["embedders"], primary_manifest, embedding["model"],
+                              embedding["cache_dir"], embedding["model_embedder"])  # fmt: skip
 write_parquet_atomic(stories, snakemake.output.stories)
 write_json_atomic({"shard": int(snakemake.wildcards.shard), **stats}, snakemake.output.stats)
 print(f"shard {snakemake.wildcards.shard}: {stats['cached']} stories from the cache, {stats['generated']} generated")

@@ -76,9 +76,11 @@ class ContentStore:
 
     def read(self, keys: list[str]) -> pl.DataFrame:
         """The entries for ``keys``, in that order (every key must be present and valid)."""
-        if not keys:
-            return pl.DataFrame(schema=self.schema)
-        return pl.concat([self._load(key) for key in keys], how="vertical")
+        return self._stack([self._load(key) for key in keys])
+
+    def _stack(self, entries: list[pl.DataFrame]) -> pl.DataFrame:
+        """One frame of ``entries``, in their order (an empty frame of the store's schema for none)."""
+        return pl.concat(entries, how="vertical") if entries else pl.DataFrame(schema=self.schema)
 
     def fill(self, keys: list[str], compute) -> tuple[pl.DataFrame, list[str]]:
         """The entries for ``keys`` (in that order) and the distinct keys that had to be computed. ``compute`` gets
@@ -91,9 +93,7 @@ class ContentStore:
             for entries in [produced] if isinstance(produced, pl.DataFrame) else produced:
                 self.write(entries)
             found |= {key: self._load(key) for key in missing}  # as stored
-        if not keys:
-            return pl.DataFrame(schema=self.schema), missing
-        return pl.concat([found[key] for key in keys], how="vertical"), missing
+        return self._stack([found[key] for key in keys]), missing
 
     def write(self, entries: pl.DataFrame) -> None:
         """Store each row under its cache_key, atomically, so a killed job leaves only complete entries."""

@@ -150,8 +150,9 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
     """Keyword arguments for vllm.LLM. On CPU: eager mode (a start in seconds, not minutes), an explicit KV-cache
     size in blocks of CPU_BLOCK_SIZE tokens, and a token budget per step large enough that no prompt is split
     (chunked prefill of many seeded requests crashes the CPU worker): the budget is bounded by
-    CPU_MAX_BATCHED_TOKENS (or max_model_len), and fewer sequences run at once when long prompts would not fit it. ``model.engine_args`` overrides any of them.
-    Stops when ``model.device`` names another device than the one the installed vLLM runs on."""
+    CPU_MAX_BATCHED_TOKENS (or max_model_len), and fewer sequences run at once when long prompts would not fit it.
+    ``model.engine_args`` overrides any of them. Stops when ``model.device`` names another device than the one the
+    installed vLLM runs on."""
     check_device(model.get("device", "auto"), cpu)
     arguments: dict[str, Any] = {
         "model": str(folder),

@@ -164,7 +164,7 @@ def spearman_with_ci(
     for _ in range(resamples):
         index = _cluster_resample(groups, rng)
         samples_by_size.setdefault(len(index), []).append(index)
-    boot = np.concatenate([_spearman_rows(x[np.vstack(rows)], y[np.vstack(rows)]) for rows in samples_by_size.values()])
+    boot = np.concatenate([_spearman_rows(x[index], y[index]) for index in map(np.vstack, samples_by_size.values())])
     boot = boot[np.isfinite(boot)]  # a resample with x or y constant has no rho
     alpha = (1 - CONFIDENCE) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha]) if boot.size else (math.nan, math.nan)
