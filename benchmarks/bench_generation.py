@@ -72,7 +72,7 @@ def prompt_ids(folder: Path) -> list[int]:
     from tempcreativity.grid import StoryRequest
 
     request = StoryRequest("story", "Write a story.", None, "Here it is:\n\n", "chat", 1.0, 0, False)
-    return render_prompt_ids(AutoTokenizer.from_pretrained(folder), request)
+    return render_prompt_ids(AutoTokenizer.from_pretrained(folder, trust_remote_code=False), request)
 
 
 def pipeline_model() -> dict:
@@ -108,7 +108,7 @@ def bench_hf(folder: Path, ids: list[int], pairs, max_tokens: int, batch: int, d
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype)).eval()
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, dtype), trust_remote_code=False).eval()
     tokens, elapsed = 0, 0.0
     by_temperature: dict[float, list[int]] = {}
     for temperature, seed in pairs:

@@ -94,4 +94,5 @@ runs = track_result(
     timestamp_ms=int(Path(snakemake.input.summary).stat().st_mtime * 1000),
 )
 write_json_atomic(runs, snakemake.output.runs)
+write_text_atomic(f"logged to {uri}: parent run {runs['parent_run_id']}\n", snakemake.output.logged)  # last
 print(json.dumps(runs, indent=2))

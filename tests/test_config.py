@@ -266,3 +266,179 @@ def test_check_config_names_the_line_of_a_yaml_error_and_merges_overrides(tmp_pa
     override.write_text("seeds: .nan\n")
     assert cli(["check-config", str(REPO / "config" / "config.yaml"), str(override), *schema]) == 2
     assert "seeds" in capsys.readouterr().err
+
+
+# --- hostile input, second round: numbers read as text, duplicate keys, templating, model folders, tracking URIs ---
+
+
+def config_file(tmp_path, text: str):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("setting", "field", "written"),
+    [
+        ("decoding:\n  repetition_penalty: {}", "decoding.repetition_penalty", "1.0e+9"),
+        ("decoding:\n  max_tokens: {}", "decoding.max_tokens", "100"),
+        ("temperatures: [0.5, {}]", "temperatures[1]", "1.0e-1"),
+    ],
+)
+def test_a_number_yaml_reads_as_text_is_named_with_how_to_write_it(tmp_path, setting, field, written):
+    """`repetition_penalty: 1e9` used to be reported as "not of type 'number'": PyYAML (YAML 1.1) reads 1e9, and
+    1.0e9 too, as a string. The message now says so, and gives a spelling YAML reads as that number."""
+    for as_text in {"1.0e+9": ("1e9", "1.0e9", "1e+9"), "100": ("1e2",), "1.0e-1": ("1e-1",)}[written]:
+        text = f"experiment: x\nmodel: {{path: embedded}}\n{setting.format(as_text)}\n"
+        with pytest.raises(ConfigError) as raised:
+            load_config(config_file(tmp_path, text), SCHEMA)
+        message = str(raised.value)
+        for fragment in (field, f"{as_text!r} was read as text, not as a number", "YAML 1.1", f"written as {written}"):
+            assert fragment in message, message
+    assert yaml.safe_load(f"v: {written}")["v"] == float(written)  # the advice is right: YAML reads it as that number
+    assert load_config(config_file(tmp_path, f"experiment: x\nmodel: {{path: embedded}}\n{setting.format(written)}\n"),
+                       SCHEMA)  # fmt: skip
+
+
+def test_a_key_given_twice_is_refused_with_its_lines(tmp_path, capsys):
+    from tempcreativity.cli import main as cli
+
+    path = config_file(tmp_path, "experiment: x\nmodel: {path: embedded}\ndecoding:\n  top_k: 3\n  top_k: 5\n")
+    with pytest.raises(ConfigError, match=r"c.yaml, line 5: key 'top_k' is given twice .*first on line 4"):
+        load_config(path, SCHEMA)
+    assert cli(["check-config", str(path), "--schema", str(SCHEMA)]) == 2
+    assert "key 'top_k' is given twice" in capsys.readouterr().err
+    merged = "base: &b {top_k: 3, top_p: 1.0}\n"  # a YAML merge may override what it brings in
+    assert yaml.load(merged + "d:\n  <<: *b\n  top_k: 5\n", Loader=__import__("tempcreativity.config").config
+                     .UniqueKeyLoader)["d"] == {"top_k": 5, "top_p": 1.0}  # fmt: skip
+
+
+def test_snakemakes_code_running_yaml_templating_is_refused(tmp_path):
+    path = config_file(tmp_path, "__use_yte__: true\nexperiment: ?f'x{1 + 1}'\nmodel: {path: embedded}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml: __use_yte__: found True; .* templating \(yte\), which runs"):
+        load_config(path, SCHEMA)
+    with pytest.raises(ConfigError, match="__use_yte__"):
+        validated(__use_yte__=False)
+
+
+def model_folder(folder, config: dict | None = None, tokenizer: bool = True, **files: str):
+    """A model folder of the given files (config.json and tokenizer.json unless told otherwise)."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config or {"model_type": "llama"}))
+    if tokenizer:
+        (folder / "tokenizer.json").write_text("{}")
+    for name, text in files.items():
+        (folder / name.replace("__", "/")).write_text(text)
+    return folder
+
+
+def test_a_model_path_that_is_a_file_or_an_empty_folder_is_refused_before_any_job(tmp_path):
+    """A file used to be reported as a folder that "does not exist", and an empty folder passed check-config to
+    fail 95 s into the run."""
+    (tmp_path / "weights.safetensors").write_text("x")
+    (tmp_path / "empty").mkdir()
+    model_folder(tmp_path / "no-tokenizer", tokenizer=False)
+    cases = {
+        str(tmp_path / "weights.safetensors"): ["model.path", "weights.safetensors' is a file, not a folder"],
+        str(tmp_path / "empty"): ["model.path", "has no config.json (found nothing: it is empty)"],
+        str(tmp_path / "no-tokenizer"): ["model.path", "has no tokenizer file", "tokenizer.json"],
+    }
+    for path, expected in cases.items():
+        with pytest.raises(ConfigError) as raised:
+            validated(model={"path": path})
+        for fragment in expected:
+            assert fragment in str(raised.value), str(raised.value)
+    assert validated(model={"path": str(model_folder(tmp_path / "good"))})
+
+
+@pytest.mark.parametrize(
+    ("files", "config", "named"),
+    [
+        ({}, {"model_type": "llama", "auto_map": {"AutoModel": "modeling_x.X"}}, "config.json has an auto_map"),
+        ({"tokenizer_config.json": '{"auto_map": {"AutoTokenizer": ["t.T", null]}}'}, None,
+         "tokenizer_config.json has an auto_map"),
+        ({"modeling_x.py": "import os"}, None, "holds Python code (modeling_x.py)"),
+    ],
+)  # fmt: skip
+def test_a_model_folder_that_would_run_its_own_code_is_refused_unless_trusted(tmp_path, files, config, named):
+    folder = str(model_folder(tmp_path / "m", config, **files))
+    with pytest.raises(ConfigError) as raised:
+        validated(model={"path": folder})
+    assert "model.path" in str(raised.value) and named in str(raised.value)
+    assert "model.trust_remote_code: true" in str(raised.value)
+    assert validated(model={"path": folder, "trust_remote_code": True})["model"]["trust_remote_code"] is True
+    with pytest.raises(ConfigError, match=r"models\[1\].path: .*models\[1\].trust_remote_code: true"):
+        validate_config({"experiment": "x", "models": [{"id": "a", "path": "embedded"}, {"id": "b", "path": folder}]},
+                        SCHEMA)  # fmt: skip
+    with pytest.raises(ConfigError, match=r"judge.model: .*judge.trust_remote_code: true"):
+        validated(judge={"enabled": True, "model": folder})
+    assert validated(judge={"enabled": True, "model": folder, "trust_remote_code": True})
+
+
+def test_trust_remote_code_is_off_by_default_and_passed_to_every_loader(tmp_path, monkeypatch):
+    import ast
+
+    from tempcreativity import model as model_module
+    from tempcreativity.engine import engine_arguments
+
+    config = validated()
+    assert "trust_remote_code" not in config["model"]  # no default written: the MLflow key of a run stays as it was
+    settings = config["model"]
+    assert engine_arguments(settings, tmp_path, 10, cpu=True)["trust_remote_code"] is False
+    assert engine_arguments({**settings, "trust_remote_code": True}, tmp_path, 10, cpu=True)["trust_remote_code"]
+    sneaky = {**settings, "engine_args": {"trust_remote_code": True}}
+    assert engine_arguments(sneaky, tmp_path, 10, cpu=True)["trust_remote_code"] is False
+    with pytest.raises(ConfigError, match=r"model.engine_args.trust_remote_code: .*model.trust_remote_code: true"):
+        validated(model={"path": "embedded", "engine_args": {"trust_remote_code": True}})
+    # a hub id is checked once downloaded, before any engine job
+    hub = model_folder(tmp_path / "hub", {"model_type": "x", "auto_map": {"AutoConfig": "c.C"}})
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", lambda repo_id: str(hub))
+    with pytest.raises(ConfigError, match="config.json has an auto_map"):
+        model_module.resolve_model_folder("org/remote-code-model", None)
+    assert model_module.resolve_model_folder("org/remote-code-model", None, trust_remote_code=True) == hub
+    # every transformers / sentence-transformers / vLLM loader in the code says trust_remote_code
+    loaders = {"from_pretrained", "from_config", "SentenceTransformer", "LLM"}
+    unsaid = []
+    for folder in ("src", "scripts", "benchmarks"):
+        for path in (REPO / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.Call):
+                    name = getattr(node.func, "attr", getattr(node.func, "id", ""))
+                    keywords = {keyword.arg for keyword in node.keywords}
+                    built = (
+                        any(keyword.arg is None for keyword in node.keywords) and name == "LLM"
+                    )  # **engine_arguments
+                    if name in loaders and "trust_remote_code" not in keywords and not built:
+                        unsaid.append(f"{path.relative_to(REPO)}:{node.lineno}")
+    assert unsaid == []
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("http//nohost", ["has no scheme", "did you mean http://nohost?"]),
+        ("file:///proc/self/mlruns", ["MLflow's file store", "MLFLOW_ALLOW_FILE_STORE=true"]),
+        ("sqlite:////proc/self/mlflow.db", ["is under /proc, a kernel file system"]),
+        ("ftp://host/x", ["scheme 'ftp'", "no MLflow tracking store"]),
+        ("http://", ["names no host"]),
+    ],
+)
+def test_a_malformed_tracking_uri_is_refused_before_any_job(tmp_path, monkeypatch, uri, expected):
+    """These used to reach MLflow, whose message was that its file store is in maintenance mode."""
+    with pytest.raises(ConfigError) as raised:
+        validated(mlflow={"tracking_uri": uri})
+    for fragment in ["mlflow.tracking_uri", repr(uri), *expected, "sqlite:////absolute/path/mlflow.db"]:
+        assert fragment in str(raised.value), str(raised.value)
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    with pytest.raises(ConfigError, match="under /proc"):
+        validated(mlflow={"tracking_uri": "file:///proc/self/mlruns"})
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(ConfigError, match="a-file is a file"):
+        validated(mlflow={"tracking_uri": f"sqlite:///{tmp_path}/a-file/mlflow.db"})
+    for good in ("http://127.0.0.1:5000", "https://mlflow.example.org/x", f"sqlite:///{tmp_path}/new/mlflow.db",
+                 "databricks", "postgresql://user@db/mlflow", None):  # fmt: skip
+        assert validated(mlflow={"tracking_uri": good})

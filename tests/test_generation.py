@@ -3,6 +3,7 @@ and assembling shard tables. (The engine itself runs in test_pipeline.py.)"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import polars as pl
@@ -237,3 +238,22 @@ def test_shards_are_ordered_like_the_grid():
 def test_missing_duplicated_or_unexpected_stories_are_an_error(shards):
     with pytest.raises(ValueError, match="exactly once"):
         order_stories([shard_table(ids) for ids in shards], ["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize(("environment", "expected"), [({}, "0"), ({"VLLM_TARGET_DEVICE": "cuda"}, "1")])
+def test_engines_run_in_process_on_the_cpu_build_and_in_a_child_process_otherwise(environment, expected):
+    """One engine per process on GPUs: the CUDA build keeps vLLM's own default (the engine core in a child process,
+    which exits with its GPU memory); the CPU build runs it in-process. A value the user set is kept."""
+    import subprocess
+    import sys
+
+    def mode(extra: dict) -> str:
+        code = "import os, tempcreativity.engine; print(os.environ['VLLM_ENABLE_V1_MULTIPROCESSING'])"
+        environ = {
+            k: v for k, v in os.environ.items() if k not in ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_TARGET_DEVICE")
+        }
+        return subprocess.run([sys.executable, "-c", code], env=environ | extra, capture_output=True, text=True,
+                              check=True).stdout.strip()  # fmt: skip
+
+    assert mode(environment) == expected
+    assert mode(environment | {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"}) == "1"

@@ -203,7 +203,7 @@ def test_a_damaged_cache_entry_is_named_and_generated_again(tiny_run, tmp_path):
     assert (stats(tmp_path)["cached"], stats(tmp_path)["generated"]) == (13, 1)
     log = (tmp_path / "results/tiny/logs/generate_shard-0.log").read_text()
     assert f"cache entry {damaged.relative_to(tmp_path)} cannot be read" in log
-    assert len(list((tmp_path / "results/cache/generations/quarantine").iterdir())) == 1
+    assert len(list((tmp_path / "results/cache/generations/quarantine").glob("*.parquet"))) == 1  # (+ its digest)
     again, first = stories(tmp_path), stories(tiny_run)
     assert again.select("story_id", "text", "token_ids").equals(first.select("story_id", "text", "token_ids"))
 
@@ -327,19 +327,24 @@ def test_snakemake_report_has_the_captioned_figures(tiny_run):
     assert "one panel per temperature" in pages
 
 
-def test_the_generation_job_embeds_its_stories_and_the_embedding_jobs_read_them(tiny_run):
-    """Both embedders ran in the generation job, while vLLM was loaded; the embedding jobs only read the cache."""
+def test_the_generation_job_embeds_its_stories_as_declared_outputs(tiny_run):
+    """Both embedders ran in the generation job, while vLLM was loaded, and wrote the shard's embeddings as its
+    outputs; collect_embeddings only gathers them (no engine, no embedder)."""
     assert stats(tiny_run)["embedded_model"] == stats(tiny_run)["embedded_minilm"] == 14
+    order = stories(tiny_run)["story_id"]
     for embedder in ("minilm", "model"):
-        log = (tiny_run / f"results/tiny/logs/embed_stories-{embedder}.log").read_text()
-        assert "'embedded': 0" in log and "'texts': 14" in log, embedder
-        assert "Initializing a V1 LLM engine" not in log, embedder
+        shard = pl.read_parquet(tiny_run / f"results/tiny/shards/shard-0.embeddings-{embedder}.parquet")
+        gathered = pl.read_parquet(tiny_run / f"results/tiny/embeddings/{embedder}.parquet")
+        assert gathered["story_id"].to_list() == order.to_list(), "in grid order"
+        assert gathered.sort("story_id").equals(shard.sort("story_id")), embedder
+        log = (tiny_run / f"results/tiny/logs/collect_embeddings-{embedder}.log").read_text()
+        assert "14 stories from 1 shard(s)" in log and "Initializing a V1 LLM engine" not in log, embedder
 
 
 def test_embeddings_of_old_stories_come_from_the_cache(grown_run):
     assert stats(grown_run)["embedded_minilm"] == stats(grown_run)["embedded_model"] == 4, "only the new stories"
-    log = (grown_run / "results/tiny/logs/embed_stories-minilm.log").read_text()
-    assert "'embedded': 0" in log and "'texts': 18" in log
+    log = (grown_run / "results/tiny/logs/collect_embeddings-minilm.log").read_text()
+    assert "18 stories from 1 shard(s)" in log
 
 
 # --- ratings: the LLM judge and people's ratings ------------------------------------------------------------
@@ -356,14 +361,17 @@ def test_judge_rates_every_story_once_with_its_expected_score(tiny_run):
 
 
 def test_the_judge_asks_its_questions_on_the_generation_engine(tiny_run):
-    """The judge is the generating model: the generation job asked every question while its engine was up, so the
-    judge's own job read them all from the cache and started no engine."""
+    """The judge is the generating model: the generation job asked every question while its engine was up and wrote
+    the ratings as its outputs, so the judge's own job took them and asked nothing, starting no engine."""
     stats = json.loads((tiny_run / "results/tiny/shards/shard-0.stats.json").read_text())
     assert stats["judge_answers"] == stats["judge_asked"] == 12 * 4, "each story x 4 criteria, once"
     assert stats["judge_study_answers"] == stats["judge_study_asked"] == 31 * 4, "and the study's 31 stories"
     assert 0 < stats["judge_seconds"] and 0 < stats["judge_study_seconds"]
     judge_log = (tiny_run / "results/tiny/logs/judge_stories.log").read_text()
-    assert "judge: 172 answers, 0 asked of the engine" in judge_log
+    assert "judge: 43 stories rated by the generation jobs; the rest: 0 answers, 0 asked" in judge_log
+    shard = pl.read_parquet(tiny_run / "results/tiny/shards/shard-0.judge.parquet")
+    judged = pl.read_csv(tiny_run / "results/tiny/ratings/judge_ratings.csv")
+    assert shard.height == 12 and judged.equals(pl.read_csv(shard.sort("story_id").write_csv().encode()))
     assert "Initializing a V1 LLM engine" not in judge_log
 
 

@@ -274,3 +274,142 @@ def test_icc_of_a_complete_design_matches_pingouins_icc2():
     icc_a1 = float(classic.set_index("Type").loc["ICC(A,1)", "ICC"])
     assert single_rating_icc(ratings, "novelty") == pytest.approx(icc_a1, abs=0.01)
     assert math.isnan(single_rating_icc(planted(beta=0.5), "novelty"))  # no story rated twice
+
+
+# --- the command line's edges: --out and the input paths are checked before anything is computed ---------------
+
+
+def one_line_refusal(capsys, *fragments: str) -> None:
+    """What a refused command printed: one line on stderr naming what is wrong, no traceback."""
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+    for fragment in fragments:
+        assert fragment in captured.err, captured.err
+
+
+def test_ratings_command_refuses_a_bad_out_or_input_path_before_computing(tmp_path, capsys, monkeypatch):
+    import tempcreativity.cli as cli_module
+
+    computed = []
+    monkeypatch.setattr(cli_module, "write_tables", lambda *arguments: computed.append(arguments) or {})
+    a_file = tmp_path / "tables.csv"
+    a_file.write_text("not a folder\n")
+    cases = [
+        ([str(STUDY_RATINGS), "--out", str(a_file)], [f"--out: {a_file} is a file, not a folder", "needed: a folder"]),
+        ([str(STUDY_RATINGS), "--out", ""], ["--out: the path is empty", "ratings_descriptives.csv"]),
+        ([str(STUDY_RATINGS), "--out", str(a_file / "tables")], [f"{a_file} is a file, not a folder"]),
+        ([str(STUDY_RATINGS), "--out", "/proc/self/tables"], ["--out: /proc/self/tables cannot be written"]),
+        ([str(tmp_path), "--out", str(tmp_path / "out")], [f"ratings: {tmp_path} is a folder, not a ratings file"]),
+        ([str(tmp_path / "none.csv"), "--out", str(tmp_path / "out")], ["none.csv does not exist"]),
+        ([str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(tmp_path)],
+         [f"--scores: {tmp_path} is a folder, not a scores file"]),
+        ([str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(a_file)],
+         [f"--scores: {a_file} is not a readable Parquet file"]),
+    ]  # fmt: skip
+    for arguments, fragments in cases:
+        assert cli(["ratings", *arguments]) == 2, arguments
+        one_line_refusal(capsys, "tempcreativity ratings: ", *fragments)
+    assert computed == [] and not (tmp_path / "out").exists()
+
+
+def test_a_semicolon_file_with_decimal_commas_and_near_miss_headers_are_named(tmp_path):
+    """A ';'-separated file with decimal commas (a European spreadsheet's CSV) used to get polars' parser message;
+    headers with trailing spaces or capitals were reported missing without showing what the file had."""
+    european = tmp_path / "european.csv"
+    european.write_text("story_id;temperature;participant_id;novelty;typicality;cohesion;coherence\n"
+                        "a;1,5;p;1;2;3;4\nb;0,5;q;2;2;3;4\n")  # fmt: skip
+    with pytest.raises(RatingsError) as raised:
+        load_ratings(european)
+    for fragment in ("separated by ';'", "with decimal commas", "comma-separated", "decimal points (1.5, not 1,5)"):
+        assert fragment in str(raised.value), str(raised.value)
+    near = tmp_path / "near.csv"
+    near.write_text("story_id,Temperature,participant_id,novelty ,typicality,Cohesion,coherence\na,1,p,1,2,3,4\n")
+    with pytest.raises(RatingsError) as raised:
+        load_ratings(near)
+    message = str(raised.value)
+    assert "missing column(s) temperature, novelty, cohesion" in message
+    assert "found: 'story_id', 'Temperature', 'participant_id', 'novelty ', 'typicality', 'Cohesion'" in message
+    assert "'novelty ' would be novelty once stripped and lower-cased" in message and "rename the headers" in message
+
+
+# --- large inputs: the agreement statistics and the mixed models without dense participant x story matrices -----
+
+
+def incomplete_ratings(participants: int, stories: int, per_participant: int, seed: int) -> pl.DataFrame:
+    """Each participant rates some stories (an incomplete crossed design), ratings 1-5 with participant and story
+    effects and a temperature slope."""
+    rng = np.random.default_rng(seed)
+    temperature = rng.choice([0.01, 0.5, 1.0, 1.5, 2.0], stories)
+    story_effect, person_effect = rng.normal(0, 0.5, stories), rng.normal(0, 0.7, participants)
+    rows = []
+    for person in range(participants):
+        for story in rng.choice(stories, per_participant, replace=False):
+            value = 3 + 0.3 * temperature[story] + story_effect[story] + person_effect[person] + rng.normal(0, 0.8)
+            rating = float(np.clip(np.round(value), 1, 5))
+            rows.append({"story_id": f"s{story}", "temperature": float(temperature[story]),
+                         "participant_id": f"p{person}", **dict.fromkeys(RATING_ITEMS, rating)})  # fmt: skip
+    return pl.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_cronbach_and_closed_form_krippendorff_equal_pingouin_and_the_package(seed):
+    import krippendorff
+    import pingouin
+
+    ratings = incomplete_ratings(participants=25, stories=12, per_participant=4 + seed, seed=seed)
+    wide = ratings.to_pandas().pivot_table(index="participant_id", columns="story_id", values="novelty")
+    assert cronbach_alpha(ratings, "novelty") == pytest.approx(float(pingouin.cronbach_alpha(data=wide)[0]), rel=1e-9)
+    package = krippendorff.alpha(reliability_data=wide.to_numpy(), level_of_measurement="interval")
+    assert krippendorff_alpha(ratings, "novelty") == pytest.approx(package, rel=1e-9)
+
+
+@pytest.mark.parametrize(("seed", "random_effects"), [(3, "participant"), (4, "crossed"), (5, "crossed")])
+def test_the_sparse_reml_fit_is_statsmodels_mixedlm(seed, random_effects):
+    """The mixed models and the ICC are fitted without statsmodels' dense matrices; on random incomplete designs
+    they give statsmodels' estimates, standard errors (its observed-information ones) and p-values."""
+    import statsmodels.formula.api as smf
+
+    from tempcreativity.ratings import _fit
+
+    data = incomplete_ratings(participants=30, stories=15, per_participant=5, seed=seed).to_pandas()
+    mine = _fit(data, "novelty ~ temperature", random_effects)
+    if random_effects == "participant":
+        reference = smf.mixedlm("novelty ~ temperature", data, groups=data["participant_id"]).fit(reml=True)
+        variances = {"participant": float(np.asarray(reference.cov_re)[0, 0])}
+    else:
+        components = {"participant": "0 + C(participant_id)", "story": "0 + C(story_id)"}
+        reference = smf.mixedlm("novelty ~ temperature", data.assign(one=1), groups="one", re_formula="0",
+                                vc_formula=components).fit(reml=True)  # fmt: skip
+        variances = dict(zip(reference.model.exog_vc.names, reference.vcomp))
+    assert mine.fe_params["temperature"] == pytest.approx(reference.fe_params["temperature"], abs=2e-5)
+    assert mine.bse_fe["temperature"] == pytest.approx(reference.bse_fe["temperature"], rel=2e-4)
+    assert mine.pvalues["temperature"] == pytest.approx(reference.pvalues["temperature"], abs=2e-4)
+    assert mine.scale == pytest.approx(reference.scale, rel=1e-4)
+    for name, value in variances.items():
+        assert mine.variances[name] == pytest.approx(value, abs=2e-4), name
+    assert mine.fittedvalues == pytest.approx(np.asarray(reference.fittedvalues), abs=2e-4)
+
+
+def test_a_crossed_design_past_the_bound_is_refused_before_computing():
+    from tempcreativity.ratings import MAX_CROSSED_LEVELS
+
+    stories, people = MAX_CROSSED_LEVELS + 1, MAX_CROSSED_LEVELS + 2
+    index = np.arange(2 * people)
+    ratings = pl.DataFrame({"story_id": (index % stories).astype(str), "temperature": (index % 5) / 2.0,
+                            "participant_id": (index // 2).astype(str),
+                            **{item: (1.0 + index % 5) for item in RATING_ITEMS}})  # fmt: skip
+    with pytest.raises(RatingsError, match=rf"at most {MAX_CROSSED_LEVELS:,} levels .* found 4,002 participant "
+                                           rf"levels and 4,001 story levels.*--random-effects participant"):  # fmt: skip
+        single_rating_icc(ratings, "novelty")
+
+
+def test_the_ratings_benchmark_measures_a_small_size_in_process():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_ratings", REPO / "benchmarks" / "bench_ratings.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.measure(rows=1000, stories=40, per_participant=5)
+    assert (result["rows"], result["participants"], result["stories"]) == (1000, 200, 40)
+    assert result["models"] == "participant, crossed" and result["peak_mib"] > 0
+    assert 0.0 < result["novelty_beta"] < 0.6  # the planted slope is 0.3

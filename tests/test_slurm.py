@@ -26,9 +26,17 @@ ACCOUNT_AND_PARTITION = {"SBATCH_ACCOUNT": "root", "SBATCH_PARTITION": "debug"}
 SLURM_CONFIG = SHARDED_CONFIG
 
 # The jobs the tiny grid submits; the light steps (collect, figures, report, MLflow) run on the submitting host.
-SUBMITTED = {"generate_shard": 2, "embed_stories": 2, "judge_stories": 1, "score_stories": 1,
+SUBMITTED = {"generate_shard": 2, "judge_stories": 1, "score_stories": 1,
              "summarise_scores": 1, "analyse_ratings": 2}  # fmt: skip
-LOCAL = {"collect_generations", "plot_figures", "plot_ratings", "judge_vs_people", "build_report", "track_mlflow"}
+LOCAL = {
+    "collect_generations",
+    "collect_embeddings",
+    "plot_figures",
+    "plot_ratings",
+    "judge_vs_people",
+    "build_report",
+    "track_mlflow",
+}
 
 
 def cluster_is_up() -> bool:
@@ -122,7 +130,10 @@ def test_slurm_run_gives_the_same_results_as_the_local_run(slurm_run, sharded_ru
               "ratings/human/ratings_descriptives.csv", "ratings/human/ratings_lme.csv"]  # fmt: skip
     for name in tables:
         assert (ours / name).read_bytes() == (local / name).read_bytes(), f"{name} differs from the local run's"
-    assert sorted(path.name for path in (ours / "shards").glob("*.parquet")) == ["shard-0.parquet", "shard-1.parquet"]
+    assert sorted(path.name for path in (ours / "shards").glob("shard-?.parquet")) == [
+        "shard-0.parquet",
+        "shard-1.parquet",
+    ]
     assert (workdir / "reports" / "tiny" / "index.html").stat().st_size > 0
     assert (ours / "mlflow.json").exists()
 
@@ -196,7 +207,7 @@ def test_paper_config_plans_gpu_jobs_for_slurm(tmp_path):
         "describe_model": 1,
         "generate_shard": 4,
         "collect_generations": 1,
-        "embed_stories": 2,
+        "collect_embeddings": 2,
         "score_stories": 1,
         "summarise_scores": 1,
         "study_tables": 1,

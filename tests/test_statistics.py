@@ -209,3 +209,54 @@ def metrics_distance(vectors: np.ndarray) -> float:
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     pairs = [(i, j) for i in range(len(unit)) for j in range(i + 1, len(unit))]
     return float(np.mean([1 - unit[i] @ unit[j] for i, j in pairs]))
+
+
+def test_a_story_with_no_text_is_kept_but_each_cells_scores_are_over_its_scored_stories(tmp_path):
+    """`stop: ["a"]` can end a story before its first token: its perplexity is nan, and its cell used to report
+    n = 3 with a perplexity mean over 2, silently. Now the cell has n = 3 and n_scored = 2, every score's mean is
+    over the 2 scored stories, and the report says how many stories ended with no text."""
+    import base64
+
+    from conftest import SCHEMA
+    from tempcreativity.config import validate_config
+    from tempcreativity.report import render_report
+    from tempcreativity.scoring import score_stories
+
+    rng = np.random.default_rng(0)
+
+    def story(temperature, seed, text):
+        count = len(text.split()) + 1 if text else 0
+        logprobs = np.log(rng.uniform(0.1, 1.0, count)).tolist()
+        return {"story_id": f"{temperature}-{seed}", "model_id": "m", "prompt_id": "story",
+                "temperature": temperature if seed is not None else 0.0, "seed": seed, "is_exemplar": seed is None,
+                "sampling_seed": 1, "top_k": 50, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0,
+                "truncation": "scaled", "text": text, "token_ids": list(range(count)), "logprobs": logprobs,
+                "top_logprobs": logprobs, "num_tokens": count, "finish_reason": "stop" if not text else "length"}  # fmt: skip
+
+    texts = {0.5: ["", "The cat sat.", "The dog sat down."], 1.0: ["Dreams of rain.", "Xylophones.", "Be quiet now."]}
+    generations = pl.DataFrame(
+        [story(0.0, None, "The exemplar story.")]
+        + [story(t, seed, text) for t, cell in texts.items() for seed, text in enumerate(cell)]
+    )
+    vectors = rng.normal(size=(generations.height, 4))
+    scores = score_stories(generations, {"minilm": vectors})
+    summary = summarise(scores, generations["text"], vectors, 100)
+    assert summary.select("temperature", "n", "n_scored").rows() == [(0.5, 3, 2), (1.0, 3, 3)]
+    hot = summary.row(0, named=True)
+    scored = scores.filter((pl.col("temperature") == 0.5) & (pl.col("num_tokens") > 0))
+    for score in ("perplexity", "edit_distance", "cosine_similarity", "num_words", "compression_ratio"):
+        assert hot[f"{score}_mean"] == pytest.approx(scored[score].mean()), score  # over the 2 scored stories
+    assert hot["edit_distance_mean"] < 1.0  # (the empty story's distance, 1.0, is left out)
+    png = tmp_path / "figure.png"
+    png.write_bytes(base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
+                                     "rkJggg=="))  # fmt: skip
+    config = validate_config({"experiment": "x", "model": {"path": "embedded"}, "temperatures": [0.5, 1.0],
+                              "seeds": 3, "decoding": {"stop": ["a"], "max_tokens": 16}}, SCHEMA)  # fmt: skip
+    html = render_report(
+        config=config, manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
+        generations=generations, scores=scores, summary=summary, trend_table=trends(scores, 100),
+        figures={name: png for name in ("boxplots", "pca", "diversity", "trends")}, files={},
+        provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
+    )  # fmt: skip
+    assert "<strong>1 story ended with no text</strong>" in html and "1 of them with no text at all" in html
+    assert '<td class="num">3 (2 scored)</td>' in html and '<td class="num">3</td>' in html

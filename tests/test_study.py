@@ -64,3 +64,26 @@ def test_study_command_writes_its_tables_and_scores_the_released_stories(tmp_pat
     by_t = stories.group_by("temperature").agg(pl.col("edit_distance").mean()).sort("temperature")
     assert by_t["edit_distance"][-1] > by_t["edit_distance"][0]
     assert all(math.isnan(value) for value in stories["perplexity"])  # no model given: no log-probabilities
+
+
+def test_study_command_refuses_a_bad_out_or_model_folder_before_computing(tmp_path, capsys, monkeypatch):
+    import tempcreativity.study as study_module
+
+    monkeypatch.setattr(study_module, "study_csvs", lambda *_: pytest.fail("computed despite a bad path"))
+    a_file = tmp_path / "out.csv"
+    a_file.write_text("x\n")
+    (tmp_path / "empty-model").mkdir()
+    cases = [
+        (["--out", str(a_file)], [f"--out: {a_file} is a file, not a folder", "table1.csv"]),
+        (["--out", ""], ["--out: the path is empty"]),
+        (["--out", "/proc/self/study"], ["--out: /proc/self/study cannot be written"]),
+        (["--out", str(tmp_path / "o"), "--model-dir", str(a_file)], ["--model-dir: ", "is a file, not a folder"]),
+        (["--out", str(tmp_path / "o"), "--model-dir", str(tmp_path / "empty-model")],
+         ["--model-dir: ", "has no config.json (found nothing: it is empty)"]),
+    ]  # fmt: skip
+    for arguments, fragments in cases:
+        assert cli(["study", "--data", str(STUDY_DATA), *arguments]) == 2, arguments
+        captured = capsys.readouterr()
+        assert captured.err.count("\n") == 1 and "Traceback" not in captured.err, captured.err
+        for fragment in ["tempcreativity study: ", *fragments]:
+            assert fragment in captured.err, captured.err

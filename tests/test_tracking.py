@@ -138,6 +138,7 @@ def test_rerun_updates_the_same_runs(tracked, mlflow_server):
 def test_server_down_fails_clearly_keeps_results_and_logs_later(tracked, mlflow_server):
     env = {"MLFLOW_TRACKING_URI": mlflow_server.uri}
     results = {path: path.read_bytes() for path in (tracked / "results/tiny").glob("*.parquet")}
+    results |= {path: path.read_bytes() for path in (tracked / "results/tiny").glob("mlflow.json")}  # (kept too)
     mlflow_server.stop()
     try:
         failed = run_snakemake(tracked, TRACKED, "--forcerun", "track_mlflow", check=False, env=env)

@@ -5,18 +5,20 @@
   ratings beside the paper's printed values, and its 31 released stories scored against its exemplar;
 - ``tempcreativity check-config CONFIG.yaml [OVERRIDE.yaml ...]`` checks a config (files laid over each other as
   Snakemake's --configfile does) and says what is wrong, with the line of a YAML syntax error; `make run` runs it
-  before Snakemake, whose own message for bad YAML names no line."""
+  before Snakemake, whose own message for bad YAML names no line;
+- ``tempcreativity power``, ``survey`` and ``survey-import`` plan a human evaluation and bring its answers back
+  (planning_cli.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-import polars as pl
-
+from tempcreativity import planning_cli
 from tempcreativity.config import load_config
 from tempcreativity.errors import ConfigError
-from tempcreativity.ratings import RatingsError, load_ratings, write_tables
+from tempcreativity.io import OutputPathError, check_output_folder
+from tempcreativity.ratings import RatingsError, load_ratings, load_scores, write_tables
 
 DEFAULT_SCHEMA = "workflow/schemas/config.schema.yaml"
 
@@ -41,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     study.add_argument("--model-dir", help="a model folder: adds teacher-forced perplexity and the model's "
                        "embedding (last-token pooling, not normalised, as the study's llama.cpp embedding)")  # fmt: skip
     study.add_argument("--cache", default="results/cache/embeddings", help="the embedding cache")
+    planning_cli.add_parsers(commands)
     arguments = parser.parse_args(argv)
+    if arguments.command in planning_cli.COMMANDS:
+        return planning_cli.run(arguments)
     if arguments.command == "study":
         return _study(arguments)
     if arguments.command == "check-config":
@@ -53,10 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config ok: experiment {config['experiment']}")
         return 0
     try:
+        check_output_folder(arguments.out, "--out", "ratings_descriptives.csv and ratings_lme.csv")
         table = load_ratings(arguments.ratings_csv)
-        scores = pl.read_parquet(arguments.scores) if arguments.scores else None
+        scores = load_scores(arguments.scores) if arguments.scores else None
         paths = write_tables(table, arguments.out, scores, arguments.random_effects)
-    except (RatingsError, FileNotFoundError) as error:
+    except (RatingsError, FileNotFoundError, OutputPathError) as error:
         print(f"tempcreativity ratings: {error}", file=sys.stderr)
         return 2
     for path in paths.values():
@@ -68,12 +74,16 @@ def _study(arguments) -> int:
     from pathlib import Path
 
     from tempcreativity.io import write_texts_atomic
+    from tempcreativity.model import check_model_folder
     from tempcreativity.study import study_csvs
 
     try:
+        check_output_folder(arguments.out, "--out", "table1.csv, table2.csv and story_scores.csv")
+        if arguments.model_dir is not None:
+            check_model_folder(arguments.model_dir, "--model-dir", trust_field="")
         csvs = study_csvs(arguments.data, arguments.cache, arguments.model_dir)
-    except (RatingsError, FileNotFoundError) as error:
-        print(f"tempcreativity study: {error}", file=sys.stderr)
+    except (RatingsError, FileNotFoundError, OutputPathError, ConfigError) as error:
+        print(f"tempcreativity study: {str(error).removeprefix('invalid config: ')}", file=sys.stderr)
         return 2
     files = {Path(arguments.out) / f"{name}.csv": text for name, text in csvs.items()}
     write_texts_atomic(files)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import yaml
@@ -75,13 +78,51 @@ def _parent_description(error: jsonschema.ValidationError, schema: dict[str, Any
     return found
 
 
+# A number in exponent form that YAML 1.1 (PyYAML, which Snakemake uses too) reads as text: it takes 1.0e+9 as a
+# number, but 1e9, 1.0e9 and 1e+9 as strings (its floats need a dot and a signed exponent).
+_EXPONENT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def _as_yaml_number(text: str, integer: bool) -> str:
+    """How to write ``text`` (a number in exponent form) so that YAML 1.1 reads it as a number."""
+    value = float(text)
+    if integer and value.is_integer():
+        return str(int(value))
+    mantissa, exponent = f"{value:e}".split("e")
+    mantissa = mantissa.rstrip("0")
+    return f"{mantissa}{'0' if mantissa.endswith('.') else ''}e{int(exponent):+d}"
+
+
+def _check_numbers_read_as_text(errors: list[jsonschema.ValidationError]) -> None:
+    """A number written as 1e9 reaches the schema as the string '1e9' ('not of type number'): say why, and how to
+    write it."""
+    pending = list(errors)
+    while pending:
+        error = pending.pop(0)
+        pending.extend(error.context or ())
+        expected = error.validator_value if error.validator == "type" else None
+        expected = [expected] if isinstance(expected, str) else expected or []
+        numeric = {"number", "integer"} & set(expected)
+        if not numeric or not isinstance(error.instance, str) or not _EXPONENT_TEXT.fullmatch(error.instance):
+            continue
+        written = _as_yaml_number(error.instance, "number" not in numeric)
+        raise ConfigError(
+            f"invalid config: {_field_name(error.absolute_path)}: {error.instance!r} was read as text, not as a "
+            f"number: YAML 1.1 (PyYAML, which Snakemake uses) reads a number in exponent form only with a dot and "
+            f"a signed exponent; allowed: a number, written as {written}"
+        )
+
+
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
     """Validate ``config`` in place (filling defaults) and return it; raise ConfigError on the first problem."""
+    _check_templating(config)
     _check_finite(config)
     given = _check_given_sections(config)
     schema = load_schema(schema_path)
     validator = _DefaultFillingValidator(schema)
-    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    errors = list(validator.iter_errors(config))
+    _check_numbers_read_as_text(errors)
+    error = jsonschema.exceptions.best_match(errors)
     if error is not None:
         raise ConfigError(f"invalid config: {_describe(error, schema)}")
     if not isinstance(config["ratings"], dict):  # the short form: just the file
@@ -147,6 +188,109 @@ def _check_finite(value: Any, path: tuple = ()) -> None:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_finite(item, (*path, index))
+
+
+YTE_KEY = "__use_yte__"
+
+
+def _check_templating(config: Any) -> None:
+    """Refuse Snakemake's YAML templating (``__use_yte__: true`` makes Snakemake evaluate Python expressions written
+    in the config file, code that nobody asked to run)."""
+    if isinstance(config, dict) and YTE_KEY in config:
+        raise ConfigError(
+            f"invalid config: {YTE_KEY}: found {config[YTE_KEY]!r}; a config file may not use Snakemake's YAML "
+            "templating (yte), which runs the Python expressions written in it; allowed: plain YAML values (remove "
+            f"the {YTE_KEY} key and write the values out)"
+        )
+
+
+# The stores MLflow takes a tracking URI for; file: is its old file store (a local folder), which MLflow 3 opens only
+# with MLFLOW_ALLOW_FILE_STORE=true.
+MLFLOW_SCHEMES = ("http", "https", "sqlite", "file", "postgresql", "mysql", "mssql", "databricks")
+PSEUDO_FILESYSTEMS = ("/proc", "/sys", "/dev")
+TRACKING_URIS_ALLOWED = (
+    "allowed: http://host:port or https://host/path (a tracking server), sqlite:////absolute/path/mlflow.db, "
+    "postgresql://..., mysql://..., mssql://..., databricks, file:///absolute/folder (MLflow's file store, with "
+    "MLFLOW_ALLOW_FILE_STORE=true), or null (the MLFLOW_TRACKING_URI environment variable, else results/mlflow.db)"
+)
+
+
+def _check_tracking_uri(uri: str | None) -> None:
+    """A malformed ``mlflow.tracking_uri`` used to reach MLflow, whose message for it is that its file store is in
+    maintenance mode; say what is wrong here instead, before any job runs."""
+    if uri is None or uri == "databricks":
+        return
+    field, allowed = "invalid config: mlflow.tracking_uri", TRACKING_URIS_ALLOWED
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not scheme:
+        typo = re.match(r"(https?)//(.+)", uri)
+        hint = f" (did you mean {typo.group(1)}://{typo.group(2)}?)" if typo else ""
+        raise ConfigError(f"{field}: {uri!r} has no scheme{hint}; {allowed}")
+    if scheme not in MLFLOW_SCHEMES:
+        raise ConfigError(f"{field}: {uri!r} has the scheme {scheme!r}, which is no MLflow tracking store; {allowed}")
+    if scheme in ("http", "https") and (not parts.hostname or any(character.isspace() for character in uri)):
+        raise ConfigError(f"{field}: {uri!r} names no host (or holds spaces); {allowed}")
+    if scheme == "file" and os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() != "true":
+        raise ConfigError(
+            f"{field}: {uri!r} is MLflow's file store, which MLflow 3 opens only with MLFLOW_ALLOW_FILE_STORE=true "
+            f"(it is in maintenance mode); {allowed}"
+        )
+    if scheme in ("sqlite", "file"):
+        _check_store_path(uri, scheme, parts)
+
+
+def _check_store_path(uri: str, scheme: str, parts) -> None:
+    """A sqlite: or file: tracking URI must name a path where a store can be: absolute for file:, not on a kernel
+    file system (/proc, /sys, /dev), a database file that is not a folder, and folders above it that are folders."""
+    field, allowed = "invalid config: mlflow.tracking_uri", TRACKING_URIS_ALLOWED
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"{field}: {uri!r} names a host ({parts.netloc}); a file: URI is a local folder; {allowed}"
+            )
+        path = parts.path
+    else:  # sqlite:///relative.db, sqlite:////absolute.db; sqlite:// alone is an in-memory store, lost at exit
+        path = uri.split(":///", 1)[1] if ":///" in uri else ""
+    if not path or (scheme == "file" and not path.startswith("/")):
+        raise ConfigError(f"{field}: {uri!r} names no {'absolute ' if scheme == 'file' else ''}path; {allowed}")
+    store = Path(os.path.abspath(path))
+    for root in PSEUDO_FILESYSTEMS:
+        if store == Path(root) or Path(root) in store.parents:
+            raise ConfigError(f"{field}: {uri!r} is under {root}, a kernel file system that cannot hold a tracking "
+                              f"store; {allowed}")  # fmt: skip
+    if scheme == "sqlite" and store.is_dir():
+        raise ConfigError(f"{field}: {uri!r}: {store} is a folder; a sqlite: URI names the database file; {allowed}")
+    folder = store if scheme == "file" else store.parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{field}: {uri!r}: {existing} is a file, where the store needs the folder {folder}; "
+                          f"{allowed}")  # fmt: skip
+
+
+def _check_model_folders(config: dict[str, Any], grid_models: list[dict[str, Any]]) -> None:
+    """Every local model folder (the generating models' and the judge's) must be one a run can load: a folder, not a
+    file, with config.json and a tokenizer, and no code of its own unless its entry trusts it."""
+    from tempcreativity.model import EMBEDDED, check_model_folder, trusts_remote_code
+
+    for index, model in enumerate(grid_models):
+        field = "model" if "model" in config else f"models[{index}]"
+        if "trust_remote_code" in model.get("engine_args", {}):
+            found = model["engine_args"]["trust_remote_code"]
+            raise ConfigError(
+                f"invalid config: {field}.engine_args.trust_remote_code: found {found!r}; allowed: not set here (set "
+                f"{field}.trust_remote_code: true to let the model run its own code)"
+            )
+        path = model["path"]
+        if path != EMBEDDED and (_looks_local(path) or Path(path).expanduser().exists()):
+            check_model_folder(path, f"{field}.path", trusts_remote_code(model))
+    judge = config["judge"]
+    if judge["model"] and judge["model"] != EMBEDDED and judge["model"] not in [m["path"] for m in grid_models]:
+        if _looks_local(judge["model"]) or Path(judge["model"]).expanduser().exists():
+            check_model_folder(judge["model"], "judge.model", trusts_remote_code(judge),
+                               trust_field="judge.trust_remote_code")  # fmt: skip
 
 
 def _looks_local(path: str) -> bool:
@@ -215,17 +359,48 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"{field}.max_model_len {model['max_model_len']}; allowed: max_tokens below max_model_len (prompt "
                 "tokens + max_tokens must fit in it, so that no story is cut short by the context)"
             )
-        if _looks_local(model["path"]) and not Path(model["path"]).expanduser().is_dir():
-            raise ConfigError(
-                f"invalid config: {field}.path: the local folder {model['path']!r} does not exist; allowed: "
-                '"embedded", an existing Hugging Face model folder, or a hub id such as org/name'
-            )
+    _check_model_folders(config, grid_models)
+    _check_tracking_uri(config["mlflow"]["tracking_uri"])
+
+
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one YAML mapping."""
+
+    def __init__(self, key: Any, first: yaml.Mark, again: yaml.Mark):
+        super().__init__(f"key {key!r} given twice")
+        self.key, self.first, self.again = key, first, again
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last one silently). Keys
+    brought in by a merge (``<<: *anchor``) may be overridden, as YAML intends."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise _DuplicateKey(key, seen[key], key_node.start_mark)
+            except TypeError:  # an unhashable key: the base loader reports it
+                continue
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep)
 
 
 def read_yaml(config_path: str | Path) -> dict[str, Any]:
-    """One YAML config file as a mapping; a syntax error is reported with its file, line and column."""
+    """One YAML config file as a mapping; a syntax error is reported with its file, line and column, a key given
+    twice in one mapping with both lines, and Snakemake's code-running templating (``__use_yte__``) is refused."""
     try:
-        config = yaml.safe_load(Path(config_path).read_text()) or {}
+        config = yaml.load(Path(config_path).read_text(), Loader=UniqueKeyLoader) or {}
+    except _DuplicateKey as error:
+        raise ConfigError(
+            f"invalid config: {config_path}, line {error.again.line + 1}: key {error.key!r} is given twice in the "
+            f"same mapping (first on line {error.first.line + 1}); allowed: each key once (YAML readers would "
+            "silently keep the last one)"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f", line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -233,6 +408,10 @@ def read_yaml(config_path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"invalid config: {config_path}{where}: not valid YAML ({problem})") from None
     if not isinstance(config, dict):
         raise ConfigError(f"invalid config: {config_path} must hold a mapping of keys to values")
+    try:
+        _check_templating(config)
+    except ConfigError as error:
+        raise ConfigError(str(error).replace("invalid config: ", f"invalid config: {config_path}: ", 1)) from None
     return config
 
 

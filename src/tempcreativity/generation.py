@@ -23,6 +23,7 @@ from tempcreativity.engine import (
 )
 from tempcreativity.errors import ConfigError
 from tempcreativity.grid import StoryRequest, models
+from tempcreativity.model import trusts_remote_code
 
 # What the engine produced for one story: a cache entry, and the second half of a generations row.
 GENERATION_SCHEMA = {
@@ -248,7 +249,7 @@ def _generate_with_model(
     fingerprint = engine_fingerprint(cpu)
     check_engine_args(model.get("engine_args", {}))
     check_context(model, folder)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trusts_remote_code(model))
     prompt_ids = [render_prompt_ids(tokenizer, request) for request in requests]
     check_prompt_lengths(requests, prompt_ids, model, config["decoding"])
     settings = [sampling_settings(request, config["decoding"]) for request in requests]

@@ -18,8 +18,9 @@ novelty and typicality ask to compare with the example, cohesion and coherence a
 
 The same engine also rates the study's 31 rated stories against the study's exemplar, so that the judge can be
 checked against the study's people (``judge_vs_people``). When the judge is the generating model, the generation
-job asks its questions on its own engine while it is up (``judge_on_engine``), so the judge's job reads answers
-from the cache and starts no engine."""
+job asks its questions on its own engine while it is up (``judge_on_engine``) and writes the ratings as its declared
+outputs; the judge's job takes them (``complete_judge_tables``) and asks only about the stories no generation job
+rated."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ import numpy as np
 import polars as pl
 
 from tempcreativity.cache import ContentStore, cache_key
+from tempcreativity.model import trusts_remote_code
 from tempcreativity.ratings import RATING_ITEMS
 
 SCALE = ["1", "2", "3", "4", "5"]
@@ -145,7 +147,7 @@ def judge_stories(
 
     from tempcreativity.engine import installed_engine_fingerprint
 
-    tokenizer = AutoTokenizer.from_pretrained(model_folder)
+    tokenizer = AutoTokenizer.from_pretrained(model_folder, trust_remote_code=trusts_remote_code(model))
     method = judge["method"]
     samples = judge["samples"] if method == "sample" else 1
     digits = scale_token_ids(tokenizer) if method == "expected" else None
@@ -206,27 +208,67 @@ def judge_on_engine(
     judge: dict[str, Any],
     model: dict[str, Any],
     cache_dir: str | Path,
-) -> dict[str, Any]:
+) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
     """Ask the judge's questions about ``stories`` (a generation job's, of the judge's own model) and the study's
-    stories on ``engine``, the generation job's running engine, into the judge's cache: the judge's job then starts
-    no engine. Only stories whose exemplar is among them are asked (another shard holds the others' exemplar); only
-    the ``expected`` method (greedy, unseeded) and prompts that fit the engine's context. Returns the judge's
-    statistics (answers, asked, seconds) for the experiment's stories, and as ``study_answers`` etc. for the
-    study's (asked once per judge and cache: its questions are the same for every experiment)."""
+    stories on ``engine``, the generation job's running engine. Only stories whose exemplar is among them are asked
+    (another shard holds the others' exemplar); only the ``expected`` method (greedy, unseeded) and prompts that fit
+    the engine's context. Returns the ratings tables by story set (``experiment``, ``study``; a set not asked is
+    left out) and the judge's statistics (answers, asked, seconds) for the experiment's stories, and as
+    ``study_answers`` etc. for the study's (asked once per judge and cache: its questions are the same for every
+    experiment)."""
     if judge["method"] != "expected" or engine is None:
-        return {}
+        return {}, {}
     owners = stories.filter(pl.col("is_exemplar")).select("model_id", "prompt_id")
     story_sets = {"experiment": stories.join(owners, on=["model_id", "prompt_id"], how="semi")}
     if study_stories is not None:
         story_sets["study"] = study_stories
     judge = judge | {"model_name": manifest["model"]}
-    stats = {}
+    tables, stats = {}, {}
     for name, story_set in story_sets.items():
-        tables, set_stats = judge_stories({name: story_set}, manifest["folder"], judge, model, manifest["sha256"],
-                                          cache_dir, engine)  # fmt: skip
-        prefix = "" if name == "experiment" else f"{name}_"
-        stats |= {f"{prefix}{key}": value for key, value in set_stats.items()} if tables else {}
-    return stats
+        set_tables, set_stats = judge_stories({name: story_set}, manifest["folder"], judge, model, manifest["sha256"],
+                                              cache_dir, engine)  # fmt: skip
+        if set_tables:
+            tables[name] = set_tables[name]
+            prefix = "" if name == "experiment" else f"{name}_"
+            stats |= {f"{prefix}{key}": value for key, value in set_stats.items()}
+    return tables, stats
+
+
+def empty_ratings() -> pl.DataFrame:
+    """A ratings table without rows (what a generation job writes for a story set it did not rate)."""
+    return pl.DataFrame(schema=RATINGS_SCHEMA)
+
+
+def complete_judge_tables(
+    story_sets: dict[str, pl.DataFrame],
+    rated: dict[str, list[pl.DataFrame]],
+    model_folder: str | Path,
+    judge: dict[str, Any],
+    model: dict[str, Any],
+    judge_identity: str,
+    cache_dir: str | Path,
+) -> tuple[dict[str, pl.DataFrame], dict[str, Any]]:
+    """The judge's ratings tables of ``story_sets``: each story's row from ``rated`` (the generation jobs' tables, by
+    set) where one rated it, the rest asked of the judge (its cache, then an engine of its own). Returns the tables
+    (sorted by story id, as judge_stories writes them) and statistics: stories ``from_generation_jobs``, and the
+    answers and asked of the rest."""
+    taken: dict[str, pl.DataFrame] = {}
+    remaining: dict[str, pl.DataFrame] = {}
+    for name, stories in story_sets.items():
+        table = pl.concat([empty_ratings(), *rated.get(name, [])], how="vertical")
+        wanted = stories.filter(~pl.col("is_exemplar"))["story_id"]
+        taken[name] = table.filter(pl.col("story_id").is_in(wanted.implode())).unique("story_id", keep="first")
+        todo = stories.filter(pl.col("is_exemplar") | ~pl.col("story_id").is_in(taken[name]["story_id"].implode()))
+        if todo.filter(~pl.col("is_exemplar")).height:
+            remaining[name] = todo
+    asked_tables, stats = {}, {"answers": 0, "asked": 0, "seconds": 0.0}
+    if remaining:
+        asked_tables, stats = judge_stories(remaining, model_folder, judge, model, judge_identity, cache_dir)
+    tables = {
+        name: pl.concat([taken[name], asked_tables.get(name, empty_ratings())], how="vertical").sort("story_id")
+        for name in story_sets
+    }
+    return tables, {"from_generation_jobs": sum(table.height for table in taken.values()), **stats}
 
 
 def _ask(model_folder: str, model: dict[str, Any], requests: list[tuple], judge: dict[str, Any],

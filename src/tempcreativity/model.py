@@ -42,14 +42,16 @@ def convert_gguf_to_hf(gguf_file: Path, out_dir: Path, dtype: str = "bfloat16") 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     source_dir, file_name = str(gguf_file.parent), gguf_file.name
-    tokenizer = AutoTokenizer.from_pretrained(source_dir, gguf_file=file_name)
-    quantised = AutoModelForCausalLM.from_pretrained(source_dir, gguf_file=file_name, dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(source_dir, gguf_file=file_name, trust_remote_code=False)
+    quantised = AutoModelForCausalLM.from_pretrained(
+        source_dir, gguf_file=file_name, dtype=torch.float32, trust_remote_code=False
+    )
     # save_pretrained refuses a GGUF-quantised model: rebuild a plain one from its config and copy the weights.
-    config = AutoConfig.from_pretrained(source_dir, gguf_file=file_name)
+    config = AutoConfig.from_pretrained(source_dir, gguf_file=file_name, trust_remote_code=False)
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     config.dtype = dtype
-    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype))
+    model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype), trust_remote_code=False)
     model.load_state_dict(quantised.state_dict())
     model.generation_config = quantised.generation_config
 
@@ -78,27 +80,123 @@ def folder_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_model_folder(path: str, embedded_dir: Path | None) -> Path:
+# A model folder needs its config and a tokenizer: one of these files (fast tokenizer, SentencePiece, BPE or WordPiece
+# vocabulary).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
+                   "sentencepiece.bpe.model")  # fmt: skip
+# Files whose ``auto_map`` makes transformers (and vLLM) import Python code shipped with the model.
+AUTO_MAP_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
+
+
+def trusts_remote_code(model: dict[str, Any]) -> bool:
+    """Whether a model's config entry opts in to running its folder's own Python code (``trust_remote_code``, off
+    unless set to true)."""
+    return model.get("trust_remote_code") is True
+
+
+def check_model_folder(
+    folder: str | Path, field: str, trust_remote_code: bool = False, trust_field: str | None = None
+) -> None:
+    """Refuse, naming ``field`` and the file, a model folder that cannot load (a file instead of a folder, no
+    config.json, no tokenizer file) or that would run Python code shipped with it (``auto_map`` in its config or
+    tokenizer config, or ``.py`` files) unless ``trust_remote_code`` (the config's ``trust_field``, by default the
+    field's section's ``trust_remote_code``; "" where there is no opt-in) allows it."""
+    from tempcreativity.errors import ConfigError
+
+    shown, folder = str(folder), Path(folder).expanduser()  # (named as the config wrote it)
+    trust_field = field.rsplit(".", 1)[0] + ".trust_remote_code" if trust_field is None else trust_field
+    opt_in = f", or set {trust_field}: true to run that code (only for a folder you trust)" if trust_field else ""
+    if folder.is_file():
+        raise ConfigError(
+            f"invalid config: {field}: {shown!r} is a file, not a folder; allowed: a Hugging Face model folder "
+            '(config.json, tokenizer files and weights), "embedded", or a hub id such as org/name'
+        )
+    if not folder.is_dir():
+        raise ConfigError(
+            f'invalid config: {field}: the local folder {shown!r} does not exist; allowed: "embedded", an '
+            "existing Hugging Face model folder, or a hub id such as org/name"
+        )
+    if not (folder / "config.json").is_file():
+        found = sorted(entry.name for entry in folder.iterdir())
+        raise ConfigError(
+            f"invalid config: {field}: the model folder {shown!r} has no config.json (found "
+            f"{', '.join(found[:10]) + (' ...' if len(found) > 10 else '') if found else 'nothing: it is empty'}); "
+            "allowed: a Hugging Face model folder with config.json, tokenizer files and weights"
+        )
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ConfigError(
+            f"invalid config: {field}: the model folder {shown!r} has no tokenizer file; allowed: a model "
+            f"folder with one of {', '.join(TOKENIZER_FILES)}"
+        )
+    if trust_remote_code:
+        return
+    for name in AUTO_MAP_FILES:
+        file = folder / name
+        if not file.is_file():
+            continue
+        try:
+            settings = json.loads(file.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(f"invalid config: {field}: {file} is not readable JSON ({error})") from None
+        if isinstance(settings, dict) and "auto_map" in settings:
+            raise ConfigError(
+                f"invalid config: {field}: {file} has an auto_map: loading this model runs Python code shipped in "
+                f"its folder, which the pipeline refuses by default; allowed: a model transformers and vLLM "
+                f"support without it{opt_in}"
+            )
+    code = sorted(str(path.relative_to(folder)) for path in folder.rglob("*.py"))
+    if code:
+        raise ConfigError(
+            f"invalid config: {field}: the model folder {shown!r} holds Python code ({', '.join(code[:5])}"
+            f"{' ...' if len(code) > 5 else ''}), which a model loader may run; allowed: a folder without .py "
+            f"files{opt_in}"
+        )
+
+
+def resolve_model_folder(
+    path: str, embedded_dir: Path | None, trust_remote_code: bool = False, field: str = "model.path"
+) -> Path:
     """The local folder of a model: the converted embedded one, a local folder, or a hub id's snapshot
-    (downloaded by huggingface_hub on first use, where the machine can reach the hub)."""
+    (downloaded by huggingface_hub on first use, where the machine can reach the hub). A local folder or a
+    downloaded one must pass ``check_model_folder``: loadable, and running no code of its own unless
+    ``trust_remote_code``."""
     if path == EMBEDDED:
         if embedded_dir is None:
             raise ValueError("the embedded model needs its converted folder")
         return embedded_dir
     local = Path(path).expanduser()
-    if local.is_dir():
+    if local.is_dir() or local.is_file() or path.startswith(("/", ".", "~")):
+        check_model_folder(path, field, trust_remote_code)
         return local.resolve()
-    if path.startswith(("/", ".", "~")):
-        raise FileNotFoundError(f"model.path: the local folder {path!r} does not exist")
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(path))
+        folder = Path(snapshot_download(path))
     except Exception as error:  # an invalid id, no network, no access: say what was tried
         raise FileNotFoundError(
-            f"model.path: {path!r} is not a local folder, and the Hugging Face hub id could not be fetched "
+            f"{field}: {path!r} is not a local folder, and the Hugging Face hub id could not be fetched "
             f'({type(error).__name__}: {error}); allowed: "embedded", an existing model folder, or a reachable hub id'
         ) from None
+    check_model_folder(folder, field, trust_remote_code)
+    return folder
+
+
+def path_trusts_remote_code(config: dict, path: str) -> bool:
+    """Whether the config lets the model at ``path`` run its own code: a generating model with that path and
+    ``trust_remote_code: true``, or the judge's model with ``judge.trust_remote_code: true``."""
+    entries = config["models"] if "models" in config else [config["model"]]
+    generating = any(entry["path"] == path and trusts_remote_code(entry) for entry in entries)
+    judge = config.get("judge") or {}
+    return generating or (judge_model_path(config) == path and trusts_remote_code(judge))
+
+
+def judge_trusts_remote_code(config: dict) -> bool:
+    """Whether the judge's model may run its own code: the first generating model's setting when it is the judge,
+    else ``judge.trust_remote_code``."""
+    if judge_is_first_model(config):
+        first = config["models"][0] if "models" in config else config["model"]
+        return trusts_remote_code(first)
+    return trusts_remote_code(config.get("judge") or {})
 
 
 def model_manifest(path: str, folder: Path) -> dict[str, Any]:
@@ -142,5 +240,5 @@ def resolve_judge(config: dict, manifest: dict, embedded_dir: Path | None) -> tu
     if judge_is_first_model(config):
         return manifest["folder"], manifest["model"], manifest["sha256"]
     path = judge_model_path(config)
-    folder = resolve_model_folder(path, embedded_dir)
+    folder = resolve_model_folder(path, embedded_dir, judge_trusts_remote_code(config), field="judge.model")
     return str(folder), path, folder_sha256(folder)

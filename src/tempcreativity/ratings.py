@@ -26,6 +26,7 @@ variances novelty's R^2c would be .3857, not the printed .3849); Nakagawa's uses
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from pathlib import Path
 
@@ -36,6 +37,12 @@ RATING_ITEMS = ("novelty", "typicality", "cohesion", "coherence")
 REQUIRED_COLUMNS = ("story_id", "temperature", "participant_id", *RATING_ITEMS)
 SCORE_PREDICTORS = ("perplexity", "cosine_similarity", "edit_distance")
 RATING_MIN, RATING_MAX = 1.0, 5.0
+# The crossed model's and the ICC's bound (variance_components.MAX_DENSE_LEVELS): its smaller factor, stories or
+# participants, may have at most this many levels. The participant-only model and least squares have no bound.
+MAX_CROSSED_LEVELS = 4000
+# Cronbach's alpha compares every two stories rated by a common participant: at most this many such pairs (the
+# sum over participants of the squared number of stories each rated), about 1.5 GB at the peak.
+MAX_CRONBACH_PAIRS = 20_000_000
 
 
 class RatingsError(ValueError):
@@ -47,12 +54,23 @@ def load_ratings(path: str | Path, min_participants: int = 2) -> pl.DataFrame:
     check it: the required columns present, ratings numbers in [1, 5], temperatures in [0, 2], nothing missing,
     each participant rating each story at most once, at least two participants."""
     path = Path(path)
+    if path.is_dir():
+        raise RatingsError(f"ratings: {path} is a folder, not a ratings file; needed: a CSV file of ratings")
     if not path.is_file():
-        raise RatingsError(f"ratings: {path} does not exist")
+        raise RatingsError(f"ratings: {path} does not exist; needed: a CSV file of ratings")
     with path.open("rb") as handle:
         head = handle.read(8192)
     if b"\0" in head:
         raise RatingsError(f"ratings: {path} is not a text file (it holds NUL bytes); expected a comma-separated CSV")
+    lines = head.decode("utf-8", errors="replace").lstrip("\ufeff").splitlines()
+    if lines and ";" in lines[0] and "," not in lines[0]:  # before the parser, whose message for it is about fields
+        decimal_commas = any(re.search(r"\d,\d", line) for line in lines[1:])
+        raise RatingsError(
+            f"ratings: {path} seems to be separated by ';' (its header is {lines[0][:200]!r})"
+            f"{', with decimal commas' if decimal_commas else ''}; the ratings file must be comma-separated"
+            f"{' with decimal points (1.5, not 1,5)' if decimal_commas else ''}: export it again as CSV with ',' "
+            "between fields"
+        )
     try:
         frame = pl.read_csv(path, infer_schema_length=10_000)
     except pl.exceptions.NoDataError:
@@ -69,10 +87,37 @@ def load_ratings(path: str | Path, min_participants: int = 2) -> pl.DataFrame:
     return validate_ratings(frame, min_participants)
 
 
+def load_scores(path: str | Path) -> pl.DataFrame:
+    """The pipeline's scores.parquet, for the ratings command's ``--scores``; RatingsError naming the path when it
+    is not one."""
+    path, needed = Path(path), "needed: the pipeline's scores.parquet (results/<experiment>/scores.parquet)"
+    if path.is_dir():
+        raise RatingsError(f"--scores: {path} is a folder, not a scores file; {needed}")
+    if not path.is_file():
+        raise RatingsError(f"--scores: {path} does not exist; {needed}")
+    try:
+        scores = pl.read_parquet(path)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # polars' errors, and pyo3's PanicException for a damaged file
+        raise RatingsError(
+            f"--scores: {path} is not a readable Parquet file ({type(error).__name__}); {needed}"
+        ) from None
+    if "story_id" not in scores.columns:
+        raise RatingsError(f"--scores: {path} has no story_id column (found {', '.join(scores.columns[:8])}); {needed}")
+    return scores
+
+
 def validate_ratings(frame: pl.DataFrame, min_participants: int = 2) -> pl.DataFrame:
     missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
-        raise RatingsError(f"ratings: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}")
+        near = [f"{found!r} would be {name} once stripped and lower-cased" for name in missing
+                for found in frame.columns if found.strip().lower() == name]  # fmt: skip
+        raise RatingsError(
+            f"ratings: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}; found: "
+            f"{', '.join(repr(name) for name in frame.columns[:20])}{' ...' if len(frame.columns) > 20 else ''}"
+            + (f" ({'; '.join(near)}: rename the header{'s' if len(near) > 1 else ''})" if near else "")
+        )
     if frame.height == 0:
         raise RatingsError("ratings: the file has a header but no rating rows")
     frame = frame.with_columns(pl.col("story_id", "participant_id").cast(pl.String))
@@ -121,15 +166,51 @@ def _rows(indices: list[int]) -> str:
 
 
 def cronbach_alpha(ratings: pl.DataFrame, item: str) -> float:
-    """Cronbach's alpha of one rating item: stories as the scale's items, participants as subjects."""
-    import pingouin
+    """Cronbach's alpha of one rating item: stories as the scale's items, participants as subjects, each pair of
+    stories' covariance over the participants who rated both (pingouin's ``nan_policy="pairwise"``, which the
+    study used: k / (k - 1) * (1 - trace(C) / sum(C)), a covariance from fewer than two common participants left out
+    of the sum, and nan when a story was rated only once). Computed from sparse cross-products of the long table,
+    not a participants x stories table; RatingsError beyond MAX_CRONBACH_PAIRS pairs of stories rated together."""
+    import pandas as pd
+    from scipy import sparse
 
-    wide = ratings.to_pandas().pivot_table(index="participant_id", columns="story_id", values=item)
-    if len(wide) < 2:  # one rater (the judge): no scale to be consistent over
+    participant, story = (pd.factorize(ratings[name].to_numpy())[0] for name in ("participant_id", "story_id"))
+    subjects, stories = int(participant.max()) + 1, int(story.max()) + 1
+    if subjects < 2 or stories < 2:  # one rater (the judge), or one story: no scale to be consistent over
         return math.nan
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # constant items (a judge that always answers the same) give nan
-        return float(pingouin.cronbach_alpha(data=wide)[0])
+    pairs = int((np.bincount(participant).astype(np.int64) ** 2).sum())
+    if pairs > MAX_CRONBACH_PAIRS:
+        raise RatingsError(
+            f"ratings: Cronbach's alpha compares every two stories a participant rated together: {pairs:,} such "
+            f"pairs here; allowed: at most {MAX_CRONBACH_PAIRS:,} (participants rating fewer stories each)"
+        )
+    values = ratings[item].cast(pl.Float64).to_numpy()
+    values = values - values.min() + 1.0  # (covariances do not change; no rating is 0, so no product vanishes)
+
+    def matrix(data: np.ndarray):
+        return sparse.csr_matrix((data, (participant, story)), shape=(subjects, stories))
+
+    rated, scores = matrix(np.ones_like(values)), matrix(values)
+    common = [(left.T @ right).tocsr() for left, right in ((rated, rated), (scores, scores), (scores, rated))]
+    for product in common:
+        product.sort_indices()
+    count, products, sums = common
+    sums_other = sums.T.tocsr()  # [a, b]: the sum of story b's ratings by those who rated a and b
+    sums_other.sort_indices()
+    if not all(np.array_equal(count.indices, m.indices) and np.array_equal(count.indptr, m.indptr)
+               for m in (products, sums, sums_other)):  # fmt: skip
+        raise AssertionError("Cronbach's alpha: the cross-products do not share their pattern")
+    n = count.data
+    with np.errstate(all="ignore"):
+        covariance = (products.data - sums.data * sums_other.data / n) / (n - 1)
+    defined = n >= 2
+    rows = np.repeat(np.arange(stories), np.diff(count.indptr))
+    diagonal = rows == count.indices
+    if not defined[diagonal].all():  # a story rated once has no variance: pingouin's trace is then nan
+        return math.nan
+    trace, total = covariance[diagonal].sum(), covariance[defined].sum()
+    with np.errstate(all="ignore"):  # (totals without variance: -inf, as pingouin gives)
+        return float(stories / (stories - 1) * (1.0 - trace / total))
 
 
 def interval_alpha(reliability: np.ndarray) -> float:
@@ -144,9 +225,24 @@ def interval_alpha(reliability: np.ndarray) -> float:
 
 
 def krippendorff_alpha(ratings: pl.DataFrame, item: str) -> float:
-    """Krippendorff's alpha of one rating item, interval metric: raters x stories, missing cells allowed (nan
-    with fewer than two raters of any story)."""
-    return interval_alpha(ratings.to_pandas().pivot_table(index="participant_id", columns="story_id", values=item))
+    """Krippendorff's alpha of one rating item, interval metric, over raters x stories with missing cells: nan when
+    no story has two ratings or no pairable rating differs from another. In closed form from the long table (the
+    ``krippendorff`` package's value, which a test checks): with the m_u ratings of each story rated at least twice,
+    1 - (N - 1) sum_u [2 (m_u sum v^2 - (sum v)^2) / (m_u - 1)] / (2 (N sum v^2 - (sum v)^2)) over their N ratings."""
+    per_story = (
+        ratings.group_by("story_id")
+        .agg(m=pl.len(), s1=pl.col(item).cast(pl.Float64).sum(), s2=(pl.col(item).cast(pl.Float64) ** 2).sum())
+        .filter(pl.col("m") >= 2)
+    )
+    if per_story.height == 0:
+        return math.nan
+    m, s1, s2 = (per_story[name].to_numpy().astype(float) for name in ("m", "s1", "s2"))
+    observed = (2.0 * (m * s2 - s1**2) / (m - 1)).sum()
+    total = m.sum()
+    expected = 2.0 * (total * s2.sum() - s1.sum() ** 2)
+    if expected <= 1e-12 * max(1.0, total * s2.sum()):
+        return math.nan
+    return float(1.0 - (total - 1) * observed / expected)
 
 
 def single_rating_icc(ratings: pl.DataFrame, item: str) -> float:
@@ -155,7 +251,7 @@ def single_rating_icc(ratings: pl.DataFrame, item: str) -> float:
     nan when no story was rated twice."""
     if not _stories_rated_more_than_once(ratings) or ratings[item].n_unique() < 2:
         return math.nan
-    fitted = _fit(ratings.to_pandas(), f"{item} ~ 1", "crossed")
+    fitted = _fit(ratings.select("participant_id", "story_id", item).to_pandas(), f"{item} ~ 1", "crossed")
     variances = _variance_components(fitted)
     return variances["story"] / (variances["story"] + variances["participant"] + float(fitted.scale))
 
@@ -202,26 +298,35 @@ def resolve_random_effects(ratings: pl.DataFrame, random_effects: str | None) ->
 
 
 def _fit(data, formula: str, random_effects: str):
-    import statsmodels.formula.api as smf
+    """``formula`` (``rating ~ predictor`` or ``rating ~ 1``) fitted on ``data`` (pandas): ordinary least squares
+    (statsmodels) for ``none``; REML with a random intercept per participant, or crossed ones per participant and
+    per story (variance_components: statsmodels' estimates, without its dense matrices)."""
+    from tempcreativity.variance_components import DesignTooLarge, fit_random_intercepts
 
-    with warnings.catch_warnings(), np.errstate(all="ignore"):
-        warnings.simplefilter("ignore")  # boundary and convergence chatter: the estimates are reported as they are
-        if random_effects == "none":
+    response, predictor = (part.strip() for part in formula.split("~"))
+    if random_effects == "none":
+        import statsmodels.formula.api as smf
+
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
             return smf.ols(formula, data).fit()
-        if random_effects == "participant":
-            return smf.mixedlm(formula, data, groups=data["participant_id"]).fit(reml=True)
-        data = data.assign(all_ratings=1)
-        components = {"participant": "0 + C(participant_id)", "story": "0 + C(story_id)"}
-        return smf.mixedlm(formula, data, groups="all_ratings", re_formula="0", vc_formula=components).fit(reml=True)
+    names = ["Intercept"] + ([] if predictor == "1" else [predictor])
+    exog = np.ones((len(data), len(names)))
+    if predictor != "1":
+        exog[:, 1] = data[predictor].to_numpy(dtype=float)
+    factors = {"participant": data["participant_id"].to_numpy()}
+    if random_effects == "crossed":
+        factors["story"] = data["story_id"].to_numpy()
+    try:
+        return fit_random_intercepts(data[response].to_numpy(dtype=float), exog, names, factors)
+    except DesignTooLarge as error:
+        raise RatingsError(f"ratings: {error}; allowed: at most {MAX_CROSSED_LEVELS:,} stories (or participants) "
+                           "for the crossed model and the ICC, or --random-effects participant") from None  # fmt: skip
 
 
 def _variance_components(fitted) -> dict[str, float]:
-    """The random-intercept variances of a fitted model by name (participant, story)."""
-    if not hasattr(fitted, "cov_re"):
-        return {}
-    if fitted.model.k_vc:
-        return {name: float(value) for name, value in zip(fitted.model.exog_vc.names, fitted.vcomp)}
-    return {"participant": float(np.asarray(fitted.cov_re)[0, 0])}
+    """The random-intercept variances of a fitted model by name (participant, story); none for least squares."""
+    return dict(getattr(fitted, "variances", {}))
 
 
 def fit_mixed_model(data, rating: str, predictor: str, random_effects: str = "participant") -> dict[str, float]:
@@ -235,22 +340,22 @@ def fit_mixed_model(data, rating: str, predictor: str, random_effects: str = "pa
 
 def _mixed_model_summary(fitted, predictor: str) -> dict[str, float]:
     random_variance = sum(_variance_components(fitted).values())
-    fixed_params = fitted.fe_params if hasattr(fitted, "fe_params") else fitted.params
-    fixed_prediction = fitted.model.exog @ fixed_params.to_numpy()
-    try:
-        fitted_values = np.asarray(fitted.fittedvalues)
-    except ValueError:  # random-intercept variance estimated at 0: every predicted random intercept is 0
-        fitted_values = fixed_prediction
-    residual = float(np.var(fitted.model.endog - fitted_values, ddof=1))  # pandas .var(), as the study's code
+    if hasattr(fitted, "fixed_prediction"):  # a random-intercept model
+        fixed_prediction, fitted_values = fitted.fixed_prediction, fitted.fittedvalues
+        beta, se, p = fitted.fe_params[predictor], fitted.bse_fe[predictor], fitted.pvalues[predictor]
+    else:  # ordinary least squares
+        fixed_prediction = fitted_values = np.asarray(fitted.fittedvalues)
+        beta, se, p = fitted.params[predictor], fitted.bse[predictor], fitted.pvalues[predictor]
+    endog = np.asarray(fitted.endog if hasattr(fitted, "fixed_prediction") else fitted.model.endog)
+    residual = float(np.var(endog - fitted_values, ddof=1))  # pandas .var(), as the study's code
     fitted_variance = float(np.var(fitted_values, ddof=1))
     study_total = fitted_variance + random_variance + residual
     fixed_variance = float(np.var(fixed_prediction))
     nakagawa_total = fixed_variance + random_variance + float(fitted.scale)
-    standard_errors = fitted.bse_fe if hasattr(fitted, "bse_fe") else fitted.bse
     return {
-        "beta": float(fixed_params[predictor]),
-        "se": float(standard_errors[predictor]),
-        "p": float(fitted.pvalues[predictor]),
+        "beta": float(beta),
+        "se": float(se),
+        "p": float(p),
         "r2c": (fitted_variance + random_variance) / study_total,
         "r2m": fitted_variance / study_total,
         "r2c_nakagawa": (fixed_variance + random_variance) / nakagawa_total,

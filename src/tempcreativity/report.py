@@ -264,8 +264,10 @@ def _summary_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
             score: f"{_number(row[f'{score}_mean'])} [{_number(row[f'{score}_ci_low'])}, {_number(row[f'{score}_ci_high'])}]"
             for score in SUMMARY_COLUMNS
         }
+        scored = row.get("n_scored", row["n"])  # (a summary written before n_scored: every story scored)
         rows.append({"prompt_id": row["prompt_id"], "cell": _cell_label(row, several, axes),
-                     "temperature": f"{row['temperature']:g}", "n": row["n"], **cells,
+                     "temperature": f"{row['temperature']:g}",
+                     "n": row["n"] if scored == row["n"] else f"{row['n']} ({scored} scored)", **cells,
                      "diversity": _number(row["diversity"]), "share_duplicates": _number(row["share_duplicates"])})  # fmt: skip
     return rows
 
@@ -370,4 +372,5 @@ def render_report(
         raw_min_p=value_text(stories["min_p"][0]) if "min_p" in stories.columns and stories.height else "",
         tokens=int(stories["num_tokens"].sum()),
         stopped=int((stories["finish_reason"] == "stop").sum()),
+        empty_stories=int((stories["num_tokens"] == 0).sum()),
     )

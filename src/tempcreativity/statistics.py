@@ -37,19 +37,27 @@ def bootstrap_mean_ci(values: np.ndarray, resamples: int, seed: int = 0) -> tupl
 
 
 def summarise(scores: pl.DataFrame, texts: pl.Series, vectors: np.ndarray, resamples: int) -> pl.DataFrame:
-    """One row per cell (its ``cell_keys`` columns, then n), then mean, median, CI bounds of every score, then
-    diversity (mean pairwise cosine distance of the embeddings, with a percentile bootstrap CI over the stories'
-    mean distances to the others of the cell), self-similarity (mean pairwise character edit similarity), and
-    the shares of stories identical to the exemplar and duplicated within the cell."""
+    """One row per cell (its ``cell_keys`` columns, then n and n_scored), then mean, median, CI bounds of every
+    score, then diversity (mean pairwise cosine distance of the embeddings, with a percentile bootstrap CI over the
+    stories' mean distances to the others of the cell), self-similarity (mean pairwise character edit similarity),
+    and the shares of stories identical to the exemplar and duplicated within the cell.
+
+    ``n`` counts the cell's stories, ``n_scored`` those with a defined perplexity: a story that ended before its
+    first token (a stop string at its start) is a real output, kept in ``n`` and in the diversity and shares, but
+    has no perplexity, so every score's mean, median and CI are over the scored stories only (and, for a score
+    a story can lack, such as distinct-3 of a two-word story, over those that have it)."""
     frame = scores.with_columns(text=texts, row=pl.int_range(pl.len()))
     keys = cell_keys(scores)
     rows = []
     for values, cell in frame.filter(~pl.col("is_exemplar")).group_by(keys, maintain_order=True):
-        row = {**dict(zip(keys, values)), "n": cell.height}
+        scored = cell.filter(pl.col("perplexity").cast(pl.Float64).is_finite())
+        row = {**dict(zip(keys, values)), "n": cell.height, "n_scored": scored.height}
         for score in SCORE_LABELS:
-            values = cell[score].cast(pl.Float64).to_numpy()
+            values = scored[score].cast(pl.Float64).to_numpy()
             low, high = bootstrap_mean_ci(values, resamples)
-            row |= {f"{score}_mean": float(np.nanmean(values)), f"{score}_median": float(np.nanmedian(values)),
+            finite = values[np.isfinite(values)]
+            row |= {f"{score}_mean": float(np.mean(finite)) if finite.size else math.nan,
+                    f"{score}_median": float(np.median(finite)) if finite.size else math.nan,
                     f"{score}_ci_low": low, f"{score}_ci_high": high}  # fmt: skip
         cell_texts = cell["text"].to_list()
         to_others = metrics.mean_cosine_distance_to_others(vectors[cell["row"].to_numpy()])

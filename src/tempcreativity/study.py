@@ -57,15 +57,22 @@ def teacher_forced_logprobs(
     from transformers import AutoTokenizer
     from vllm import SamplingParams
 
-    from tempcreativity.engine import start_engine
+    from tempcreativity.engine import start_engine, stop_engine
+    from tempcreativity.model import trusts_remote_code
 
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trusts_remote_code(model))
     prompt = tokenizer(STUDY_PROMPT)["input_ids"]
     stories = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     longest = max(len(prompt) + len(ids) for ids in stories)
-    engine = start_engine({**model, "max_model_len": max(model["max_model_len"], longest + 1)}, folder, longest)
-    outputs = engine.generate([{"prompt_token_ids": prompt + ids} for ids in stories],
-                              SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0), use_tqdm=False)  # fmt: skip
+    running = [start_engine({**model, "max_model_len": max(model["max_model_len"], longest + 1)}, folder, longest)]
+    try:
+        outputs = running[0].generate(
+            [{"prompt_token_ids": prompt + ids} for ids in stories],
+            SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0),
+            use_tqdm=False,
+        )
+    finally:
+        stop_engine(running.pop())  # frees its memory: the model embedder's engine comes next in the same process
     logprobs = []
     for ids, output in zip(stories, outputs):
         positions = output.prompt_logprobs[len(prompt) :]

@@ -76,7 +76,9 @@ def model_file(name):
 
 
 def final_outputs():
-    return [REPORT] + ([result("mlflow.json")] if config["mlflow"]["enabled"] else [])
+    # (logs/track_mlflow.done: the tracking step succeeded; a failed one keeps the earlier mlflow.json)
+    tracked = [result("mlflow.json"), result("logs/track_mlflow.done")]
+    return [REPORT] + (tracked if config["mlflow"]["enabled"] else [])
 
 
 def print_outputs():
@@ -86,7 +88,7 @@ def print_outputs():
     print(f"\nOpen the report: {Path(REPORT).resolve()}")
     if config["mlflow"]["enabled"]:
         print(
-            f"MLflow runs: {result('mlflow.json')} (README: reviewing on the MLflow dashboard)"
+            f"MLflow runs: {result('mlflow.json')} (docs/mlflow.md: reviewing on the MLflow dashboard)"
         )
 
 
@@ -179,8 +181,8 @@ def generation_settings(wildcards):
 
 
 def judges_on_generation_engine():
-    """Whether the generation jobs also ask the judge's questions (the judge is the first generating model and
-    answers greedily): their engine is up anyway, and the judge's job then starts none.
+    """Whether the generation jobs also rate their stories with the judge (the judge is the first generating model
+    and answers greedily): their engine is up anyway; their ratings are their outputs, which the judge's job takes.
     """
     return (
         config["judge"]["enabled"]
@@ -217,16 +219,39 @@ def all_shards(wildcards):
     return expand(result("shards/shard-{shard}.parquet"), shard=SHARD_INDICES)
 
 
+def shard_files(suffix):
+    """An input function: every shard's file ``shard-<n>.<suffix>`` (a generation job's declared output)."""
+
+    def inputs(wildcards):
+        return expand(result(f"shards/shard-{{shard}}.{suffix}"), shard=SHARD_INDICES)
+
+    return inputs
+
+
+def shard_embedding_outputs():
+    """A generation job's embeddings, one table per embedder (in the order of EMBEDDERS)."""
+    return expand(
+        result("shards/shard-{{shard}}.embeddings-{embedder}.parquet"),
+        embedder=EMBEDDERS,
+    )
+
+
+def shard_embedding_files(wildcards):
+    """Every shard's embeddings of one embedder."""
+    return expand(
+        result("shards/shard-{shard}.embeddings-{embedder}.parquet"),
+        shard=SHARD_INDICES,
+        embedder=wildcards.embedder,
+    )
+
+
 def story_order(wildcards):
     return [story.story_id for story in STORIES]
 
 
 def engine_gpus(wildcards=None):
     """GPUs of a job that runs a vLLM engine: the engine's tensor parallel size when the config says the model
-    runs on GPUs, else none. (The `model` embedder is the only embedder that runs an engine.)
-    """
-    if wildcards is not None and wildcards.get("embedder", "model") != "model":
-        return 0
+    runs on GPUs, else none."""
     return max(
         model["tensor_parallel_size"] if model["device"] == "gpu" else 0
         for model in MODELS
@@ -246,8 +271,8 @@ def engine_threads(wildcards=None):
 
 
 def judge_threads(wildcards=None):
-    """CPUs of the judge's job: on the CPU with one shard, where the generation job asks every question on its own
-    engine and the judge's job only reads the answers, one, so that it runs beside the scores and figures (should a
+    """CPUs of the judge's job: on the CPU with one shard, where the generation job rates every story on its own
+    engine and the judge's job only takes its ratings, one, so that it runs beside the scores and figures (should a
     question not fit the generation engine's context, its engine still runs, on what the machine has); else an
     engine job's."""
     if (

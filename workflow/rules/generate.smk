@@ -1,5 +1,7 @@
 # Generation: one vLLM engine per shard job; stories already in the content-addressed cache are not generated again.
-# The same job embeds its stories into the embedding cache (vLLM is loaded there already); embed_stories reads them.
+# The same job embeds its stories with every embedder and, when the judge is the generating model, rates them on its
+# engine (vLLM is loaded there already): each is a declared output of the shard, which the embedding and judge rules
+# gather.
 
 
 localrules:
@@ -13,6 +15,9 @@ rule generate_shard:
     output:
         stories=result("shards/shard-{shard}.parquet"),
         stats=result("shards/shard-{shard}.stats.json"),
+        embeddings=shard_embedding_outputs(),
+        judge=result("shards/shard-{shard}.judge.parquet"),
+        judge_study=result("shards/shard-{shard}.judge-study.parquet"),
     log:
         result("logs/generate_shard-{shard}.log"),
     benchmark:

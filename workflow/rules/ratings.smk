@@ -13,6 +13,8 @@ rule judge_stories:
         unpack(study_data_files),
         stories=rules.collect_generations.output.stories,
         manifest=PRIMARY_MANIFEST,
+        shard_judge=shard_files("judge.parquet"),
+        shard_judge_study=shard_files("judge-study.parquet"),
     output:
         ratings=result("ratings/judge_ratings.csv"),
         study_ratings=result("ratings/judge_study_ratings.csv"),

@@ -1,29 +1,25 @@
-# Scoring: embeddings (cached per story), scores per story, summaries, trends and PCA.
+# Scoring: the generation jobs' embeddings gathered per embedder, scores per story, summaries, trends and PCA.
 
 
-rule embed_stories:
+localrules:
+    collect_embeddings,
+
+
+rule collect_embeddings:
     input:
         stories=rules.collect_generations.output.stories,
-        manifest=PRIMARY_MANIFEST,
+        shards=shard_embedding_files,
     output:
         embeddings=result("embeddings/{embedder}.parquet"),
     log:
-        result("logs/embed_stories-{embedder}.log"),
-    benchmark:
-        result("benchmarks/embed_stories-{embedder}.tsv")
-    threads: engine_threads
+        result("logs/collect_embeddings-{embedder}.log"),
     resources:
-        gpu=engine_gpus,
-        tasks_per_gpu=0,  # SLURM: one vLLM process drives all GPUs of the job
-        mem_mb=engine_mem_mb,
-        runtime=engine_runtime,
+        mem_mb=2000,
+        runtime=30,
     params:
-        model=PRIMARY_MODEL,
-        model_embedder=config["scoring"]["model_embedder"],
-        cache_dir=EMBEDDING_CACHE,
-        code=script_digest("embed_stories.py"),
+        code=script_digest("collect_embeddings.py"),
     script:
-        "../../scripts/embed_stories.py"
+        "../../scripts/collect_embeddings.py"
 
 
 rule score_stories:

@@ -21,8 +21,12 @@ rule track_mlflow:
         ratings_descriptives=ratings_tables("ratings_descriptives.csv"),
         ratings_lme=ratings_tables("ratings_lme.csv"),
     output:
-        runs=result("mlflow.json"),
-        config=result("config.yaml"),
+        # update(): Snakemake keeps the earlier run's files while the step runs, and puts them back if it fails
+        # (a server that is down, say), instead of deleting them; `logged` is written last, so a failed step has
+        # none and the next run tries again
+        runs=update(result("mlflow.json")),
+        config=update(result("config.yaml")),
+        logged=result("logs/track_mlflow.done"),
     log:
         result("logs/track_mlflow.log"),
     resources:
