@@ -31,16 +31,29 @@ REPO = Path(__file__).resolve().parents[1]
 TEMPERATURES = [0.01, 0.334, 0.667, 1.0, 1.334, 1.667, 2.0]
 
 
-def matmul_ceiling(dtype: str, size: int = 2048, repeats: int = 20) -> float:
-    """Peak matrix-multiply rate of this machine in ``dtype`` (float32 or bfloat16), in FLOP/s (best of several
-    timed products)."""
+def matmul_ceiling(dtype: str, largest: int = 2048, budget_seconds: float = 2.0) -> float:
+    """Peak matrix-multiply rate of this machine in ``dtype`` (float32 or bfloat16), in FLOP/s: the best of several
+    timed square products, their size doubled from 256 up to ``largest`` while one product takes under 50 ms, and
+    as many repeats as fit in ``budget_seconds`` (3 to 20). A CPU without bf16 instructions (AVX2 only: one bf16
+    product of 2048 took 15 s) is measured at a smaller size instead of for minutes."""
     import torch
 
     kind = getattr(torch, dtype)
-    a, b = torch.randn(size, size, dtype=kind), torch.randn(size, size, dtype=kind)
-    torch.matmul(a, b)
-    best = float("inf")
-    for _ in range(repeats):
+
+    def timed(size: int) -> tuple[float, torch.Tensor, torch.Tensor]:
+        a, b = torch.randn(size, size, dtype=kind), torch.randn(size, size, dtype=kind)
+        torch.matmul(a, b)  # warm-up
+        start = time.perf_counter()
+        torch.matmul(a, b)
+        return time.perf_counter() - start, a, b
+
+    size = 256
+    elapsed, a, b = timed(size)
+    while size < largest and elapsed < 0.05:
+        size *= 2
+        elapsed, a, b = timed(size)
+    best = elapsed
+    for _ in range(max(3, min(20, int(budget_seconds / max(elapsed, 1e-6)))) - 1):
         start = time.perf_counter()
         torch.matmul(a, b)
         best = min(best, time.perf_counter() - start)
