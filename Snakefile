@@ -15,6 +15,7 @@ include: "workflow/rules/model.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/score.smk"
 include: "workflow/rules/ratings.smk"
+include: "workflow/rules/survey.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/track.smk"
 

@@ -14,6 +14,7 @@ from tempcreativity.model import judge_is_first_model, judge_is_generator, judge
 from tempcreativity.provenance import git_state, package_versions
 from tempcreativity.report import (
     frontier_section,
+    human_study_section,
     judge_validation_section,
     ratings_section,
     render_report,
@@ -21,6 +22,8 @@ from tempcreativity.report import (
 )
 
 config = snakemake.params.config
+generations = pl.read_parquet(snakemake.input.stories)
+survey = snakemake.params.survey  # (None without survey.enabled)
 judge = dict(config["judge"], is_generator=judge_is_generator(config))
 first_model = judge_is_first_model(config)
 ratings = [
@@ -38,7 +41,7 @@ ratings = [
 html = render_report(
     config=config,
     manifest=read_manifest(snakemake.input.manifest),
-    generations=pl.read_parquet(snakemake.input.stories),
+    generations=generations,
     scores=pl.read_parquet(snakemake.input.scores),
     summary=pl.read_parquet(snakemake.input.summary),
     trend_table=pl.read_parquet(snakemake.input.trends),
@@ -59,5 +62,16 @@ html = render_report(
     examples_per_temperature=config["scoring"]["examples_per_temperature"],
     models=[model | read_manifest(path) for model, path in zip(models(config), snakemake.input.manifests)],
     frontier=frontier_section(pl.read_parquet(snakemake.input.frontier), Path(snakemake.input.frontier_png)),
+    human_study=human_study_section(
+        pl.read_csv(snakemake.input.survey_power),
+        Path(snakemake.input.survey_sentences).read_text().splitlines(),
+        Path(snakemake.input.survey_design).read_text().splitlines(),
+        Path(snakemake.input.survey_png),
+        survey["settings"],
+        survey,
+        generations.filter(~pl.col("is_exemplar"))["temperature"].unique().to_list(),
+    )
+    if survey
+    else None,
 )
 write_text_atomic(html, snakemake.output.report)

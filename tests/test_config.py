@@ -44,6 +44,18 @@ def test_minimal_config_gets_the_study_defaults():
     assert config["judge"] == {"enabled": False, "model": None, "method": "expected", "samples": 3, "temperature": 1.0,
                                "max_story_tokens": 1024}  # fmt: skip
     assert config["seeding"] == "independent"
+    assert config["survey"] == {"enabled": False, "participants": 36, "stories_per_participant": 5,
+                                "stories_per_temperature": 5, "seed": 0, "title": "Rate short stories",
+                                "components": "auto", "power": {"participants": [20, 40, 80, 160],
+                                                                "stories_per_participant": [5, 10], "replicates": 200,
+                                                                "alpha": 0.05, "target": 0.8}}  # fmt: skip
+
+
+def test_a_survey_is_checked_against_the_grid_only_when_enabled():
+    assert validated(survey={"stories_per_temperature": 50}, temperatures=[1.0])["survey"]["enabled"] is False
+    config = validated(survey={"enabled": True, "participants": 6, "stories_per_participant": 3,
+                               "stories_per_temperature": 2}, temperatures=[0.5, 1.0, 1.5], seeds=2)  # fmt: skip
+    assert config["survey"]["power"]["replicates"] == 200
 
 
 def test_ratings_file_alone_is_the_short_form():
@@ -171,8 +183,21 @@ def test_paper_configs_are_the_studys_experiment(name):
             {"seeds": 10_000, "sweep": {"min_p": [0.0, 0.1]}, "temperatures": [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]},
             ["120000 stories", "swept settings", "at most 100000"],
         ),
+        ({"survey": {"enabled": True}, "temperatures": [1.0]}, ["survey.enabled", "1 temperature", "at least two"]),
+        ({"survey": {"enabled": True, "stories_per_temperature": 11}},
+         ["survey.stories_per_temperature: 11", "10 stories (prompts x seeds)", "at most 10"]),
+        ({"survey": {"enabled": True, "stories_per_temperature": 6}, "sweep": {"min_p": [0.0, 0.1]}, "seeds": 5},
+         ["survey.stories_per_temperature: 6", "each temperature and sampler has 5 stories"]),
+        ({"survey": {"enabled": True, "stories_per_temperature": 2, "stories_per_participant": 5},
+          "temperatures": [0.5, 1.0]}, ["survey.stories_per_participant: 5", "4 stories", "at most 4"]),
+        ({"survey": {"enabled": True, "participants": 2}},
+         ["survey.participants x survey.stories_per_participant: 2 x 5 = 10 ratings", "35 stories", "at least 36"]),
+        ({"survey": {"power": {"participants": [1, 20]}}}, ["survey.power.participants[0]", "at least 2"]),
+        ({"survey": {"components": "pilot"}}, ["survey.components", "'pilot'", "auto, study"]),
+        ({"survey": {"power": {"target": 1.0}}}, ["survey.power.target", "0.01 to 0.999"]),
+        ({"survey": {"size": 3}}, ["survey", "'size'", "allowed keys", "stories_per_participant"]),
     ],
-)
+)  # fmt: skip
 def test_bad_config_names_the_field_and_what_is_allowed(changes, expected):
     config = copy.deepcopy(MINIMAL)
     config.update(changes)

@@ -429,3 +429,66 @@ def test_report_says_which_ratings_came_from_people_and_which_from_a_model(tiny_
     html = (tiny_run / "reports/tiny/index.html").read_text()
     assert "Ratings by people" in html and "Ratings by an LLM judge" in html
     assert "not by people" in html and html.count("Cronbach") >= 2
+
+
+# The survey of the tiny grid (3 temperatures x 4 stories): 6 people x 3 of 6 stories, and a 2 x 2 power grid with
+# few replicates, so that the simulation takes seconds.
+SURVEY = {"enabled": True, "participants": 6, "stories_per_participant": 3, "stories_per_temperature": 2,
+          "power": {"participants": [4, 8], "stories_per_participant": [3, 6], "replicates": 20}}  # fmt: skip
+
+
+def test_the_report_plans_a_human_evaluation(tiny_run, tmp_path, capsys):
+    """survey.enabled on a copy of the tiny run (only the new rule and the report run): plan_human_study simulates
+    the power of the grid, of the planned survey and of the ratings file's own design from that file's components
+    (people.csv, as a pilot), writes the survey the `tempcreativity survey` command would, and the report has a
+    section on it with the figure, one sentence per criterion, the design and the commands."""
+    from tempcreativity import cli
+    from tempcreativity.ratings import RATING_ITEMS
+
+    workdir = tmp_path / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    survey = workdir / "results/tiny/survey"
+    run_snakemake(workdir, TINY_CONFIG | {"survey": SURVEY}, "reports/tiny/index.html", "results/tiny/survey/forms")
+    ran = dict(re.findall(r"^(\w+)\s+(\d+)$", (workdir / "snakemake.out").read_text(), flags=re.M))
+    assert ran.get("plan_human_study") == "1" and ran.get("build_report") == "1" and "generate_shard" not in ran
+    power = pl.read_csv(survey / "power.csv")
+    assert power.group_by("design").len().sort("design").rows() == [("balanced", 16), ("observed", 4), ("planned", 4)]
+    assert power["criterion"].unique(maintain_order=True).to_list() == list(RATING_ITEMS)
+    assert (power["replicates"] == 20).all() and (power["temperatures"] == 3).all()
+    grid = power.filter(pl.col("design") == "balanced")
+    assert set(grid["participants"]) == {4, 8} and set(grid["stories_per_participant"]) == {3, 6}
+    assert set(grid["stories_per_temperature"]) == {2}
+    planned = power.filter(pl.col("design") == "planned")
+    assert planned.select("participants", "stories_per_participant", "stories", "ratings").unique().rows() == [
+        (6, 3, 6, 18)
+    ]
+    assert planned["power"].is_between(0, 1).all() and (planned["power_low"] <= planned["power_high"]).all()
+    assert set(power.filter(pl.col("design") == "observed")["participants"]) == {3}, "people.csv: 3 raters"
+    sentences = (survey / "power.txt").read_text().splitlines()
+    assert len(sentences) == 4 and all(line.startswith("With people.csv's variance components") for line in sentences)
+    assert all("on the planned survey (6 raters rating 3 stories each, 18 ratings of 6 stories)" in line
+               for line in sentences)  # fmt: skip
+    assert (survey / "power.png").stat().st_size > 10_000 and (survey / "power.svg").read_text().count("<svg") == 1
+    forms = sorted(path.name for path in (survey / "forms").iterdir())
+    assert forms == [f"P{index}.html" for index in range(1, 7)]
+    key = pl.read_csv(survey / "key.csv")
+    assert key.height == 6 and set(key["story_id"]) <= set(stories(workdir)["story_id"])
+    assert key.group_by("temperature").len()["len"].to_list() == [2, 2, 2]
+    assert pl.read_csv(survey / "assignments.csv").height == 18
+    assert "6 participants x 3 stories = 18 ratings of 6 stories" in (survey / "design.txt").read_text()
+    out = tmp_path / "by-hand"
+    assert cli.main(["survey", str(workdir / GENERATIONS), "--participants", "6", "--stories-per-participant", "3",
+                     "--stories-per-temperature", "2", "--seed", "0", "--out", str(out)]) == 0  # fmt: skip
+    capsys.readouterr()
+    for name in ("key.csv", "assignments.csv", "design.txt", "forms/P1.html"):
+        assert (out / name).read_bytes() == (survey / name).read_bytes(), f"the command's survey: {name}"
+    html = (workdir / "reports/tiny/index.html").read_text()
+    section = html.split("<h2>Planning a human evaluation</h2>", 1)[1].split("<h2>", 1)[0]
+    assert section.count("With people.csv&#39;s variance components") == 4
+    assert 'src="data:image/png;base64,' in section and "Story pairs no participant rated both of" in section
+    assert "6 participants, each rating 3 of\n6 stories" in section
+    assert "tempcreativity power --ratings people.csv --temperatures 0.5,1,1.5 --participants 4,8" in section
+    assert "tempcreativity survey results/tiny/generations.parquet --participants 6" in section
+    assert "tempcreativity survey-import answers/ --key results/tiny/survey/key.csv" in section
+    assert "<code>results/tiny/survey/</code>" in html, "the survey's folder among the report's files"
+    assert "Planning a human evaluation" not in (tiny_run / "reports/tiny/index.html").read_text(), "off by default"

@@ -16,6 +16,7 @@ from tempcreativity.power import (
     design_from_ratings,
     estimate_components,
     grid_design,
+    power_analysis,
     power_grid,
     power_sentences,
     simulate_power,
@@ -161,6 +162,10 @@ def test_power_command_writes_a_seeded_table_figure_and_sentences(tmp_path, caps
     assert cli.main([*arguments, "--out", str(tmp_path / "b")]) == 0
     for name in ("power.csv", "power.txt", "power.svg"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    # the library function the command and the pipeline's plan_human_study both call
+    table, sentences = power_analysis(load_ratings(STUDY_RATINGS), None, (20,), (7,), (5,), replicates=10, seed=3)
+    assert table.write_csv(float_precision=6) == (tmp_path / "a" / "power.csv").read_text()
+    assert "\n".join(sentences) + "\n" == (tmp_path / "a" / "power.txt").read_text()
 
 
 @pytest.mark.parametrize(

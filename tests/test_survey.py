@@ -22,9 +22,11 @@ from tempcreativity.survey import (
     ANSWER_COLUMNS,
     RATINGS_COLUMNS,
     SurveyError,
+    build_survey,
     import_answers,
     pick_stories,
     plan_survey,
+    rating_design,
     render_forms,
 )
 
@@ -204,6 +206,112 @@ def test_survey_command_writes_key_assignments_and_forms(tmp_path, capsys):
     assert first == {path.name: path.read_bytes() for path in out.rglob("*") if path.is_file()}, (
         "same seed, same survey"
     )
+
+
+def test_build_survey_gives_the_files_the_command_writes(tmp_path, capsys):
+    """The library function the command and the pipeline's plan_human_study both call: same files, same bytes."""
+    parquet = tmp_path / "generations.parquet"
+    generations().write_parquet(parquet)
+    assert cli.main(["survey", str(parquet), "--participants", "6", "--stories-per-participant", "3",
+                     "--stories-per-temperature", "2", "--out", str(tmp_path / "out"), "--seed", "7"]) == 0  # fmt: skip
+    plan, lines, files = build_survey(generations(), 6, 3, 2, seed=7)
+    written = {path.relative_to(tmp_path / "out").as_posix(): path.read_text()
+               for path in (tmp_path / "out").rglob("*") if path.is_file()}  # fmt: skip
+    assert files == written and sorted(name for name in files if name.startswith("forms/"))[0] == "forms/P1.html"
+    assert files["design.txt"] == "\n".join(lines) + "\n" and plan.summary["ratings"] == 18
+
+
+def test_a_planned_survey_is_simulated_beside_the_power_grid(tmp_path):
+    """The survey's own design (who rates which story, at which temperature) as power.py's RatingDesign: its row
+    in the table, its part of each sentence and its diamond in the figure, the grid's numbers unchanged by it."""
+    from tempcreativity.figures import save
+    from tempcreativity.power import Components, design_temperatures, power_figure, power_grid, power_sentences
+
+    plan, _, _ = build_survey(generations(), 6, 3, 2, seed=1)
+    design = rating_design(plan)
+    temperature = dict(zip(plan.key["code"], plan.key["temperature"]))
+    expected = [temperature[code] for code in plan.assignments["code"]]
+    assert design.temperature.tolist() == expected and design.participant.tolist() == [i // 3 for i in range(18)]
+    assert design_temperatures(design) == ([0.5, 1.0, 1.5], 2)
+    components = [Components(name, 3.0, 0.6, 0.3, 0.05, 0.8) for name in RATING_ITEMS[:2]]
+    table = power_grid(components, [0.5, 1.0, 1.5], (4, 8), (3,), (2,), replicates=12, seed=1, planned=design)
+    planned = table.filter(pl.col("design") == "planned")
+    assert planned.height == 2 and planned.select("participants", "stories_per_participant", "stories", "ratings",
+                                                  "stories_per_temperature").unique().rows() == [(6, 3, 6, 18, 2)]  # fmt: skip
+    alone = power_grid(components, [0.5, 1.0, 1.5], (4, 8), (3,), (2,), replicates=12, seed=1)
+    assert table.filter(pl.col("design") == "balanced").equals(alone), "the grid's cells are seeded on their own"
+    sentence = power_sentences(table, 0.8, "pilot.csv's")[0]
+    assert sentence.startswith("With pilot.csv's variance components, detecting novelty's temperature effect")
+    assert "; on the planned survey (6 raters rating 3 stories each, 18 ratings of 6 stories) power is " in sentence
+    save(power_figure(table), tmp_path / "power.png", tmp_path / "power.svg")
+    assert "the planned survey" in (tmp_path / "power.svg").read_text()
+
+
+def test_the_report_section_plans_the_survey_with_its_power_and_commands(tmp_path):
+    """human_study_section in the report as build_report passes it: the sentences, the planned survey's power per
+    criterion, the figure embedded, the design and the three commands."""
+    from conftest import SCHEMA
+    from tempcreativity.config import validate_config
+    from tempcreativity.figures import save
+    from tempcreativity.power import Components, design_temperatures, power_figure, power_grid, power_sentences
+    from tempcreativity.report import human_study_section, render_report
+    from tempcreativity.scoring import score_stories
+    from tempcreativity.statistics import summarise, trends
+
+    frame = generations().with_columns(
+        seed=pl.when(pl.col("is_exemplar")).then(None).otherwise(pl.col("seed")), sampling_seed=pl.lit(1),
+        repetition_penalty=pl.lit(1.0), truncation=pl.lit("scaled"), token_ids=pl.lit([1, 2, 3]),
+        logprobs=pl.lit([-1.0, -0.5, -2.0]), top_logprobs=pl.lit([-0.5, -0.5, -1.0]), num_tokens=pl.lit(3),
+        finish_reason=pl.lit("length"),
+    )  # fmt: skip
+    plan, lines, _ = build_survey(frame, 6, 3, 2, seed=1)
+    temperatures, per_temperature = design_temperatures(rating_design(plan))
+    components = [Components(name, 3.0, 0.6, 0.3, 0.05, 0.8) for name in RATING_ITEMS]
+    table = power_grid(components, temperatures, (4, 8), (3,), (per_temperature,), replicates=5, seed=1,
+                       planned=rating_design(plan))  # fmt: skip
+    save(power_figure(table), tmp_path / "power.png", tmp_path / "power.svg")
+    config = validate_config({"experiment": "x", "model": {"path": "embedded"}, "temperatures": [0.5, 1.0, 1.5],
+                              "seeds": 4, "prompts": [{"id": "story", "text": "x"}, {"id": "poem", "text": "y"}],
+                              "survey": {"enabled": True, "participants": 6, "stories_per_participant": 3,
+                                         "stories_per_temperature": 2, "title": "Rate 'these' stories",
+                                         "power": {"participants": [4, 8], "stories_per_participant": [3]}}},
+                             SCHEMA)  # fmt: skip
+    paths = {"source": "pilot.csv's", "pilot": "my pilot.csv", "generations": "results/x/generations.parquet",
+             "folder": "results/x/survey/", "key": "results/x/survey/key.csv"}  # fmt: skip
+    section = human_study_section(table, power_sentences(table, 0.8, "pilot.csv's"), lines, tmp_path / "power.png",
+                                  config["survey"], paths, temperatures)  # fmt: skip
+    assert [row["criterion"] for row in section["rows"]] == list(RATING_ITEMS) and not section["observed"]
+    assert section["commands"] == [
+        "tempcreativity power --ratings 'my pilot.csv' --temperatures 0.5,1,1.5 --participants 4,8 "
+        "--stories-per-participant 3 --stories-per-temperature 2 --replicates 200 --seed 0 --alpha 0.05 --target 0.8 "
+        "--out power/",
+        "tempcreativity survey results/x/generations.parquet --participants 6 --stories-per-participant 3 "
+        "--stories-per-temperature 2 --seed 0 --title 'Rate '\"'\"'these'\"'\"' stories' --out survey/",
+        "tempcreativity survey-import answers/ --key results/x/survey/key.csv --out ratings.csv",
+    ]
+    vectors = np.random.default_rng(0).normal(size=(frame.height, 4))
+    scores = score_stories(frame, {"minilm": vectors})
+    png = tmp_path / "power.png"
+    html = render_report(
+        config=config, manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
+        generations=frame, scores=scores, summary=summarise(scores, frame["text"], vectors, 100),
+        trend_table=trends(scores, 100), figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
+        files={}, provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}}, human_study=section,
+    )  # fmt: skip
+    part = html.split("<h2>Planning a human evaluation</h2>", 1)[1].split("<h2>", 1)[0]
+    assert "With pilot.csv&#39;s variance components, detecting novelty&#39;s temperature effect" in part
+    assert part.count("on the planned survey (6 raters rating 3 stories each") == 4
+    assert "6 participants, each rating 3 of\n6 stories" in part and "of the story pairs share no rater" in part
+    assert 'src="data:image/png;base64,' in part and "Story pairs no participant rated both of" in part
+    assert "tempcreativity survey-import answers/ --key results/x/survey/key.csv" in part
+    assert "tempcreativity power --ratings &#39;my pilot.csv&#39;" in part
+    without = render_report(
+        config=config, manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
+        generations=frame, scores=scores, summary=summarise(scores, frame["text"], vectors, 100),
+        trend_table=trends(scores, 100), figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
+        files={}, provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
+    )  # fmt: skip
+    assert "Planning a human evaluation" not in without
 
 
 @pytest.mark.parametrize(

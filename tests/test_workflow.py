@@ -83,3 +83,31 @@ def test_the_judges_job_takes_one_core_where_the_generation_job_asks_its_questio
 
     assert judge_threads({}) == 1
     assert judge_threads({"sharding": {"shards": 2}}) == 2
+
+
+def test_the_survey_is_planned_only_when_configured(tmp_path):
+    """survey.enabled adds plan_human_study, whose files the report takes; off (the default), the run plans none."""
+
+    def dry_run(overlay: dict) -> str:
+        overlay_file = tmp_path / "overlay.yaml"
+        overlay_file.write_text(yaml.safe_dump(overlay))
+        command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
+                   str(tmp_path), "--dry-run", "--cores", "2", "--configfile", str(REPO / "config/config.yaml"),
+                   str(overlay_file)]  # fmt: skip
+        completed = subprocess.run(command, capture_output=True, text=True)
+        assert completed.returncode == 0, completed.stderr
+        return completed.stdout
+
+    assert "plan_human_study" not in dry_run({}) and "survey/" not in dry_run({"survey": {"enabled": False}})
+    planned = dry_run({"survey": {"enabled": True}})
+    assert dict(re.findall(r"^(\w+)\s+(\d+)$", planned, flags=re.M))["plan_human_study"] == "1"
+    job = planned.split("rule plan_human_study:\n", 1)[1].split("\n[", 1)[0]
+    assert "results/default/generations.parquet" in job and "peeperkorn2024/survey_ratings.csv" in job
+    assert "results/default/survey/forms" in job and "results/default/survey/key.csv" in job
+    report = planned.split("rule build_report:\n", 1)[1].split("\n[", 1)[0]
+    assert "results/default/survey/power.png" in report and "results/default/survey/power.txt" in report
+    (tmp_path / "pilot.csv").write_text("")  # (a dry run reads no input)
+    pilot = dry_run({"survey": {"enabled": True}, "ratings": "pilot.csv"})  # a pilot's components when given
+    assert "pilot.csv" in pilot.split("rule plan_human_study:\n", 1)[1].split("\n[", 1)[0]
+    study = dry_run({"survey": {"enabled": True, "components": "study"}, "ratings": "pilot.csv"})
+    assert "pilot.csv" not in study.split("rule plan_human_study:\n", 1)[1].split("\n[", 1)[0]

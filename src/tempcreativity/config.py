@@ -300,7 +300,8 @@ def _looks_local(path: str) -> bool:
 
 def _check_semantics(config: dict[str, Any]) -> None:
     """What JSON schema cannot say: unique prompt ids, log grids that start at 0, vLLM's temperature floor, room
-    for max_tokens in the context, the size of the grid, and a local model folder that exists."""
+    for max_tokens in the context, the size of the grid, a survey the grid can supply, and a local model folder that
+    exists."""
     ids = [prompt["id"] for prompt in config["prompts"]]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
@@ -359,8 +360,45 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 f"{field}.max_model_len {model['max_model_len']}; allowed: max_tokens below max_model_len (prompt "
                 "tokens + max_tokens must fit in it, so that no story is cut short by the context)"
             )
+    _check_survey(config, len(grid_models) * len(cells))
     _check_model_folders(config, grid_models)
     _check_tracking_uri(config["mlflow"]["tracking_uri"])
+
+
+def _check_survey(config: dict[str, Any], samplers: int) -> None:
+    """A planned survey the run's grid can supply (checked only where survey.enabled): two temperatures or more,
+    enough stories per temperature and sampler, and enough ratings to link every rater and story."""
+    survey = config["survey"]
+    if not survey["enabled"]:
+        return
+    count = len(temperatures(config))
+    if count < 2:
+        raise ConfigError(
+            f"invalid config: survey.enabled: the grid has {count} temperature; allowed with a survey: at least two "
+            "temperatures (its power is that of the temperature effect)"
+        )
+    per_stratum = len(config["prompts"]) * len(seeds(config))
+    if survey["stories_per_temperature"] > per_stratum:
+        raise ConfigError(
+            f"invalid config: survey.stories_per_temperature: {survey['stories_per_temperature']}, but each "
+            f"temperature{' and sampler' if samplers > 1 else ''} has {per_stratum} stories (prompts x seeds); "
+            f"allowed: at most {per_stratum} (or more seeds)"
+        )
+    stories = samplers * count * survey["stories_per_temperature"]
+    participants, width = survey["participants"], survey["stories_per_participant"]
+    if width > stories:
+        raise ConfigError(
+            f"invalid config: survey.stories_per_participant: {width}, but the survey has {stories} stories "
+            f"(stories_per_temperature x temperatures{' x samplers' if samplers > 1 else ''}); allowed: at most "
+            f"{stories}"
+        )
+    if participants * width < stories + participants - 1:
+        raise ConfigError(
+            f"invalid config: survey.participants x survey.stories_per_participant: {participants} x {width} = "
+            f"{participants * width} ratings cannot link {participants} raters and {stories} stories (that takes at "
+            f"least {stories + participants - 1}); allowed: more participants or stories per participant, or fewer "
+            "stories_per_temperature"
+        )
 
 
 class _DuplicateKey(yaml.YAMLError):

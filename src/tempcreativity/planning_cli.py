@@ -116,13 +116,7 @@ def _power(arguments: argparse.Namespace) -> int:
 
     from tempcreativity.figures import save
     from tempcreativity.io import check_output_folder, write_texts_atomic
-    from tempcreativity.power import (
-        design_from_ratings,
-        estimate_components,
-        power_figure,
-        power_grid,
-        power_sentences,
-    )
+    from tempcreativity.power import power_analysis, power_figure
     from tempcreativity.ratings import load_ratings
 
     participants = _numbers("--participants", arguments.participants, int, 2)
@@ -146,16 +140,13 @@ def _power(arguments: argparse.Namespace) -> int:
     if len(temperatures) < 2:
         raise ArgumentProblem(f"--temperatures: {_joined(temperatures)}; allowed: at least two temperatures")
     source = "the study's" if not arguments.ratings else f"{path.name}'s"
-    components = estimate_components(ratings)
-    observed = design_from_ratings(ratings) if not arguments.temperatures else None
-    cells = len(participants) * len(per_participant) * len(per_temperature) + (observed is not None)
-    with tqdm(total=cells * len(components) * replicates, desc="Simulated fits", unit="fit", dynamic_ncols=True,
+    observed = not arguments.temperatures
+    cells = len(participants) * len(per_participant) * len(per_temperature) + observed
+    with tqdm(total=cells * len(RATING_ITEMS) * replicates, desc="Simulated fits", unit="fit", dynamic_ncols=True,
               disable=arguments.no_progress) as bar:  # fmt: skip
         grid = (tuple(participants), tuple(per_participant), tuple(per_temperature))
-        table = power_grid(
-            components, temperatures, *grid, replicates, seed, alpha, arguments.fit, observed, bar.update
-        )
-    sentences = power_sentences(table, target, source)
+        table, sentences = power_analysis(ratings, temperatures, *grid, replicates, seed, alpha, arguments.fit,
+                                          target, source, observed, progress=bar.update)  # fmt: skip
     out = Path(arguments.out)
     write_texts_atomic(
         {out / "power.csv": table.write_csv(float_precision=6), out / "power.txt": "\n".join(sentences) + "\n"}
@@ -170,7 +161,7 @@ def _power(arguments: argparse.Namespace) -> int:
 
 def _survey(arguments: argparse.Namespace) -> int:
     from tempcreativity.io import check_output_folder, write_texts_atomic
-    from tempcreativity.survey import SurveyError, pick_stories, plan_survey, render_forms, summary_lines
+    from tempcreativity.survey import SurveyError, build_survey
 
     seed = _numbers("--seed", arguments.seed, int, 0, many=False)
     check_output_folder(arguments.out, "--out", "key.csv, assignments.csv, design.txt and forms/")
@@ -197,19 +188,14 @@ def _survey(arguments: argparse.Namespace) -> int:
         generations = pl.read_parquet(path)
     except Exception as error:  # polars raises several kinds for a file that is not Parquet
         raise SurveyError(f"generations: {path} is not a readable Parquet file ({type(error).__name__})") from None
-    stories, notes = pick_stories(generations, per_temperature, seed)
-    plan = plan_survey(stories, participants, per_participant, seed)
-    forms = render_forms(plan, arguments.title)
+    plan, lines, files = build_survey(generations, participants, per_participant, per_temperature, seed,
+                                      arguments.title)  # fmt: skip
     out = Path(arguments.out)
-    lines = summary_lines(plan.summary, notes)
-    files = {out / "key.csv": plan.key.write_csv(), out / "assignments.csv": plan.assignments.write_csv(),
-             out / "design.txt": "\n".join(lines) + "\n"}  # fmt: skip
-    files |= {out / "forms" / f"{participant}.html": html for participant, html in forms.items()}
-    write_texts_atomic(files)
+    write_texts_atomic({out / name: text for name, text in files.items()})
     for line in lines:
         print(line)
     print(f"{out / 'key.csv'} (the researcher's key: code -> story; do not share)")
-    print(f"{out / 'forms'}/ ({len(forms)} forms, one per participant)")
+    print(f"{out / 'forms'}/ ({plan.summary['participants']} forms, one per participant)")
     return 0
 
 

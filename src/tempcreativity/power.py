@@ -8,7 +8,8 @@ participant x stories per temperature, at the ratings' temperatures; who rates w
 design.balanced_design, fixed for all replicates as it would be in a study) the same crossed model is fitted to
 every simulated data set and the temperature effect tested (Wald z, two-sided, at alpha). Power is the share of
 replicates that reject, with a Wilson interval for its Monte-Carlo error. The study's own design (who rated which
-story in the ratings file) is simulated the same way, as a check on the grid.
+story in the ratings file) is simulated the same way, as a check on the grid, and so is a planned survey's (the
+pipeline's plan_human_study: the survey it builds for the run's stories).
 
 The ratings are not clipped to the 1-5 scale: the model is the analysis's linear Gaussian one, and clipping would
 shrink the effect the analysis estimates. Each fit is crossed.CrossedModel's (the same REML estimates as
@@ -243,8 +244,9 @@ def power_grid(
     fit: str = "fast",
     observed: RatingDesign | None = None,
     progress: Callable[[int], None] | None = None,
+    planned: RatingDesign | None = None,
 ) -> pl.DataFrame:
-    """Power per criterion and design over the grid (and on the ``observed`` design, when given).
+    """Power per criterion and design over the grid (and on the ``observed`` and ``planned`` designs, when given).
 
     Each cell's design and each (cell, criterion)'s simulations are seeded from ``seed`` and the cell alone, so
     a cell's numbers do not depend on the rest of the grid: same arguments, same table.
@@ -261,6 +263,7 @@ def power_grid(
         fit: ``fast`` or ``statsmodels``.
         observed: a ratings file's own design, simulated too (design ``observed``).
         progress: called with the number of fits done after each (design, criterion).
+        planned: a survey's design (survey.rating_design of a planned survey), simulated too (design ``planned``).
 
     Returns:
         One row per design x criterion: the design (participants, stories_per_participant, stories_per_temperature,
@@ -269,14 +272,15 @@ def power_grid(
     """
     from tempcreativity.design import DesignError, ratings_per_story, unshared_pairs
 
-    cells = [("observed", None, None, None)] if observed is not None else []
+    given = {"observed": observed, "planned": planned}
+    cells = [(kind, None, None, None) for kind, design in given.items() if design is not None]
     cells += [("balanced", n, k, p) for n in stories_per_temperature for k in stories_per_participant
               for p in participants]  # fmt: skip
     rows = []
     for kind, per_temperature, per_participant, n_participants in cells:
         note = ""
-        if kind == "observed":
-            design = observed
+        if kind in given:
+            design = given[kind]
             n_participants = int(design.participant.max()) + 1
             width = np.bincount(design.participant)
             assignment = np.full((n_participants, width.max()), -1)
@@ -310,7 +314,7 @@ def power_grid(
                 row |= {"replicates": replicates, "rejections": None, "power": math.nan}
             else:
                 rng = _seed(seed, n_participants, per_participant or 0, per_temperature or 0, index,
-                            0 if kind == "balanced" else 1)  # fmt: skip
+                            DESIGN_KINDS.index(kind))  # fmt: skip
                 row |= simulate_power(design, parameters, replicates, rng, alpha, fit)
             generating = asdict(parameters)
             row = {"criterion": generating.pop("criterion"), **row, "alpha": alpha, "fit": fit, "seed": seed,
@@ -321,6 +325,7 @@ def power_grid(
     return pl.DataFrame(rows, infer_schema_length=None).select(TABLE_COLUMNS)
 
 
+DESIGN_KINDS = ("balanced", "observed", "planned")  # (the index seeds a design's simulations)
 TABLE_COLUMNS = (
     "criterion", "design", "participants", "stories_per_participant", "stories_per_temperature", "temperatures",
     "stories", "ratings", "ratings_per_story_min", "ratings_per_story_max", "unshared_pair_share", "replicates",
@@ -398,6 +403,12 @@ def power_sentences(table: pl.DataFrame, target: float = 0.8, source: str = "the
                             f"{top['stories_per_temperature']} per temperature)")  # fmt: skip
             else:
                 sentence = f"{lead} is not reached within the grid (no design in it could be built)"
+        planned = rows.filter(pl.col("design") == "planned")
+        if planned.height:
+            seen = planned.row(0, named=True)
+            sentence += (f"; on the planned survey ({seen['participants']} raters rating "
+                         f"{seen['stories_per_participant']} stories each, {seen['ratings']} ratings of "
+                         f"{seen['stories']} stories) power is {_interval(seen)}")  # fmt: skip
         observed = rows.filter(pl.col("design") == "observed")
         if observed.height:
             seen = observed.row(0, named=True)
@@ -407,10 +418,74 @@ def power_sentences(table: pl.DataFrame, target: float = 0.8, source: str = "the
     return sentences
 
 
+def design_temperatures(design: RatingDesign) -> tuple[list[float], int]:
+    """A design's temperatures and its number of stories at each, for a grid of designs like it.
+
+    Args:
+        design: a RatingDesign (survey.rating_design of a planned survey, say).
+
+    Returns:
+        The sorted temperatures and the stories at each.
+    """
+    from tempcreativity.design import DesignError
+
+    values, counts = np.unique(design.story_temperature, return_counts=True)
+    if counts.min() != counts.max():
+        raise DesignError(f"stories-per-temperature: the design has {counts.min()} to {counts.max()} stories at a "
+                          "temperature; allowed: the same number at every temperature")  # fmt: skip
+    return [float(value) for value in values], int(counts[0])
+
+
+def power_analysis(
+    ratings: pl.DataFrame,
+    temperatures: list[float] | None = None,
+    participants: tuple[int, ...] = DEFAULT_PARTICIPANTS,
+    stories_per_participant: tuple[int, ...] = DEFAULT_STORIES_PER_PARTICIPANT,
+    stories_per_temperature: tuple[int, ...] = DEFAULT_STORIES_PER_TEMPERATURE,
+    replicates: int = DEFAULT_REPLICATES,
+    seed: int = 0,
+    alpha: float = 0.05,
+    fit: str = "fast",
+    target: float = 0.8,
+    source: str = "the study's",
+    observed: bool = True,
+    planned: RatingDesign | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[pl.DataFrame, list[str]]:
+    """What `tempcreativity power` and the pipeline's plan_human_study compute from a ratings file: its variance
+    components (estimate_components), the power grid on ``temperatures`` (power_grid; with the ratings' own design
+    where ``observed``, and the ``planned`` survey's design where given), and one sentence per criterion.
+
+    Args:
+        ratings: ratings in the study's format (validated), whose components are simulated from.
+        temperatures: the temperatures of the grid's designs; None: the ratings'.
+        participants, stories_per_participant, stories_per_temperature: the grid (see power_grid).
+        replicates: simulated data sets per design and criterion.
+        seed: the random seed.
+        alpha: the test's level.
+        fit: ``fast`` or ``statsmodels``.
+        target: the power the sentences look for.
+        source: whose ratings, as words ("the study's", "pilot.csv's").
+        observed: simulate the ratings' own design too.
+        planned: a survey's design to simulate too.
+        progress: called with the number of fits done after each (design, criterion).
+
+    Returns:
+        power_grid's table and power_sentences' sentences.
+    """
+    if temperatures is None:
+        temperatures = sorted(set(ratings["temperature"].to_list()))
+    components = estimate_components(ratings)
+    table = power_grid(components, temperatures, participants, stories_per_participant, stories_per_temperature,
+                       replicates, seed, alpha, fit, design_from_ratings(ratings) if observed else None, progress,
+                       planned)  # fmt: skip
+    return table, power_sentences(table, target, source)
+
+
 def power_figure(table: pl.DataFrame, target: float = 0.8):
     """Power against the number of raters, one line per stories per participant (line style per stories per
     temperature where the grid has several), one panel per criterion, the Monte-Carlo intervals as bands, a dashed
-    line at ``target`` and the ratings' own design as a black cross.
+    line at ``target``, the ratings' own design as a black cross and a planned survey's as a red diamond.
 
     Args:
         table: power_grid's table.
@@ -444,12 +519,14 @@ def power_figure(table: pl.DataFrame, target: float = 0.8):
                       color=palette[width], label=label)  # fmt: skip
             axis.fill_between(group["participants"], group["power_low"], group["power_high"], color=palette[width],
                               alpha=0.15, linewidth=0)  # fmt: skip
-        observed = table.filter((pl.col("criterion") == criterion) & (pl.col("design") == "observed"))
-        if observed.height:
-            seen = observed.row(0, named=True)
-            axis.errorbar([seen["participants"]], [seen["power"]], color="black", marker="x", markersize=7,
-                          yerr=[[seen["power"] - seen["power_low"]], [seen["power_high"] - seen["power"]]],
-                          linestyle="none", capsize=3, label="the ratings' own design")  # fmt: skip
+        for kind, color, marker, label in (("observed", "black", "x", "the ratings' own design"),
+                                           ("planned", "crimson", "D", "the planned survey")):  # fmt: skip
+            found = table.filter((pl.col("criterion") == criterion) & (pl.col("design") == kind))
+            if found.height:
+                seen = found.row(0, named=True)
+                axis.errorbar([seen["participants"]], [seen["power"]], color=color, marker=marker,
+                              markersize=7 if marker == "x" else 5, linestyle="none", capsize=3, label=label,
+                              yerr=[[seen["power"] - seen["power_low"]], [seen["power_high"] - seen["power"]]])  # fmt: skip
         axis.axhline(target, color="grey", linestyle="--", linewidth=1)
         axis.set_title(f"{criterion} (beta = {rows['true_beta'][0] if rows.height else math.nan:.2f})")
         axis.set_xlabel("raters")

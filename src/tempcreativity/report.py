@@ -247,6 +247,94 @@ def frontier_section(table: pl.DataFrame, figure: Path) -> dict:
             "several_models": several_models(table)}  # fmt: skip
 
 
+def planning_commands(survey: dict[str, Any], temperatures: list[float], per_temperature: int,
+                      paths: dict[str, Any]) -> list[str]:  # fmt: skip
+    """The commands that recompute the report's power grid, rebuild its survey and bring the answers back.
+
+    Args:
+        survey: the config's survey section.
+        temperatures: the survey's temperatures.
+        per_temperature: the grid's stories at each temperature.
+        paths: generations (the run's generations.parquet), key (the survey's key.csv) and pilot (the ratings file
+            the components came from, or None for the study's).
+
+    Returns:
+        The command lines (shell-quoted).
+    """
+    from shlex import quote
+
+    grid = survey["power"]
+    pilot = f" --ratings {quote(paths['pilot'])}" if paths.get("pilot") else ""
+    return [
+        f"tempcreativity power{pilot} --temperatures {','.join(f'{t:g}' for t in temperatures)} "
+        f"--participants {','.join(map(str, grid['participants']))} "
+        f"--stories-per-participant {','.join(map(str, grid['stories_per_participant']))} "
+        f"--stories-per-temperature {per_temperature} --replicates {grid['replicates']} --seed {survey['seed']} "
+        f"--alpha {grid['alpha']:g} --target {grid['target']:g} --out power/",
+        f"tempcreativity survey {quote(paths['generations'])} --participants {survey['participants']} "
+        f"--stories-per-participant {survey['stories_per_participant']} "
+        f"--stories-per-temperature {survey['stories_per_temperature']} --seed {survey['seed']} "
+        f"--title {quote(survey['title'])} --out survey/",
+        f"tempcreativity survey-import answers/ --key {quote(paths['key'])} --out ratings.csv",
+    ]
+
+
+def human_study_section(table: pl.DataFrame, sentences: list[str], design_lines: list[str], figure: Path,
+                        survey: dict[str, Any], paths: dict[str, Any], temperatures: list[float]) -> dict:  # fmt: skip
+    """The report's section on planning a human evaluation: one sentence per criterion, the power of the planned
+    survey (and of the ratings' own design) per criterion, the figure, the survey's design and the commands.
+
+    Args:
+        table: plan_human_study's power.csv (power.power_grid's table, with a ``planned`` design).
+        sentences: its power.txt, one sentence per criterion.
+        design_lines: its design.txt (survey.summary_lines).
+        figure: its power.png.
+        survey: the config's survey section.
+        paths: source (whose components, as words), pilot, generations, folder and key (see planning_commands).
+        temperatures: the run's (and so the survey's) temperatures.
+
+    Returns:
+        What the template shows.
+    """
+    planned = table.filter(pl.col("design") == "planned")
+    observed = table.filter(pl.col("design") == "observed")
+    grid = table.filter(pl.col("design") == "balanced")
+    temperatures = sorted(float(t) for t in temperatures)
+    per_temperature = int(grid["stories_per_temperature"][0]) if grid.height else survey["stories_per_temperature"]
+
+    def power(rows: pl.DataFrame, criterion: str) -> str:
+        found = rows.filter(pl.col("criterion") == criterion)
+        if not found.height or found["power"][0] is None or math.isnan(found["power"][0]):
+            return "n/a"
+        row = found.row(0, named=True)
+        return f"{_number(row['power'], 2)} [{_number(row['power_low'], 2)}, {_number(row['power_high'], 2)}]"
+
+    rows = [{"criterion": criterion,
+             "beta": _number(table.filter(pl.col("criterion") == criterion)["true_beta"][0]),
+             "planned": power(planned, criterion), "observed": power(observed, criterion)}
+            for criterion in dict.fromkeys(table["criterion"].to_list())]  # fmt: skip
+    design = planned.row(0, named=True) if planned.height else {}
+    return {
+        "source": paths["source"],
+        "sentences": sentences,
+        "rows": rows,
+        "observed": observed.height > 0,
+        "figure": _image(figure),
+        "design_lines": design_lines,
+        "participants": design.get("participants"),
+        "per_participant": design.get("stories_per_participant"),
+        "stories": design.get("stories"),
+        "unshared": f"{design['unshared_pair_share']:.0%}" if design else "n/a",
+        "temperatures": ", ".join(f"{t:g}" for t in temperatures),
+        "per_temperature": per_temperature,
+        "replicates": int(table["replicates"][0]),
+        "alpha": f"{table['alpha'][0]:g}",
+        "target": f"{survey['power']['target']:.0%}",
+        "folder": paths["folder"],
+        "commands": planning_commands(survey, temperatures, per_temperature, paths),
+    }
+
+
 def _image(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -310,9 +398,11 @@ def render_report(
     examples_per_temperature: int = 2,
     models: list[dict[str, Any]] | None = None,
     frontier: dict | None = None,
+    human_study: dict | None = None,
 ) -> str:
     """The report as one HTML string. ``models``: each generating model's config entry (with its id) merged with its
-    manifest (name, sha256); the one ``manifest`` by default. ``frontier``: ``frontier_section``'s."""
+    manifest (name, sha256); the one ``manifest`` by default. ``frontier``: ``frontier_section``'s. ``human_study``:
+    ``human_study_section``'s (survey.enabled)."""
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("tempcreativity", "templates"),
         autoescape=True,  # prompts and stories are untrusted text: every value is HTML-escaped
@@ -361,6 +451,7 @@ def render_report(
         ratings=list(ratings),
         study=study,
         judge_validation=judge_validation,
+        human_study=human_study,
         design=markupsafe.Markup(design_text(config, trend_table)),
         hidden_min_p=[
             {**row, "temperature": f"{row['temperature']:g}", "share": f"{row['share']:.1%}"}

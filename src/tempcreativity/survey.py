@@ -293,6 +293,57 @@ def render_forms(plan: SurveyPlan, title: str = "Rate short stories") -> dict[st
     return forms
 
 
+def build_survey(
+    generations: pl.DataFrame,
+    participants: int,
+    per_participant: int,
+    per_stratum: int = 5,
+    seed: int = 0,
+    title: str = "Rate short stories",
+) -> tuple[SurveyPlan, list[str], dict[str, str]]:
+    """What `tempcreativity survey` and the pipeline's plan_human_study build from a run's generations: the stories
+    (pick_stories), who rates which (plan_survey), the summary (summary_lines) and the forms (render_forms).
+
+    Args:
+        generations: a run's generations.parquet.
+        participants: the number of participants.
+        per_participant: stories each participant rates.
+        per_stratum: stories picked per stratum (temperature, and model and sampler where the run has several).
+        seed: the random seed (same seed, same survey).
+        title: the forms' title.
+
+    Returns:
+        The SurveyPlan, the summary's lines, and the files' texts by name relative to the survey's folder:
+        key.csv, assignments.csv, design.txt and forms/<participant>.html.
+    """
+    stories, notes = pick_stories(generations, per_stratum, seed)
+    plan = plan_survey(stories, participants, per_participant, seed)
+    lines = summary_lines(plan.summary, notes)
+    files = {"key.csv": plan.key.write_csv(), "assignments.csv": plan.assignments.write_csv(),
+             "design.txt": "\n".join(lines) + "\n"}  # fmt: skip
+    files |= {f"forms/{participant}.html": html for participant, html in render_forms(plan, title).items()}
+    return plan, lines, files
+
+
+def rating_design(plan: SurveyPlan):
+    """A planned survey as power.py's RatingDesign (who rates which story, each story's temperature), so that its
+    power can be simulated.
+
+    Args:
+        plan: the SurveyPlan.
+
+    Returns:
+        The power.RatingDesign, stories in the order of plan.stories.
+    """
+    from tempcreativity.power import design_from_assignment
+
+    index = {code: position for position, code in enumerate(plan.stories["code"].to_list())}
+    assignment = np.array([index[code] for code in plan.assignments["code"].to_list()]).reshape(
+        plan.summary["participants"], plan.summary["stories_per_participant"]
+    )
+    return design_from_assignment(assignment, plan.stories["temperature"].to_numpy())
+
+
 def import_answers(answers: list[tuple[str, pl.DataFrame]], key: pl.DataFrame) -> pl.DataFrame:
     """Participants' answer CSVs and the survey's key, as ratings in the study's format.
 

@@ -50,6 +50,14 @@ REPORT = f"reports/{EXPERIMENT}/index.html"
 RATING_SOURCES = (["human"] if config["ratings"]["file"] else []) + (
     ["judge"] if config["judge"]["enabled"] else []
 )
+# Planning a human evaluation (survey.enabled): the power simulation starts from the config's ratings file (a pilot)
+# when one is given and survey.components is auto, else from the study's released ratings.
+SURVEY = config["survey"]["enabled"]
+SURVEY_PILOT = (
+    config["ratings"]["file"] if config["survey"]["components"] == "auto" else None
+)
+SURVEY_RATINGS = SURVEY_PILOT or f"{STUDY_DATA}/survey_ratings.csv"
+SURVEY_SOURCE = f"{Path(SURVEY_PILOT).name}'s" if SURVEY_PILOT else "the study's"
 
 
 wildcard_constraints:
@@ -78,7 +86,12 @@ def model_file(name):
 def final_outputs():
     # (logs/track_mlflow.done: the tracking step succeeded; a failed one keeps the earlier mlflow.json)
     tracked = [result("mlflow.json"), result("logs/track_mlflow.done")]
-    return [REPORT] + (tracked if config["mlflow"]["enabled"] else [])
+    planned = [result("survey/power.csv"), result("survey/forms")]
+    return (
+        [REPORT]
+        + (planned if SURVEY else [])
+        + (tracked if config["mlflow"]["enabled"] else [])
+    )
 
 
 def print_outputs():
@@ -126,6 +139,18 @@ def report_files():
             if "judge" in RATING_SOURCES
             else {}
         ),
+        **(
+            {
+                "power of a human evaluation per design and criterion (figure: power.png, sentences: power.txt)": result(
+                    "survey/power.csv"
+                ),
+                "the planned survey: key.csv (the researcher's only), assignments.csv, design.txt, forms/": result(
+                    "survey/"
+                ),
+            }
+            if SURVEY
+            else {}
+        ),
     }
 
 
@@ -144,6 +169,37 @@ def judge_files(*names):
         )
 
     return inputs
+
+
+def survey_files(*names):
+    """An input function: the named outputs of plan_human_study (survey_power, survey_png, survey_sentences,
+    survey_design), when survey.enabled; nothing otherwise."""
+    paths = {
+        "survey_power": result("survey/power.csv"),
+        "survey_png": result("survey/power.png"),
+        "survey_sentences": result("survey/power.txt"),
+        "survey_design": result("survey/design.txt"),
+    }
+
+    def inputs(wildcards):
+        return {name: paths[name] for name in names} if SURVEY else {}
+
+    return inputs
+
+
+def survey_report_params():
+    """What the report's section on planning a human evaluation names besides the numbers: the settings, whose
+    components, and the paths its commands use; None without a survey."""
+    if not SURVEY:
+        return None
+    return {
+        "settings": config["survey"],
+        "source": SURVEY_SOURCE,
+        "pilot": SURVEY_PILOT,
+        "generations": result("generations.parquet"),
+        "folder": result("survey/"),
+        "key": result("survey/key.csv"),
+    }
 
 
 def describe_model_input(wildcards):

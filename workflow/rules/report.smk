@@ -56,6 +56,11 @@ rule frontier:
 rule build_report:
     input:
         unpack(judge_files("judge_vs_people", "judge_vs_people_png")),
+        unpack(
+            survey_files(
+                "survey_power", "survey_png", "survey_sentences", "survey_design"
+            )
+        ),
         manifest=PRIMARY_MANIFEST,
         manifests=model_manifests,
         stories=rules.collect_generations.output.stories,
@@ -82,6 +87,7 @@ rule build_report:
         config=config,
         files=report_files(),
         rating_sources=RATING_SOURCES,
+        survey=survey_report_params(),
         code=script_digest("build_report.py", "templates/report.html.j2"),
     script:
         "../../scripts/build_report.py"
