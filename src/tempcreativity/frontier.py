@@ -83,7 +83,8 @@ def _number(value: float) -> str:
 
 def frontier_sentences(table: pl.DataFrame) -> list[str]:
     """Per model, in words from the numbers: with one sampler, how diversity and quality move with temperature;
-    with several, which sampler reaches the model's median cell diversity at the best quality."""
+    with several, which sampler reaches the model's median cell diversity at the best quality. With several models
+    each sentence starts with its model's id, as written in the config; otherwise it starts with a capital."""
     if table.is_empty():
         return []
     label, higher_is_better = QUALITY[table["quality_measure"][0]]
@@ -132,4 +133,6 @@ def frontier_sentences(table: pl.DataFrame) -> list[str]:
         if missing:
             sentence += f" Not reaching that diversity at any of the temperatures: {', '.join(missing)}."
         sentences.append(sentence)
+    if len(models) > 1:
+        return sentences
     return [sentence[0].upper() + sentence[1:] for sentence in sentences]
