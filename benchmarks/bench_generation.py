@@ -92,7 +92,8 @@ def pipeline_model() -> dict:
     """The default config's model settings (config/config.yaml, validated as the pipeline does)."""
     from tempcreativity.config import load_config
 
-    return load_config(REPO / "config/config.yaml", REPO / "workflow/schemas/config.schema.yaml")["model"]
+    first = load_config(REPO / "config/config.yaml", REPO / "workflow/schemas/config.schema.yaml")["models"][0]
+    return {name: value for name, value in first.items() if name != "id"}
 
 
 def bench_vllm(folder: Path, ids: list[int], pairs, max_tokens: int, dtype: str, compiled: bool) -> dict:

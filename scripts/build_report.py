@@ -8,7 +8,6 @@ log_to(snakemake.log[0])
 
 import polars as pl
 
-from tempcreativity.grid import models
 from tempcreativity.io import write_text_atomic
 from tempcreativity.model import judge_is_first_model, judge_is_generator, judge_model_path, read_manifest
 from tempcreativity.provenance import git_state, package_versions
@@ -60,7 +59,7 @@ html = render_report(
     if "judge_vs_people" in snakemake.input.keys()
     else None,
     examples_per_temperature=config["scoring"]["examples_per_temperature"],
-    models=[model | read_manifest(path) for model, path in zip(models(config), snakemake.input.manifests)],
+    models=[model | read_manifest(path) for model, path in zip(config["models"], snakemake.input.manifests)],
     frontier=frontier_section(pl.read_parquet(snakemake.input.frontier), Path(snakemake.input.frontier_png)),
     human_study=human_study_section(
         pl.read_csv(snakemake.input.survey_power),

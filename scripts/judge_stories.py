@@ -31,7 +31,7 @@ def main():
         "study": [pl.read_parquet(path) for path in snakemake.input.shard_judge_study],
     }
     tables, stats = complete_judge_tables(
-        story_sets, rated, folder, judge, config["model"], identity, snakemake.params.cache_dir
+        story_sets, rated, folder, judge, snakemake.params.model, identity, snakemake.params.cache_dir
     )
     write_texts_atomic(
         {

@@ -11,7 +11,7 @@ log_to(snakemake.log[0])
 import polars as pl
 import yaml
 
-from tempcreativity.grid import models
+from tempcreativity.config import as_written
 from tempcreativity.io import write_json_atomic, write_text_atomic
 from tempcreativity.model import read_manifest
 from tempcreativity.provenance import git_state, package_versions
@@ -31,7 +31,7 @@ from tempcreativity.tracking import (
 )
 
 config = snakemake.params.config
-manifests = {model["id"]: read_manifest(path) for model, path in zip(models(config), snakemake.input.manifests)}
+manifests = {model["id"]: read_manifest(path) for model, path in zip(config["models"], snakemake.input.manifests)}
 weights = models_sha256(manifests)
 generations = pl.read_parquet(snakemake.input.stories)
 shard_stats = [json.loads(Path(path).read_text()) for path in snakemake.input.shard_stats]
@@ -45,7 +45,7 @@ workdir = Path.cwd()
 uri = tracking_uri(snakemake.params.tracking_uri, workdir)
 _, local_artifacts = local_store(workdir)
 config_file = Path(snakemake.output.config)
-write_text_atomic(yaml.safe_dump(config, sort_keys=False), config_file)
+write_text_atomic(yaml.safe_dump(as_written(config), sort_keys=False), config_file)
 git = git_state(Path(snakemake.scriptdir).parent)
 versions = package_versions()
 judge = pl.read_csv(snakemake.input.judge_ratings) if "judge_ratings" in snakemake.input.keys() else None

@@ -39,7 +39,7 @@ def main(folder: str, workdir: str, max_tokens: str) -> None:
     alone_indices = list(range(0, 225, 11))[:21]
     config = {
         "experiment": "repro",
-        "model": {"path": folder, **GPU_ENGINE},
+        "models": [{"id": "model", "path": folder, **GPU_ENGINE}],
         "decoding": {"max_tokens": int(max_tokens), "stop": []},
     }
     manifests = {"model": manifest("model", Path(folder))}

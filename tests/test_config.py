@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SCHEMA
-from tempcreativity.config import ConfigError, load_config, validate_config
+from tempcreativity.config import ConfigError, as_written, load_config, validate_config
 
 MINIMAL = {"experiment": "x", "model": {"path": "embedded"}}
 
@@ -28,14 +28,15 @@ def test_minimal_config_gets_the_study_defaults():
     ]
     assert config["decoding"] == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 256, "repetition_penalty": 1.0,
                                   "truncation": "scaled", "stop": []}  # fmt: skip
-    assert config["model"] == {
+    assert config["models"] == [{
+        "id": "smollm2-135m-instruct",
         "path": "embedded",
         "dtype": "float32",
         "max_model_len": 2048,
         "tensor_parallel_size": 1,
         "device": "auto",
         "engine_args": {},
-    }
+    }] and config["model_given"] and "model" not in config  # fmt: skip
     assert config["sharding"] == {"shards": 1}
     assert config["scoring"] == {"embedders": ["minilm", "model"], "bootstrap_resamples": 2000, "examples_per_temperature": 2,
                                  "model_embedder": {"pooling": "mean", "normalise": True}}  # fmt: skip
@@ -80,7 +81,7 @@ def test_the_benchmark_grid_is_the_issues_225_stories():
 
     config = load_config(REPO / "config/config.yaml", SCHEMA, REPO / "benchmarks/grid-225.yaml")
     assert len(expand_grid(config)) == 7 * 32 + 1 and config["decoding"]["max_tokens"] == 128
-    assert config["model"]["dtype"] == "float32", "the default dtype, as the benchmark's rows say"
+    assert config["models"][0]["dtype"] == "float32", "the default dtype, as the benchmark's rows say"
 
 
 @pytest.mark.parametrize("name", ["paper.yaml", "paper-cpu.yaml"])
@@ -241,6 +242,23 @@ def test_several_models_are_embedded_with_minilm_unless_told_otherwise():
     assert validate_config(copy.deepcopy(config), SCHEMA) == config  # a validated config validates again unchanged
 
 
+def test_one_model_is_validated_into_the_models_form_and_written_back_as_given():
+    """Code after validation reads only models; the config as written (MLflow's key and params, the run's
+    config.yaml) keeps the one model: where it stood."""
+    config = validate_config({"experiment": "x", "model": {"path": "embedded", "dtype": "bfloat16"}, "seeds": 3},
+                             SCHEMA)  # fmt: skip
+    assert "model" not in config and config["model_given"] is True
+    assert [(model["id"], model["dtype"]) for model in config["models"]] == [("smollm2-135m-instruct", "bfloat16")]
+    written = as_written(config)
+    assert list(written)[:3] == ["experiment", "model", "seeds"] and "model_given" not in written
+    assert written["model"] == {"path": "embedded", "dtype": "bfloat16", "max_model_len": 2048,
+                                "tensor_parallel_size": 1, "device": "auto", "engine_args": {}}  # fmt: skip
+    assert validate_config(copy.deepcopy(config), SCHEMA) == config  # a validated config validates again unchanged
+    listed = validate_config({"experiment": "x", "models": copy.deepcopy(MODELS)}, SCHEMA)
+    assert listed["model_given"] is False and as_written(listed)["models"] == listed["models"]
+    assert "model_given" not in as_written(listed)
+
+
 def test_a_command_line_file_replaces_the_default_files_model_and_fixed_settings(tmp_path):
     """Snakemake merges --configfile files into config/config.yaml: a file's models: replaces the default's
     model:, and a setting it sweeps replaces the default's fixed value; in one file both are an error."""
@@ -393,7 +411,7 @@ def test_a_model_folder_that_would_run_its_own_code_is_refused_unless_trusted(tm
         validated(model={"path": folder})
     assert "model.path" in str(raised.value) and named in str(raised.value)
     assert "model.trust_remote_code: true" in str(raised.value)
-    assert validated(model={"path": folder, "trust_remote_code": True})["model"]["trust_remote_code"] is True
+    assert validated(model={"path": folder, "trust_remote_code": True})["models"][0]["trust_remote_code"] is True
     with pytest.raises(ConfigError, match=r"models\[1\].path: .*models\[1\].trust_remote_code: true"):
         validate_config({"experiment": "x", "models": [{"id": "a", "path": "embedded"}, {"id": "b", "path": folder}]},
                         SCHEMA)  # fmt: skip
@@ -409,8 +427,8 @@ def test_trust_remote_code_is_off_by_default_and_passed_to_every_loader(tmp_path
     from tempcreativity.engine import engine_arguments
 
     config = validated()
-    assert "trust_remote_code" not in config["model"]  # no default written: the MLflow key of a run stays as it was
-    settings = config["model"]
+    assert "trust_remote_code" not in config["models"][0]  # no default written: a run's MLflow key stays as it was
+    settings = config["models"][0]
     assert engine_arguments(settings, tmp_path, 10, cpu=True)["trust_remote_code"] is False
     assert engine_arguments({**settings, "trust_remote_code": True}, tmp_path, 10, cpu=True)["trust_remote_code"]
     sneaky = {**settings, "engine_args": {"trust_remote_code": True}}

@@ -190,7 +190,7 @@ def test_raw_min_p_is_exact_on_the_gpu(gpu_model, reference, tmp_path):
     tokenizer, _ = reference
     config = {
         "experiment": "raw",
-        "model": {"path": str(gpu_model), **GPU_ENGINE},
+        "models": [{"id": "model", "path": str(gpu_model), **GPU_ENGINE}],
         "decoding": {"max_tokens": 64, "stop": ["user", "system"]},
     }
     requests = requests_for(

@@ -136,6 +136,19 @@ def test_without_sweep_or_models_the_grid_is_todays():
     assert (story.top_k, story.top_p, story.min_p, story.truncation) == (50, 1.0, 0.0, "scaled")
 
 
+def test_the_model_id_names_stories_and_seeds_only_where_the_config_listed_models():
+    """The same one model, written as model: or as a models: list under its slug: validation turns both into
+    models:, and only the list puts the id into story ids and seeds (a model: config's ids stay as they were)."""
+    given = expand_grid(config_with())
+    listed = copy.deepcopy(TINY_CONFIG)
+    listed["models"] = [{"id": "smollm2-135m-instruct", **listed.pop("model")}]
+    as_list = expand_grid(validate_config(listed, SCHEMA))
+    assert [story.model_id for story in given] == [story.model_id for story in as_list]
+    assert [f"smollm2-135m-instruct:{story.story_id}" for story in given] == [story.story_id for story in as_list]
+    drawn = [{story.sampling_seed for story in grid if not story.is_exemplar} for grid in (given, as_list)]
+    assert not drawn[0] & drawn[1]
+
+
 def test_several_models_each_get_every_cell_and_their_own_exemplar():
     grid = expand_grid(two_model_config(temperatures=[1.0], seeds=2))
     assert [story.story_id for story in grid[:3]] == ["small:story:exemplar", "small:story:T1:s0", "small:story:T1:s1"]

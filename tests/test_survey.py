@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 import pytest
+from markupsafe import escape
 
 from conftest import REPO
 from tempcreativity import cli
+from tempcreativity.catalogue import CRITERIA
 from tempcreativity.design import (
     DesignError,
     balanced_design,
@@ -181,6 +183,7 @@ def test_plan_blinds_the_stories_and_forms_hold_no_story_id(tmp_path):
         assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html, "story text is escaped"
         assert "http://" not in html and "https://" not in html and "<script src" not in html, "self-contained"
         assert "HIGHER" not in html and "<em>higher</em> rating means the story is <em>harder</em>" in html
+        assert all(str(escape(criterion.question)) in html for criterion in CRITERIA.values()), "every criterion"
 
 
 # --- the command line -------------------------------------------------------------------------------------------

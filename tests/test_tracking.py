@@ -208,6 +208,23 @@ def test_params_are_the_keyed_sections_and_everything_else_is_a_tag():
     assert finite({"x": 1, "y": float("nan"), "z": True, "w": "s", "v": 2.5}) == {"x": 1.0, "v": 2.5}
 
 
+def test_a_validated_one_model_config_is_tracked_as_written():
+    """Validation turns model: into models:; MLflow's params, tags and key still see the model: that was written."""
+    from conftest import SCHEMA
+    from tempcreativity.config import validate_config
+    from tempcreativity.tracking import config_tags, key_params, review_tags
+
+    config = validate_config({"experiment": "e", "model": {"path": "embedded"}}, SCHEMA)
+    model_params = {name: value for name, value in key_params(config).items() if name.startswith("model")}
+    assert model_params == {"model.path": "embedded", "model.dtype": "float32", "model.max_model_len": "2048",
+                            "model.tensor_parallel_size": "1", "model.device": "auto", "model.engine_args": "{}"}  # fmt: skip
+    assert not {"config.models", "config.model_given"} & set(config_tags(config))
+    listed = validate_config({"experiment": "e", "models": [{"id": "smollm2-135m-instruct", "path": "embedded"}]},
+                             SCHEMA)  # fmt: skip
+    assert "models" in key_params(listed) and result_key(listed, "x") != result_key(config, "x")
+    assert review_tags("c", config, {})["config_digest"] != review_tags("c", listed, {})["config_digest"]
+
+
 def test_the_configs_tracking_uri_wins_over_the_environment(monkeypatch, tmp_path):
     from tempcreativity.tracking import tracking_uri
 

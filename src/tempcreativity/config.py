@@ -18,7 +18,8 @@ import jsonschema
 import yaml
 
 from tempcreativity.errors import ConfigError
-from tempcreativity.grid import MAX_STORIES, models, sampler_cells, seeds, temperatures
+from tempcreativity.grid import MAX_STORIES, sampler_cells, seeds, temperatures
+from tempcreativity.model import model_slug
 
 
 def _extend_with_defaults(validator_class):
@@ -114,7 +115,16 @@ def _check_numbers_read_as_text(errors: list[jsonschema.ValidationError]) -> Non
 
 
 def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str, Any]:
-    """Validate ``config`` in place (filling defaults) and return it; raise ConfigError on the first problem."""
+    """Validate ``config`` in place (filling defaults) and return it; raise ConfigError on the first problem.
+
+    The generating models come out in one form whatever the config wrote: ``models``, a list of model sections
+    each with its ``id``; ``model_given`` says whether the config gave one ``model:`` instead (its id is then its
+    slug, and story ids and seeds leave it out, as they always did). ``as_written`` gives the config back in the form
+    it was written in. A validated config validates again unchanged."""
+    if isinstance(config, dict) and "model_given" in config:  # validated before: back to the form it was written in
+        written = as_written(config)
+        config.clear()
+        config.update(written)
     _check_templating(config)
     _check_finite(config)
     given = _check_given_sections(config)
@@ -129,10 +139,38 @@ def validate_config(config: dict[str, Any], schema_path: str | Path) -> dict[str
         config["ratings"] = {"file": config["ratings"], "random_effects": "auto"}
     for name in config["sweep"]:  # (filled in by the schema's defaults: a swept setting has no fixed value)
         config["decoding"].pop(name, None)
-    if len(models(config)) > 1 and not given["embedders"]:
+    _normalise_models(config)
+    if len(config["models"]) > 1 and not given["embedders"]:
         config["scoring"]["embedders"] = ["minilm"]  # each model's own embedding is a space of its own
     _check_semantics(config)
     return config
+
+
+def _normalise_models(config: dict[str, Any]) -> None:
+    """The one ``model:`` as ``models:`` (in place, where it stood), with the id of its slug (``smollm2-135m-instruct``
+    for the embedded model), and ``model_given``: whether the config gave ``model:``."""
+    given = "model" in config
+    sections = [
+        ("models", [{"id": model_slug(value["path"]), **value}]) if name == "model" else (name, value)
+        for name, value in config.items()
+    ]
+    config.clear()
+    config.update(sections)
+    config["model_given"] = given
+
+
+def as_written(config: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a validated config in the form its files gave, keys in their order: ``model:`` again where they
+    gave one model, and no ``model_given``. What MLflow logs and keys a run by, and what the run's config.yaml
+    saves, so that they stay as they were before validation normalised the models (a config that was never
+    validated comes back as it is)."""
+    written = {}
+    for name, value in config.items():
+        if name == "models" and config.get("model_given"):
+            written["model"] = {key: item for key, item in value[0].items() if key != "id"}
+        elif name != "model_given":
+            written[name] = value
+    return written
 
 
 def apply_command_line(config: dict[str, Any], command_line: dict[str, Any]) -> dict[str, Any]:
@@ -276,7 +314,7 @@ def _check_model_folders(config: dict[str, Any], grid_models: list[dict[str, Any
     from tempcreativity.model import EMBEDDED, check_model_folder, trusts_remote_code
 
     for index, model in enumerate(grid_models):
-        field = "model" if "model" in config else f"models[{index}]"
+        field = "model" if config["model_given"] else f"models[{index}]"
         if "trust_remote_code" in model.get("engine_args", {}):
             found = model["engine_args"]["trust_remote_code"]
             raise ConfigError(
@@ -311,7 +349,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
         raise ConfigError(
             "invalid config: temperatures.start: a log-spaced grid needs start > 0. Allowed: 0 < start <= 2"
         )
-    grid_models, cells = models(config), sampler_cells(config)
+    grid_models, cells = config["models"], sampler_cells(config)
     ids = [model["id"] for model in grid_models]
     duplicated = sorted({i for i in ids if ids.count(i) > 1})
     if duplicated:
@@ -353,7 +391,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
                 "raw: null (write any system text into the prompt's text)"
             )
     for index, model in enumerate(grid_models):
-        field = "model" if "model" in config else f"models[{index}]"
+        field = "model" if config["model_given"] else f"models[{index}]"
         if decoding["max_tokens"] >= model["max_model_len"]:
             raise ConfigError(
                 f"invalid config: decoding.max_tokens: {decoding['max_tokens']} leaves no room for the prompt in "

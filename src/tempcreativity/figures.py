@@ -19,10 +19,10 @@ import polars as pl  # noqa: E402
 import polars.selectors as cs  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from tempcreativity.catalogue import FIGURES  # noqa: E402
 from tempcreativity.cells import sampler_keys, sampler_label, several_models, swept_axes  # noqa: E402
 from tempcreativity.scoring import SCORE_LABELS  # noqa: E402
 
-FIGURES = ("boxplots", "pca", "diversity", "trends")
 BOXPLOT_SCORES = ("perplexity", "cosine_similarity", "edit_distance")
 MAX_BOXPLOT_ROWS = 12  # one row per sampler up to here; an image over 2^16 pixels cannot be saved
 
@@ -216,13 +216,15 @@ def trend_panels(summary: pl.DataFrame, trend_table: pl.DataFrame) -> plt.Figure
 
 def report_figures(scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.DataFrame,
                    pca: pl.DataFrame) -> dict[str, plt.Figure]:  # fmt: skip
-    """Every figure of the report, by name (FIGURES); the caller saves them where its outputs say."""
-    return {
+    """Every figure of the report, by name, in the order of catalogue.FIGURES; the caller saves them where its
+    outputs say."""
+    figures = {
         "boxplots": boxplots(scores),
         "pca": pca_panels(pca),
         "diversity": diversity(summary),
         "trends": trend_panels(summary, trend_table),
     }
+    return {name: figures[name] for name in FIGURES}
 
 
 def frontier_figure(table: pl.DataFrame) -> plt.Figure:

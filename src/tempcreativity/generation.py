@@ -22,7 +22,7 @@ from tempcreativity.engine import (
     stop_engine,
 )
 from tempcreativity.errors import ConfigError
-from tempcreativity.grid import StoryRequest, models
+from tempcreativity.grid import StoryRequest
 from tempcreativity.model import trusts_remote_code
 
 # What the engine produced for one story: a cache entry, and the second half of a generations row.
@@ -212,11 +212,11 @@ def generate_stories(
     with_engine: Callable[[str, pl.DataFrame, Any], dict[str, Any]] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Rows (in request order, GENERATIONS_SCHEMA) for ``requests``, generating only what the cache lacks: one
-    engine per model (``manifests`` by model id) that has stories missing. Returns the rows and statistics of the
+    engine per model (``config["models"]`` and ``manifests`` by model id) that has stories missing. Returns the rows and statistics of the
     work done (stories cached and generated, tokens, seconds; summed over the models). ``with_engine(model_id,
     rows, engine)`` is called once per model with its rows and its engine while it is still up (None when every
     story came from the cache); what it returns joins the statistics."""
-    model_of = {model["id"]: model for model in models(config)}
+    model_of = {model["id"]: model for model in config["models"]}
     stats: dict[str, Any] = {"requested": len(requests), "cached": 0, "generated": 0, "generated_tokens": 0,
                              "engine_start_seconds": 0.0, "generate_seconds": 0.0}  # fmt: skip
     rows: list[pl.DataFrame] = []

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from tempcreativity.errors import ConfigError
-from tempcreativity.model import model_slug
 
 VLLM_MIN_TEMPERATURE = 0.01  # vLLM raises 0 < T < 0.01 to this value (and treats T < 1e-5 as greedy)
 MAX_STORIES = 100_000  # per experiment: planning stays well under a second at the study's 700, a few at this bound
@@ -87,14 +86,6 @@ def temperatures(config: dict[str, Any]) -> list[float]:
     return sorted(set(values))
 
 
-def models(config: dict[str, Any]) -> list[dict[str, Any]]:
-    """The generating models, each a model section with its ``id``: the config's ``models:``, or its one ``model:``
-    with the id of its slug (``smollm2-135m-instruct`` for the embedded model)."""
-    if "models" in config:
-        return config["models"]
-    return [{"id": model_slug(config["model"]["path"]), **config["model"]}]
-
-
 # The sampler settings a cell is made of besides temperature (each can be swept), which are also the settings that
 # shape a story's next-token distribution: with ``seeding: independent`` a cell that differs in any of them (or in
 # temperature) draws other random numbers. max_tokens and stop only cut a story.
@@ -138,7 +129,8 @@ def independent_seed(
 ) -> int:
     """vLLM's seed for one story under ``seeding: independent``: the first 63 bits of the sha256 of the prompt id,
     the temperature, the distribution-shaping decoding settings, the seed index and, with ``models:``, the model
-    id (left out otherwise, so that the seeds of single-model configs stay as they were)."""
+    id (left out where the config gave one ``model:``, so that the seeds of single-model configs stay as they
+    were)."""
     cell = {"prompt_id": prompt_id, "temperature": float(temperature), "seed_index": int(seed_index),
             "decoding": {name: decoding.get(name) for name in SAMPLER_AXES}}  # fmt: skip
     if model_id is not None:
@@ -150,16 +142,17 @@ def independent_seed(
 def expand_grid(config: dict[str, Any]) -> list[StoryRequest]:
     """Every story of the experiment, in the order of the final table: per model (config order) and prompt (config
     order) its exemplar, then the swept settings' combinations, temperatures ascending, then seeds ascending. The
-    exemplar is greedy with ``exemplar_settings``."""
+    exemplar is greedy with ``exemplar_settings``. Story ids and seeds name the model unless the config gave one
+    ``model:`` (``model_given``, set by config.validate_config)."""
     grid_temperatures, grid_seeds = temperatures(config), seeds(config)
     independent = config.get("seeding", "independent") == "independent"
-    several_models = "models" in config
+    named_models = not config["model_given"]
     swept = [name for name in SAMPLER_AXES if name in (config.get("sweep") or {})]
     base = exemplar_settings(config)
     cells = sampler_cells(config)
     requests = []
-    for model in models(config):
-        model_part = model["id"] if several_models else ""
+    for model in config["models"]:
+        model_part = model["id"] if named_models else ""
         for prompt in config["prompts"]:
             common = dict(
                 prompt_id=prompt["id"],
@@ -177,7 +170,7 @@ def expand_grid(config: dict[str, Any]) -> list[StoryRequest]:
                     for seed in grid_seeds:
                         sampling_seed = (
                             independent_seed(
-                                prompt["id"], temperature, cell, seed, model["id"] if several_models else None
+                                prompt["id"], temperature, cell, seed, model["id"] if named_models else None
                             )
                             if independent
                             else seed

@@ -32,31 +32,14 @@ import numpy as np
 import polars as pl
 
 from tempcreativity.cache import ContentStore, cache_key
+from tempcreativity.catalogue import CRITERIA
 from tempcreativity.model import trusts_remote_code
 from tempcreativity.ratings import RATING_ITEMS
 
 SCALE = ["1", "2", "3", "4", "5"]
 
-RUBRIC = {
-    "novelty": (
-        "Compare the STORY with the EXAMPLE story. How new or unusual is the STORY compared with the EXAMPLE?",
-        "1 = not new at all (almost the same as the example), 5 = completely new and unusual",
-    ),
-    "typicality": (
-        "Compare the STORY with the EXAMPLE story. How well does the STORY show the essential characteristics of a "
-        "story, as the EXAMPLE does?",
-        "1 = hardly a story at all, 5 = shows every essential characteristic of a story",
-    ),
-    "cohesion": (
-        "Read the STORY. Are its words and sentences grammatically consistent, and are its characters, events and "
-        "actions used appropriately?",
-        "1 = not at all, 5 = completely",
-    ),
-    "coherence": (
-        "Read the STORY. How hard is it to follow and understand?",
-        "1 = very easy to follow, 5 = very hard to follow",
-    ),
-}
+# Each criterion's question and scale, as the judge is asked them (catalogue.CRITERIA).
+RUBRIC = {name: (criterion.judge_question, criterion.judge_scale) for name, criterion in CRITERIA.items()}
 
 
 def judge_messages(criterion: str, story: str, exemplar: str) -> list[dict[str, str]]:
@@ -116,7 +99,7 @@ def _judge_prompts(stories: pl.DataFrame, exemplars: dict[tuple, str], tokenizer
     caching reuses its example and story (questions that are scheduled together are computed separately)."""
     prompts, keys = [], []
     texts = [truncate_tokens(tokenizer, story["text"], limit) for story in stories.iter_rows(named=True)]
-    for criterion in RATING_ITEMS:
+    for criterion in CRITERIA:
         for story, text in zip(stories.iter_rows(named=True), texts):
             messages = judge_messages(criterion, text, exemplars[_exemplar_owner(story)])
             rendered = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -165,7 +148,7 @@ def judge_stories(
                                        judge["max_story_tokens"])  # fmt: skip
         for prompt, key in zip(prompts, keys):
             for sample in range(samples):
-                seed = None if method == "expected" else 1000 * sample + RATING_ITEMS.index(key[2])
+                seed = None if method == "expected" else 1000 * sample + list(CRITERIA).index(key[2])
                 requests.append((prompt, seed, cache_key({**identity, "prompt_token_ids": prompt, "seed": seed})))
                 owners.append((name, *key))
     unique = {request[2]: request for request in requests}  # a story in two sets is asked once

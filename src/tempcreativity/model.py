@@ -184,8 +184,7 @@ def resolve_model_folder(
 def path_trusts_remote_code(config: dict, path: str) -> bool:
     """Whether the config lets the model at ``path`` run its own code: a generating model with that path and
     ``trust_remote_code: true``, or the judge's model with ``judge.trust_remote_code: true``."""
-    entries = config["models"] if "models" in config else [config["model"]]
-    generating = any(entry["path"] == path and trusts_remote_code(entry) for entry in entries)
+    generating = any(entry["path"] == path and trusts_remote_code(entry) for entry in config["models"])
     judge = config.get("judge") or {}
     return generating or (judge_model_path(config) == path and trusts_remote_code(judge))
 
@@ -194,8 +193,7 @@ def judge_trusts_remote_code(config: dict) -> bool:
     """Whether the judge's model may run its own code: the first generating model's setting when it is the judge,
     else ``judge.trust_remote_code``."""
     if judge_is_first_model(config):
-        first = config["models"][0] if "models" in config else config["model"]
-        return trusts_remote_code(first)
+        return trusts_remote_code(config["models"][0])
     return trusts_remote_code(config.get("judge") or {})
 
 
@@ -214,8 +212,8 @@ def read_manifest(manifest_file: str | Path) -> dict[str, Any]:
 
 
 def generating_paths(config: dict) -> list[str]:
-    """The generating models' paths: ``model.path``, or each of ``models``, the first first."""
-    return [model["path"] for model in config["models"]] if "models" in config else [config["model"]["path"]]
+    """The generating models' paths (``models``, as config.validate_config writes them), the first first."""
+    return [model["path"] for model in config["models"]]
 
 
 def judge_model_path(config: dict) -> str:

@@ -33,7 +33,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-RATING_ITEMS = ("novelty", "typicality", "cohesion", "coherence")
+from tempcreativity.catalogue import CRITERIA
+
+RATING_ITEMS = tuple(CRITERIA)  # the rating columns: one per criterion, named after it
 REQUIRED_COLUMNS = ("story_id", "temperature", "participant_id", *RATING_ITEMS)
 SCORE_PREDICTORS = ("perplexity", "cosine_similarity", "edit_distance")
 RATING_MIN, RATING_MAX = 1.0, 5.0

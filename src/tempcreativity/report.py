@@ -13,6 +13,7 @@ import jinja2
 import markupsafe
 import polars as pl
 
+from tempcreativity.catalogue import CAPTION_FILES, caption
 from tempcreativity.cells import AXIS_LABELS, cell_keys, levels_label, several_models, swept_axes, value_text
 from tempcreativity.grid import SAMPLER_AXES
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
@@ -234,7 +235,7 @@ def frontier_section(table: pl.DataFrame, figure: Path) -> dict:
     """The frontier of each sampler for the report: its sentences, its figure and its table."""
     from tempcreativity.frontier import QUALITY, frontier_sentences
 
-    label, higher = QUALITY[table["quality_measure"][0]]
+    label, _ = QUALITY[table["quality_measure"][0]]
     rows = [
         {"model_id": row.get("model_id", ""), "sampler": row["sampler"], "temperature": f"{row['temperature']:g}",
          "n": row["n"],
@@ -243,7 +244,6 @@ def frontier_section(table: pl.DataFrame, figure: Path) -> dict:
         for row in table.iter_rows(named=True)
     ]  # fmt: skip
     return {"sentences": frontier_sentences(table), "figure": _image(figure), "rows": rows, "quality": label,
-            "judge": table["quality_measure"][0] == "judge_coherence", "higher": higher,
             "several_models": several_models(table)}  # fmt: skip
 
 
@@ -424,7 +424,7 @@ def render_report(
     ]  # fmt: skip
     truncations = sorted(set(stories["truncation"])) if "truncation" in stories.columns else []
     summary_rows = _summary_rows(summary)
-    models = models or [{"id": "", **config.get("model", {}), **manifest}]
+    models = models or [{**config["models"][0], **manifest}]
     return environment.get_template("report.html.j2").render(
         experiment=config["experiment"],
         config=config,
@@ -445,6 +445,7 @@ def render_report(
         summary=summary_rows,
         summary_columns={score: SCORE_LABELS[score] for score in SUMMARY_COLUMNS},
         figures={name: _image(path) for name, path in figures.items()},
+        captions={name: markupsafe.Markup(caption(name)) for name in CAPTION_FILES},  # (our own text)
         examples=_examples(generations, scores, examples_per_temperature),
         files=files,
         provenance=provenance,

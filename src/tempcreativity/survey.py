@@ -20,39 +20,11 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from tempcreativity.catalogue import CRITERIA
 from tempcreativity.cells import AXIS_LABELS, swept_axes, value_text
 from tempcreativity.design import balanced_design, is_connected, ratings_per_story, unshared_pairs
 from tempcreativity.ratings import RATING_ITEMS, RatingsError, validate_ratings
 
-# The study's criteria, as the instructions put them to participants (novelty and typicality against the example).
-CRITERIA = {
-    "novelty": {
-        "question": "How new or unusual is this story, compared with the example story?",
-        "low": "not new at all: almost the same as the example",
-        "high": "completely new and unusual",
-        "with_example": True,
-    },
-    "typicality": {
-        "question": "How much does this story show the essential characteristics of a story, compared with the "
-        "example story?",
-        "low": "hardly any: barely a story",
-        "high": "all of them",
-        "with_example": True,
-    },
-    "cohesion": {
-        "question": "Are the story's words and sentences grammatically consistent, and are its characters, events "
-        "and actions used appropriately?",
-        "low": "not at all",
-        "high": "completely",
-        "with_example": False,
-    },
-    "coherence": {
-        "question": "How hard is this story to follow and understand?",
-        "low": "very easy to follow",
-        "high": "very hard to follow",
-        "with_example": False,
-    },
-}
 BACKGROUND = {
     "genai_familiarity": "How familiar are you with generative AI (for example ChatGPT)? 1 = not at all, 5 = very",
     "genai_comfort": "How comfortable are you with generative AI being used to write stories? 1 = not at all, 5 = very",

@@ -19,12 +19,14 @@ from typing import Any
 
 import polars as pl
 
+from tempcreativity.config import as_written
 from tempcreativity.ratings import RATING_ITEMS
 
 KEY_TAG = "tempcreativity.key"
 CELL_TAG = "tempcreativity.cell"
 PARENT_TAG = "mlflow.parentRunId"
-# The parent's identity, logged as params: everything that decides the stories apart from the grid.
+# The parent's identity, logged as params: everything that decides the stories apart from the grid (the config as
+# written: its one model: or its models:, see config.as_written).
 KEY_SECTIONS = ("experiment", "model", "models", "prompts", "seeding", "decoding")
 BATCH = 100  # MLflow takes at most 100 params (and 1000 metrics) per log_batch call
 
@@ -36,6 +38,7 @@ class TrackingUnavailable(RuntimeError):
 def result_key(config: dict[str, Any], model_sha256: str) -> str:
     import hashlib
 
+    config = as_written(config)
     identity = {name: config[name] for name in KEY_SECTIONS if name in config}
     canonical = json.dumps({"config": identity, "model_sha256": model_sha256}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
@@ -77,12 +80,15 @@ def check_reachable(uri: str, attempts: int = 3, wait_seconds: float = 2.0) -> N
 
 def key_params(config: dict[str, Any]) -> dict[str, str]:
     """The parent's params: the config sections of its key, flattened (params never change within a run)."""
+    config = as_written(config)
     return flatten({name: config[name] for name in KEY_SECTIONS if name in config})
 
 
 def config_tags(config: dict[str, Any]) -> dict[str, str]:
     """Everything else in the config as tags (which may change): the grid, scoring, judge, ratings."""
-    return {f"config.{name}": json.dumps(value) for name, value in config.items() if name not in KEY_SECTIONS}
+    return {
+        f"config.{name}": json.dumps(value) for name, value in as_written(config).items() if name not in KEY_SECTIONS
+    }
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -259,7 +265,7 @@ def review_tags(git_commit: str, config: dict[str, Any], versions: dict[str, str
     ``mlflow.source.git.commit``), the config's digest, the vLLM version and, under SLURM, the job id."""
     import hashlib
 
-    digest = hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(json.dumps(as_written(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
     tags = {"mlflow.source.name": "tempcreativity Snakefile", "mlflow.source.git.commit": git_commit,
             "config_digest": digest, "vllm_version": versions.get("vllm", "")}  # fmt: skip
     if os.environ.get("SLURM_JOB_ID"):

@@ -3,9 +3,10 @@ import os
 import re
 from pathlib import Path
 
+from tempcreativity.catalogue import CAPTION_FILES, FIGURES, FRONTIER, caption_file
 from tempcreativity.cluster import cluster_engine_cpus
 from tempcreativity.config import apply_command_line, validate_config
-from tempcreativity.grid import expand_grid, models, split_into_shards
+from tempcreativity.grid import expand_grid, split_into_shards
 from tempcreativity.model import (
     EMBEDDED,
     judge_is_first_model,
@@ -31,9 +32,9 @@ SHARDS = split_into_shards(STORIES, config["sharding"]["shards"])
 SHARD_INDICES = [index for index, plan in enumerate(SHARDS) if plan.requests]
 
 MODELS_DIR = "resources/models"
-# The generating models (models:, or the one model:), each described by a manifest named after its slug; the first
-# is the judge's default and the `model` embedder's.
-MODELS = models(config)
+# The generating models (models:, into which validate_config turned a config's one model:), each described by a
+# manifest named after its slug; the first is the judge's default and the `model` embedder's.
+MODELS = config["models"]
 MODEL_IDS = [model["id"] for model in MODELS]
 SLUG_PATHS = {model_slug(model["path"]): model["path"] for model in MODELS}
 MODEL_SLUG = model_slug(MODELS[0]["path"])
@@ -45,7 +46,6 @@ JUDGE_CACHE = "results/cache/judge"
 EMBEDDERS = config["scoring"]["embedders"]
 # The study's released data ships with the workflow (resources/peeperkorn2024/ beside the Snakefile).
 STUDY_DATA = str(Path(workflow.basedir) / "resources" / "peeperkorn2024")
-FIGURES = ["boxplots", "pca", "diversity", "trends"]
 REPORT = f"reports/{EXPERIMENT}/index.html"
 RATING_SOURCES = (["human"] if config["ratings"]["file"] else []) + (
     ["judge"] if config["judge"]["enabled"] else []
@@ -229,11 +229,7 @@ def shard_plan_digest(wildcards):
 
 def generation_settings(wildcards):
     """What a generation job needs besides its requests (and what should re-run it when changed)."""
-    return {
-        name: config[name]
-        for name in ("experiment", "model", "models", "decoding")
-        if name in config
-    }
+    return {name: config[name] for name in ("experiment", "models", "decoding")}
 
 
 def judges_on_generation_engine():
@@ -364,7 +360,7 @@ def figure_report_outputs():
     # (a line that starts with `report` would be read as the report directive)
     captioned = report
     return [
-        captioned(path, caption=f"../report/{Path(path).stem}.rst", category="Figures")
+        captioned(path, caption=str(caption_file(Path(path).stem)), category="Figures")
         for path in figure_files("png")
     ]
 

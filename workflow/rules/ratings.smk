@@ -29,7 +29,8 @@ rule judge_stories:
         mem_mb=engine_mem_mb,
         runtime=engine_runtime,
     params:
-        config={"judge": config["judge"], "model": PRIMARY_MODEL},
+        config={"judge": config["judge"], "models": MODELS},
+        model=PRIMARY_MODEL,
         data_dir=STUDY_DATA,
         cache_dir=JUDGE_CACHE,
         code=script_digest("judge_stories.py"),

@@ -37,7 +37,7 @@ rule frontier:
         table=result("frontier.parquet"),
         png=report(
             result("figures/frontier.png"),
-            caption="../report/frontier.rst",
+            caption=str(caption_file(FRONTIER)),
             category="Figures",
         ),
         svg=result("figures/frontier.svg"),
@@ -88,6 +88,8 @@ rule build_report:
         files=report_files(),
         rating_sources=RATING_SOURCES,
         survey=survey_report_params(),
-        code=script_digest("build_report.py", "templates/report.html.j2"),
+        code=script_digest(
+            "build_report.py", "templates/report.html.j2", *CAPTION_FILES.values()
+        ),
     script:
         "../../scripts/build_report.py"
