@@ -9,6 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tempcreativity.axes import SAMPLER_AXES
 from tempcreativity.cache import cache_key
 from tempcreativity.engine import CPU_MAX_BATCHED_TOKENS, check_context, check_engine_args, engine_arguments
 from tempcreativity.errors import ConfigError
@@ -29,10 +30,12 @@ SAMPLING = {name: value for name, value in DECODING.items() if name != "truncati
 
 
 def request(**changes) -> StoryRequest:
+    """A story's request; a change named after a sampler axis goes into its ``sampler``."""
     fields = dict(prompt_id="story", prompt_text="Write a story.", system=None, assistant_prefix="",
                   prompt_format="chat", temperature=1.0, seed=3, is_exemplar=False)  # fmt: skip
+    sampler = {name: changes.pop(name) for name in list(changes) if name in SAMPLER_AXES}
     fields.update(changes)
-    return StoryRequest(**fields)
+    return StoryRequest(**fields, sampler=sampler)
 
 
 def test_prompt_goes_through_the_chat_template_with_the_assistant_prefix(embedded_tokenizer):

@@ -13,8 +13,8 @@ import jinja2
 import markupsafe
 import polars as pl
 
-from tempcreativity.cells import AXIS_LABELS, cell_keys, levels_label, several_models, swept_axes, value_text
-from tempcreativity.grid import SAMPLER_AXES
+from tempcreativity.axes import AXIS_LABELS, SAMPLER_AXES
+from tempcreativity.cells import cell_keys, levels_label, several_models, swept_axes, value_text
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
 
 SUMMARY_COLUMNS = ("perplexity", "cosine_similarity", "edit_distance", "distinct_2", "num_tokens")

@@ -128,7 +128,7 @@ def story_table(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.DataF
     """One row per story (exemplars included, as the reference): story id, prompt, temperature, seed index and
     the seed passed to vLLM, the text, every score, and the judge's ratings where the judge ran."""
     # (the vLLM seed as text: a browser's numbers would round a 63-bit integer)
-    from tempcreativity.grid import SAMPLER_AXES
+    from tempcreativity.axes import SAMPLER_AXES
     from tempcreativity.scoring import SCORE_LABELS
 
     identity = [name for name in ("model_id", "prompt_id", *SAMPLER_AXES) if name in generations.columns]
@@ -147,8 +147,8 @@ def cell_runs(config: dict[str, Any], manifests: dict[str, dict[str, Any]], gene
               stories_table: pl.DataFrame | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Params, metrics, tags and per-story table of every cell (``manifests`` by model id). A param is not also
     a metric; the judge's mean ratings are metrics where the judge ran."""
+    from tempcreativity.axes import SAMPLER_AXES
     from tempcreativity.cells import cell_keys, swept_axes
-    from tempcreativity.grid import SAMPLER_AXES
 
     generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0 and stats.get("generate_seconds")]
     rate = (
