@@ -58,6 +58,7 @@ GENERATIONS_COLUMNS = [
     ("assistant_prefix", "String"), ("prompt_format", "String"), ("temperature", "Float64"), ("seed", "Int64"),
     ("is_exemplar", "Boolean"), ("sampling_seed", "Int64"), ("top_k", "Int32"), ("top_p", "Float64"),
     ("min_p", "Float64"), ("max_tokens", "Int32"), ("repetition_penalty", "Float64"), ("truncation", "String"),
+    ("presence_penalty", "Float64"), ("frequency_penalty", "Float64"),  # added with those axes: a column per axis
     ("stop", "List(String)"), ("cache_key", "String"), ("text", "String"), ("token_ids", "List(Int32)"),
     ("logprobs", "List(Float64)"), ("top_logprobs", "List(Float64)"), ("cumulative_logprob", "Float64"),
     ("num_tokens", "Int32"), ("finish_reason", "String"), ("prompt_num_tokens", "Int32"),
@@ -118,3 +119,56 @@ def test_an_axis_added_later_enters_seeds_ids_and_keys_only_off_its_default(monk
     assert axes_label(off_default, ["top_p", "new_p"]) == "top_p0.9:new_p0.5"
     assert axes.keyed_arguments(arguments | {"new_p": 1.0}) == arguments
     assert axes.keyed_arguments(arguments | {"new_p": 0.5}) == arguments | {"new_p": 0.5}
+
+
+# Per config: the MLflow parent's key (tracking.result_key, with a made-up sha256) and the report's sampler text,
+# pinned from the code before the penalties were added.
+PARENT_KEYS = {
+    (): ("e265bc331fcbdaac", "top-k 50, top-p 1, min-p 0, repetition penalty 1"),
+    ("config/samplers.yaml",): (
+        "23b2bf319e748267", "top-k 50, top-p swept over 0.9, 1, min-p swept over 0, 0.1, repetition penalty 1"
+    ),
+    ("config/paper.yaml",): ("26d70625c5139d53", "top-k 50, top-p 1, min-p 0.05, repetition penalty 1"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("overrides", list(PARENT_KEYS))
+def test_existing_configs_keep_their_mlflow_parent_and_the_reports_sampler_text(overrides):
+    import polars as pl
+
+    from tempcreativity.report import sampler_text
+    from tempcreativity.tracking import key_params, result_key
+
+    config = load_config(REPO / "config" / "config.yaml", SCHEMA, *(REPO / path for path in overrides))
+    stories = pl.DataFrame([request.sampler for request in expand_grid(config)])
+    assert (result_key(config, "0" * 64), sampler_text(stories, config)) == PARENT_KEYS[overrides]
+    assert not {"decoding.presence_penalty", "decoding.frequency_penalty"} & set(key_params(config))
+
+
+def test_a_swept_penalty_leaves_the_unpenalised_stories_as_they_were():
+    """sweep.frequency_penalty [0, 1.5]: its stories at 0 have the ids, vLLM seeds and cache keys of the same config
+    without the sweep; those at 1.5 are named by it, draw other seeds and pass it to vLLM."""
+    import polars as pl
+
+    from tempcreativity.report import sampler_text
+    from tempcreativity.tracking import result_key
+
+    plain = load_config(REPO / "config" / "config.yaml", SCHEMA)
+    swept = load_config(REPO / "config" / "config.yaml", SCHEMA)
+    swept["sweep"] = {"frequency_penalty": [0.0, 1.5]}
+    swept["decoding"].pop("frequency_penalty")
+    before, grid = expand_grid(plain), expand_grid(swept)
+    assert len(grid) == 2 * len(before) - 1  # one exemplar
+    unpenalised = [request for request in grid if request.sampler["frequency_penalty"] == 0.0]
+    penalised = [request for request in grid if request.sampler["frequency_penalty"] == 1.5]
+
+    def identity(request, decoding):
+        return request.story_id, request.sampling_seed, story_key(request, decoding)
+
+    assert [identity(r, swept["decoding"]) for r in unpenalised] == [identity(r, plain["decoding"]) for r in before]
+    assert penalised[0].story_id == "story:T0.01:frequency_penalty1.5:s0"
+    assert not {r.sampling_seed for r in penalised} & {r.sampling_seed for r in before}
+    assert sampling_settings(penalised[0], swept["decoding"])["frequency_penalty"] == 1.5
+    assert result_key(swept, "0" * 64) == result_key(plain, "0" * 64)  # a sweep grows the grid: the same parent
+    stories = pl.DataFrame([request.sampler for request in grid])
+    assert sampler_text(stories, swept).endswith("frequency penalty swept over 0, 1.5")

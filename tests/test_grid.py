@@ -136,7 +136,8 @@ def test_without_sweep_or_models_the_grid_is_todays():
     assert story.story_id == "story:T0.5:s0" and story.model_id == "smollm2-135m-instruct"
     decoding = config_with()["decoding"]
     assert story.sampling_seed == independent_seed("story", 0.5, decoding, 0)
-    assert story.sampler == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0, "truncation": "scaled"}
+    assert story.sampler == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0, "truncation": "scaled",
+                             "presence_penalty": 0.0, "frequency_penalty": 0.0}  # fmt: skip
 
 
 def test_several_models_each_get_every_cell_and_their_own_exemplar():

@@ -6,7 +6,8 @@ vLLM arguments, the seed hash, the story ids and the cache keys are derived from
 How an axis enters a story's identity: the five axes of the first grids (top_k .. truncation) enter its vLLM seed
 and its cache key at every value, as they always did. Any axis added since enters the seed, the story id and the
 cache key only where the story's value differs from the axis's default, so that every run that leaves it at its
-default keeps its seeds, ids and cached stories. (Story ids name only the swept axes; see grid.axes_label.)
+default keeps its seeds, ids and cached stories, and (without_quiet_defaults) its shard plans' digests, its MLflow
+parent run and its report's sampler text. (Story ids name only the swept axes; see grid.axes_label.)
 A new axis is one row here plus its ``decoding`` and ``sweep`` entries in workflow/schemas/config.schema.yaml
 (with the row's default) and its line in docs/config.md; its default must be the value that leaves it off."""
 
@@ -43,12 +44,15 @@ AXES = (
     SamplerAxis("min_p",              pl.Float64, 0.0,      "min-p",              True,  "min_p",              True),
     SamplerAxis("repetition_penalty", pl.Float64, 1.0,      "repetition penalty", True,  "repetition_penalty", True),
     SamplerAxis("truncation",         pl.String,  "scaled", "truncation",         False, None,                 True),
+    SamplerAxis("presence_penalty",   pl.Float64, 0.0,      "presence penalty",   True,  "presence_penalty",   False),
+    SamplerAxis("frequency_penalty",  pl.Float64, 0.0,      "frequency penalty",  True,  "frequency_penalty",  False),
 )  # fmt: skip
 SAMPLER_AXES = tuple(axis.name for axis in AXES)
 DEFAULTS = {axis.name: axis.default for axis in AXES}
 NUMERIC_AXES = tuple(axis.name for axis in AXES if axis.numeric)  # truncation, raw or scaled, is a level
 AXIS_LABELS = {"temperature": "temperature"} | {axis.name: axis.label for axis in AXES}
 AXIS_COLUMNS = {axis.name: axis.dtype for axis in AXES}
+QUIET_DEFAULTS = {axis.name: axis.default for axis in AXES if not axis.always_keyed}  # the later axes' defaults
 
 
 def keyed_settings(settings: dict[str, Any]) -> dict[str, Any]:
@@ -66,3 +70,12 @@ def keyed_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
     keyed is left out where it holds the axis's default."""
     quiet = {axis.vllm_argument: axis.default for axis in AXES if axis.vllm_argument and not axis.always_keyed}
     return {name: value for name, value in arguments.items() if name not in quiet or value != quiet[name]}
+
+
+def without_quiet_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` (axes by name, among other keys, which are kept: a config's ``decoding``, a request's fields)
+    without each axis that is not always keyed where it holds its default: as they enter a shard plan's digest
+    and the MLflow parent run's key and params, so that a run that leaves such an axis at its default keeps them."""
+    return {
+        name: value for name, value in settings.items() if name not in QUIET_DEFAULTS or value != QUIET_DEFAULTS[name]
+    }

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from tempcreativity.axes import DEFAULTS, SAMPLER_AXES, keyed_settings
+from tempcreativity.axes import DEFAULTS, SAMPLER_AXES, keyed_settings, without_quiet_defaults
 from tempcreativity.errors import ConfigError
 from tempcreativity.model import model_slug
 
@@ -108,8 +108,8 @@ def sampler_cells(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def exemplar_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The sampler settings of the greedy exemplar: decoding's, and for a swept setting the schema's default
-    (greedy decoding keeps the most likely token whatever top-k, top-p or min-p; only a swept repetition penalty
-    would change it, and the exemplar keeps 1, no penalty)."""
+    (greedy decoding keeps the most likely token whatever top-k, top-p or min-p; only a swept penalty would change
+    it, and the exemplar keeps its default, no penalty)."""
     return {name: config["decoding"].get(name, default) for name, default in DEFAULTS.items()}
 
 
@@ -215,13 +215,14 @@ class ShardPlan:
 
     Snakemake compares a job's plain params (lists, dicts) with the last run's to decide whether to re-run it,
     and prints them in full when they differ; an object like this one it leaves out. So the rule passes the plan
-    itself and, for that comparison, its short ``digest``."""
+    itself and, for that comparison, its short ``digest`` (of every request's fields, an axis added later only off
+    its default: axes.without_quiet_defaults)."""
 
     requests: tuple[StoryRequest, ...]
 
     @property
     def digest(self) -> str:
-        canonical = json.dumps([request.to_dict() for request in self.requests], sort_keys=True)
+        canonical = json.dumps([without_quiet_defaults(request.to_dict()) for request in self.requests], sort_keys=True)
         return f"{len(self.requests)} stories, sha256 {hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 
 

@@ -13,7 +13,7 @@ import jinja2
 import markupsafe
 import polars as pl
 
-from tempcreativity.axes import AXIS_LABELS, SAMPLER_AXES
+from tempcreativity.axes import AXIS_LABELS, QUIET_DEFAULTS, SAMPLER_AXES
 from tempcreativity.cells import cell_keys, levels_label, several_models, swept_axes, value_text
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
 
@@ -218,12 +218,15 @@ def study_section(table1: pl.DataFrame, table2: pl.DataFrame, story_scores: pl.D
 
 
 def sampler_text(stories: pl.DataFrame, config: dict[str, Any]) -> str:
-    """The sampler settings in words: each fixed value, or the values a setting was swept over."""
+    """The sampler settings in words: each fixed value, or the values a setting was swept over (an axis added
+    later only where it is not just its default, axes.QUIET_DEFAULTS)."""
     parts = []
     for name in SAMPLER_AXES:
         if name == "truncation":
             continue
         values = sorted(set(stories[name])) if name in stories.columns else [config["decoding"][name]]
+        if name in QUIET_DEFAULTS and values == [QUIET_DEFAULTS[name]]:
+            continue
         label = AXIS_LABELS[name]
         parts.append(f"{label} {value_text(values[0])}" if len(values) == 1
                      else f"{label} swept over {', '.join(value_text(value) for value in values)}")  # fmt: skip

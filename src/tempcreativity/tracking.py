@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from tempcreativity.axes import without_quiet_defaults
 from tempcreativity.ratings import RATING_ITEMS
 
 KEY_TAG = "tempcreativity.key"
@@ -33,10 +34,19 @@ class TrackingUnavailable(RuntimeError):
     """The tracking server cannot be reached; results on disk are untouched."""
 
 
+def key_sections(config: dict[str, Any]) -> dict[str, Any]:
+    """The config sections of the parent's key, ``decoding`` without the sampler axes added later where they hold
+    their defaults (axes.without_quiet_defaults), so that adding an axis keeps every earlier run's parent."""
+    sections = {name: config[name] for name in KEY_SECTIONS if name in config}
+    if "decoding" in sections:
+        sections["decoding"] = without_quiet_defaults(sections["decoding"])
+    return sections
+
+
 def result_key(config: dict[str, Any], model_sha256: str) -> str:
     import hashlib
 
-    identity = {name: config[name] for name in KEY_SECTIONS if name in config}
+    identity = key_sections(config)
     canonical = json.dumps({"config": identity, "model_sha256": model_sha256}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -77,7 +87,7 @@ def check_reachable(uri: str, attempts: int = 3, wait_seconds: float = 2.0) -> N
 
 def key_params(config: dict[str, Any]) -> dict[str, str]:
     """The parent's params: the config sections of its key, flattened (params never change within a run)."""
-    return flatten({name: config[name] for name in KEY_SECTIONS if name in config})
+    return flatten(key_sections(config))
 
 
 def config_tags(config: dict[str, Any]) -> dict[str, str]:
