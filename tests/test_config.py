@@ -27,7 +27,8 @@ def test_minimal_config_gets_the_study_defaults():
         {"id": "story", "text": "Write a story.", "system": None, "assistant_prefix": "", "format": "chat"}
     ]
     assert config["decoding"] == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 256, "repetition_penalty": 1.0,
-                                  "truncation": "scaled", "stop": []}  # fmt: skip
+                                  "truncation": "scaled", "presence_penalty": 0.0, "frequency_penalty": 0.0,
+                                  "stop": []}  # fmt: skip
     assert config["models"] == [{
         "id": "smollm2-135m-instruct",
         "path": "embedded",
@@ -174,6 +175,13 @@ def test_paper_configs_are_the_studys_experiment(name):
         ({"sweep": {"top_p": [0.5, 0.5]}}, ["sweep.top_p", "non-unique"]),
         ({"sweep": {"min_p": [0.1234561, 0.1234564]}}, ["sweep.min_p", "same to 6 significant digits"]),
         ({"sweep": {"truncation": ["before"]}}, ["sweep.truncation[0]", "'before'", "scaled, raw"]),
+        ({"decoding": {"presence_penalty": 3}}, ["decoding.presence_penalty", "3", "maximum of 2", "[-2, 2]"]),
+        ({"sweep": {"frequency_penalty": [0, 5]}}, ["sweep.frequency_penalty[1]", "5", "maximum of 2", "[-2, 2]"]),
+        ({"sweep": {"presence_penalty": [-2.5]}}, ["sweep.presence_penalty[0]", "-2.5", "minimum of -2", "[-2, 2]"]),
+        (
+            {"sweep": {"frequency_penalty": [0.0, 1.5]}, "decoding": {"frequency_penalty": 1.0}},
+            ["sweep.frequency_penalty", "also set in decoding.frequency_penalty", "not both"],
+        ),
         (
             {"sweep": {"min_p": [0.0, 0.1]}, "decoding": {"min_p": 0.05}},
             ["sweep.min_p", "also set in decoding.min_p", "not both"],

@@ -1,5 +1,6 @@
 """Generation helpers without the engine: prompts through the real chat template, sampling and engine settings,
-and assembling shard tables. (The engine itself runs in test_pipeline.py.)"""
+and assembling shard tables. (The engine itself runs in test_pipeline.py, and here once, for a swept sampler
+axis.)"""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from conftest import SCHEMA
+from tempcreativity.axes import SAMPLER_AXES
 from tempcreativity.cache import cache_key
 from tempcreativity.engine import CPU_MAX_BATCHED_TOKENS, check_context, check_engine_args, engine_arguments
 from tempcreativity.errors import ConfigError
@@ -24,15 +27,17 @@ from tempcreativity.generation import (
 from tempcreativity.grid import StoryRequest
 
 DECODING = {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 32, "repetition_penalty": 1.0, "truncation": "scaled",
-            "stop": []}  # fmt: skip
+            "presence_penalty": 0.0, "frequency_penalty": 0.0, "stop": []}  # fmt: skip
 SAMPLING = {name: value for name, value in DECODING.items() if name != "truncation"}
 
 
 def request(**changes) -> StoryRequest:
+    """A story's request; a change named after a sampler axis goes into its ``sampler``."""
     fields = dict(prompt_id="story", prompt_text="Write a story.", system=None, assistant_prefix="",
                   prompt_format="chat", temperature=1.0, seed=3, is_exemplar=False)  # fmt: skip
+    sampler = {name: changes.pop(name) for name in list(changes) if name in SAMPLER_AXES}
     fields.update(changes)
-    return StoryRequest(**fields)
+    return StoryRequest(**fields, sampler=sampler)
 
 
 def test_prompt_goes_through_the_chat_template_with_the_assistant_prefix(embedded_tokenizer):
@@ -81,12 +86,13 @@ def test_raw_truncation_is_min_p_to_the_power_one_over_t():
 
 
 def test_the_sampler_settings_are_the_cells_and_max_tokens_and_stop_the_configs():
-    """A cell of a sweep carries its own top-k, top-p, min-p and repetition penalty; every cell shares max_tokens
-    and the stop strings of decoding."""
-    cell = request(top_k=10, top_p=0.9, min_p=0.1, repetition_penalty=1.2)
+    """A cell of a sweep carries its own top-k, top-p, min-p and penalties; every cell shares max_tokens and the
+    stop strings of decoding."""
+    cell = request(top_k=10, top_p=0.9, min_p=0.1, repetition_penalty=1.2, presence_penalty=-0.5, frequency_penalty=1.5)
     settings = sampling_settings(cell, {**DECODING, "max_tokens": 7, "stop": ["END"]})
-    assert {name: settings[name] for name in ("top_k", "top_p", "min_p", "repetition_penalty", "max_tokens", "stop")} == {
-        "top_k": 10, "top_p": 0.9, "min_p": 0.1, "repetition_penalty": 1.2, "max_tokens": 7, "stop": ["END"]}  # fmt: skip
+    assert {name: value for name, value in settings.items() if name not in ("temperature", "seed", "logprobs")} == {
+        "top_k": 10, "top_p": 0.9, "min_p": 0.1, "repetition_penalty": 1.2, "presence_penalty": -0.5,
+        "frequency_penalty": 1.5, "max_tokens": 7, "stop": ["END"]}  # fmt: skip
 
 
 def test_a_raw_prompt_is_tokenised_exactly_as_written(embedded_tokenizer):
@@ -257,3 +263,44 @@ def test_engines_run_in_process_on_the_cpu_build_and_in_a_child_process_otherwis
 
     assert mode(environment) == expected
     assert mode(environment | {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"}) == "1"
+
+
+def test_a_swept_frequency_penalty_is_generated_end_to_end(tiny_run, tmp_path):
+    """An axis added as one row of axes.AXES plus its schema entries works end to end: sweep.frequency_penalty
+    [0, 1.5] is validated, expanded and generated with the real engine as a generation job does it
+    (generate_stories, with a cache of its own). The stories at 0 are those of the same config without the sweep
+    (same ids, found in the cache); the penalised ones are named by the penalty and differ from them."""
+    import json
+
+    from tempcreativity.config import validate_config
+    from tempcreativity.generation import generate_stories
+    from tempcreativity.grid import expand_grid, models
+
+    def config(**changes) -> dict:
+        prompt = {"id": "story", "text": "Write a story.", "assistant_prefix": "Here it is:\n\n"}
+        written = {"experiment": "penalty", "model": {"path": "embedded"}, "prompts": [prompt], "temperatures": [1.0],
+                   "seeds": 2, "decoding": {"max_tokens": 24}, **changes}  # fmt: skip
+        return validate_config(written, SCHEMA)
+
+    swept, plain = config(sweep={"frequency_penalty": [0.0, 1.5]}), config()
+    manifest = json.loads((tiny_run / "resources/models/smollm2-135m-instruct.json").read_text())
+    manifests = {models(swept)[0]["id"]: manifest | {"folder": str(tiny_run / manifest["folder"])}}
+    table, stats = generate_stories(expand_grid(swept), swept, manifests, tmp_path / "cache")
+    assert stats["generated"] == 5 and table["frequency_penalty"].dtype == pl.Float64
+
+    stories = table.filter(~pl.col("is_exemplar"))
+    assert sorted(set(stories["frequency_penalty"])) == [0.0, 1.5]
+    unpenalised = stories.filter(pl.col("frequency_penalty") == 0.0)
+    penalised = stories.filter(pl.col("frequency_penalty") == 1.5)
+    plain_grid = expand_grid(plain)
+    assert unpenalised["story_id"].to_list() == ["story:T1:s0", "story:T1:s1"]
+    assert unpenalised["story_id"].to_list() == [request.story_id for request in plain_grid if not request.is_exemplar]
+    assert penalised["story_id"].to_list() == ["story:T1:frequency_penalty1.5:s0", "story:T1:frequency_penalty1.5:s1"]
+
+    # The config without the sweep finds every story of its own in the cache the sweep filled: same cache keys.
+    plain_table, plain_stats = generate_stories(plain_grid, plain, manifests, tmp_path / "cache")
+    assert plain_stats["generated"] == 0
+    assert plain_table["token_ids"].to_list() == table.filter(pl.col("frequency_penalty") == 0.0)["token_ids"].to_list()
+
+    different = [a != b for a, b in zip(penalised["token_ids"].to_list(), unpenalised["token_ids"].to_list())]
+    assert any(different), "the penalised stories differ from the unpenalised ones at the same seed index"

@@ -107,8 +107,7 @@ def requests_for(models: list[str], temperatures, seeds: int, **settings):
             is_exemplar=False,
             sampling_seed=7919 * seed + int(1000 * temperature),
             model_id=model,
-            min_p=settings.get("min_p", 0.0),
-            truncation=settings.get("truncation", "scaled"),
+            sampler={"min_p": settings.get("min_p", 0.0), "truncation": settings.get("truncation", "scaled")},
             id_parts=(model, f"t{temperature}"),
         )
         for model in models

@@ -114,12 +114,15 @@ def test_a_sweep_crosses_every_axis_with_the_temperatures_and_names_it_in_the_st
     grid = expand_grid(config_with(**SWEPT))
     stories = [story for story in grid if not story.is_exemplar]
     assert len(stories) == 2 * (2 * 2) * 3 * 2 and sum(story.is_exemplar for story in grid) == 2
-    cells = {(s.prompt_id, s.min_p, s.top_p, s.temperature) for s in stories}
+    cells = {(s.prompt_id, s.sampler["min_p"], s.sampler["top_p"], s.temperature) for s in stories}
     assert len(cells) == 2 * 2 * 2 * 3  # every prompt x min_p x top_p x temperature
     assert "story:T0.5:top_p0.9:min_p0:s0" in {story.story_id for story in stories}
     assert len({story.story_id for story in grid}) == len(grid)
     exemplar = grid[0]  # greedy, with decoding's own settings (the schema's defaults here)
-    assert exemplar.story_id == "story:exemplar" and (exemplar.min_p, exemplar.top_p) == (0.0, 1.0)
+    assert exemplar.story_id == "story:exemplar" and (exemplar.sampler["min_p"], exemplar.sampler["top_p"]) == (
+        0.0,
+        1.0,
+    )
     # independent seeding: every cell draws its own random numbers
     assert len({story.sampling_seed for story in stories}) == len(stories)
 
@@ -133,7 +136,8 @@ def test_without_sweep_or_models_the_grid_is_todays():
     assert story.story_id == "story:T0.5:s0" and story.model_id == "smollm2-135m-instruct"
     decoding = config_with()["decoding"]
     assert story.sampling_seed == independent_seed("story", 0.5, decoding, 0)
-    assert (story.top_k, story.top_p, story.min_p, story.truncation) == (50, 1.0, 0.0, "scaled")
+    assert story.sampler == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0, "truncation": "scaled",
+                             "presence_penalty": 0.0, "frequency_penalty": 0.0}  # fmt: skip
 
 
 def test_the_model_id_names_stories_and_seeds_only_where_the_config_listed_models():

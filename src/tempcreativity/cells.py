@@ -11,12 +11,7 @@ from typing import Any
 
 import polars as pl
 
-from tempcreativity.grid import SAMPLER_AXES
-
-# The axes whose values are numbers, so that scores can trend with them (truncation, raw or scaled, is a level).
-NUMERIC_AXES = ("top_k", "top_p", "min_p", "repetition_penalty")
-AXIS_LABELS = {"temperature": "temperature", "top_k": "top-k", "top_p": "top-p", "min_p": "min-p",
-               "repetition_penalty": "repetition penalty", "truncation": "truncation"}  # fmt: skip
+from tempcreativity.axes import AXIS_LABELS, SAMPLER_AXES
 
 
 def _stories(frame: pl.DataFrame) -> pl.DataFrame:

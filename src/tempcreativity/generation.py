@@ -11,6 +11,7 @@ from typing import Any
 
 import polars as pl
 
+from tempcreativity.axes import AXES, AXIS_COLUMNS, keyed_arguments
 from tempcreativity.cache import ContentStore, cache_key
 from tempcreativity.engine import (
     TOKEN_NEUTRAL_ENGINE_ARGS,
@@ -53,12 +54,9 @@ REQUEST_SCHEMA = {
     "seed": pl.Int64,
     "is_exemplar": pl.Boolean,
     "sampling_seed": pl.Int64,
-    "top_k": pl.Int32,
-    "top_p": pl.Float64,
-    "min_p": pl.Float64,
+    **dict(list(AXIS_COLUMNS.items())[:3]),  # top_k, top_p, min_p: max_tokens follows them, as in the first tables
     "max_tokens": pl.Int32,
-    "repetition_penalty": pl.Float64,
-    "truncation": pl.String,
+    **dict(list(AXIS_COLUMNS.items())[3:]),  # the other sampler axes, one column each
     "stop": pl.List(pl.String),
 }
 DECODING_COLUMNS = ("max_tokens", "stop")  # the same for every story; the sampler settings are the cell's
@@ -88,19 +86,17 @@ def sampling_settings(request: StoryRequest, decoding: dict[str, Any]) -> dict[s
     the model's own distribution before temperature, as llama.cpp did: top-k keeps the same tokens either way,
     and raw min-p m at temperature T keeps exactly the tokens that vLLM's min-p m^(1/T) keeps after temperature
     (p_i / p_max >= m  <=>  (p_i / p_max)^(1/T) >= m^(1/T)). Raw top-p has no such equivalent: the config refuses
-    it (top_p must be 1 with truncation raw). The sampler settings are the request's (its cell's); max_tokens and
-    stop come from ``decoding``."""
+    it (top_p must be 1 with truncation raw). The sampler settings are the request's (its cell's), each passed
+    as its axis's vLLM argument; max_tokens and stop come from ``decoding``."""
     temperature = 0.0 if request.is_exemplar else request.temperature
-    min_p = request.min_p
-    if request.truncation == "raw" and temperature > 0 and min_p > 0:
-        min_p = min_p ** (1.0 / temperature)
+    arguments = {axis.vllm_argument: request.sampler[axis.name] for axis in AXES if axis.vllm_argument}
+    min_p = arguments["min_p"]
+    if request.sampler["truncation"] == "raw" and temperature > 0 and min_p > 0:
+        arguments["min_p"] = min_p ** (1.0 / temperature)
     return {
         "temperature": temperature,
-        "top_k": request.top_k,
-        "top_p": request.top_p,
-        "min_p": min_p,
+        **arguments,
         "max_tokens": decoding["max_tokens"],
-        "repetition_penalty": request.repetition_penalty,
         "stop": list(decoding["stop"]),
         "seed": None if request.is_exemplar else request.sampling_seed,
         "logprobs": 1,
@@ -145,15 +141,15 @@ def story_identity(
 ) -> dict:
     """Everything that can change a story's tokens, hashed into its cache key: the weights, the dtype, the context
     length, the engine arguments that are not token-neutral, the prompt's tokens (so its format and template),
-    the sampling settings, stop strings and seed as passed to vLLM, the truncation mode, and the vLLM version and
-    device."""
+    the sampling settings, stop strings and seed as passed to vLLM (without the arguments that axes.keyed_arguments
+    leaves out at their default), the truncation mode, and the vLLM version and device."""
     return {
         "model_sha256": manifest["sha256"],
         "dtype": model["dtype"],
         "max_model_len": model["max_model_len"],
         "engine_args": {k: v for k, v in model.get("engine_args", {}).items() if k not in TOKEN_NEUTRAL_ENGINE_ARGS},
         "prompt_token_ids": prompt_ids,
-        "sampling": setting,
+        "sampling": keyed_arguments(setting),
         "truncation": truncation,
         "engine": fingerprint,
     }
@@ -254,7 +250,7 @@ def _generate_with_model(
     check_prompt_lengths(requests, prompt_ids, model, config["decoding"])
     settings = [sampling_settings(request, config["decoding"]) for request in requests]
     keys = [
-        cache_key(story_identity(manifest, model, ids, setting, request.truncation, fingerprint))
+        cache_key(story_identity(manifest, model, ids, setting, request.sampler["truncation"], fingerprint))
         for ids, setting, request in zip(prompt_ids, settings, requests)
     ]
     stats: dict[str, Any] = {"generated_tokens": 0, "engine_start_seconds": 0.0, "generate_seconds": 0.0,

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from tempcreativity.axes import DEFAULTS, SAMPLER_AXES, keyed_settings, without_quiet_defaults
 from tempcreativity.errors import ConfigError
 
 VLLM_MIN_TEMPERATURE = 0.01  # vLLM raises 0 < T < 0.01 to this value (and treats T < 1e-5 as greedy)
@@ -31,9 +32,9 @@ class StoryRequest:
     """One story to generate. ``seed`` is None for the greedy exemplar (temperature 0). ``prompt_format`` is
     ``chat`` (the text goes through the model's chat template) or ``raw`` (the text is tokenised as given).
     ``sampling_seed`` is the seed passed to vLLM (see the module's docstring); None for the exemplar.
-    ``model_id`` names the generating model; the sampler settings (top_k .. truncation) are the cell's, and
-    ``id_parts`` are the parts of the story id that name the model and the swept settings (empty without
-    ``models:`` and ``sweep:``, so that ids stay as they were)."""
+    ``model_id`` names the generating model; ``sampler`` holds the cell's value of every sampler axis (axes.AXES;
+    an axis not given takes its default), and ``id_parts`` are the parts of the story id that name the model and
+    the swept settings (empty without ``models:`` and ``sweep:``, so that ids stay as they were)."""
 
     prompt_id: str
     prompt_text: str
@@ -45,12 +46,11 @@ class StoryRequest:
     is_exemplar: bool
     sampling_seed: int | None = None
     model_id: str = "model"
-    top_k: int = 50
-    top_p: float = 1.0
-    min_p: float = 0.0
-    repetition_penalty: float = 1.0
-    truncation: str = "scaled"
+    sampler: dict[str, Any] = field(default_factory=dict, hash=False)
     id_parts: tuple[str, str] = field(default=("", ""))
+
+    def __post_init__(self):
+        object.__setattr__(self, "sampler", DEFAULTS | dict(self.sampler))
 
     @property
     def story_id(self) -> str:
@@ -62,9 +62,11 @@ class StoryRequest:
         return f"{prefix}{self.prompt_id}:T{self.temperature:g}{axes}:s{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The request as one flat row: its fields, with every sampler axis a field of its own."""
         values = asdict(self)
+        sampler = values.pop("sampler")
         del values["id_parts"]
-        return values
+        return values | sampler
 
 
 def temperatures(config: dict[str, Any]) -> list[float]:
@@ -86,10 +88,6 @@ def temperatures(config: dict[str, Any]) -> list[float]:
     return sorted(set(values))
 
 
-# The sampler settings a cell is made of besides temperature (each can be swept), which are also the settings that
-# shape a story's next-token distribution: with ``seeding: independent`` a cell that differs in any of them (or in
-# temperature) draws other random numbers. max_tokens and stop only cut a story.
-SAMPLER_AXES = ("top_k", "top_p", "min_p", "repetition_penalty", "truncation")
 
 
 def sampler_cells(config: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,16 +101,20 @@ def sampler_cells(config: dict[str, Any]) -> list[dict[str, Any]]:
 
 def exemplar_settings(config: dict[str, Any]) -> dict[str, Any]:
     """The sampler settings of the greedy exemplar: decoding's, and for a swept setting the schema's default
-    (greedy decoding keeps the most likely token whatever top-k, top-p or min-p; only a swept repetition penalty
-    would change it, and the exemplar keeps 1, no penalty)."""
-    defaults = {name: StoryRequest.__dataclass_fields__[name].default for name in SAMPLER_AXES}
-    return {name: config["decoding"].get(name, defaults[name]) for name in SAMPLER_AXES}
+    (greedy decoding keeps the most likely token whatever top-k, top-p or min-p; only a swept penalty would change
+    it, and the exemplar keeps its default, no penalty)."""
+    return {name: config["decoding"].get(name, default) for name, default in DEFAULTS.items()}
 
 
 def axes_label(cell: dict[str, Any], axes: list[str]) -> str:
-    """The swept settings of a cell as they appear in story ids: 'min_p0.1:top_p0.9'."""
-    return ":".join(f"{name}{cell[name]:g}" if not isinstance(cell[name], str) else f"{name}-{cell[name]}"
-                    for name in axes)  # fmt: skip
+    """The swept settings of a cell as they appear in story ids, 'top_p0.9:min_p0.1' (in the order of AXES);
+    an axis that enters ids only off its default is left out where it holds it (axes.keyed_settings)."""
+    keyed = keyed_settings(cell)
+    return ":".join(
+        f"{name}{cell[name]:g}" if not isinstance(cell[name], str) else f"{name}-{cell[name]}"
+        for name in axes
+        if name in keyed
+    )
 
 
 def seeds(config: dict[str, Any]) -> list[int]:
@@ -128,11 +130,15 @@ def independent_seed(
     prompt_id: str, temperature: float, decoding: dict[str, Any], seed_index: int, model_id: str | None = None
 ) -> int:
     """vLLM's seed for one story under ``seeding: independent``: the first 63 bits of the sha256 of the prompt id,
-    the temperature, the distribution-shaping decoding settings, the seed index and, with ``models:``, the model
-    id (left out where the config gave one ``model:``, so that the seeds of single-model configs stay as they
-    were)."""
-    cell = {"prompt_id": prompt_id, "temperature": float(temperature), "seed_index": int(seed_index),
-            "decoding": {name: decoding.get(name) for name in SAMPLER_AXES}}  # fmt: skip
+    the temperature, the sampler settings (as axes.keyed_settings gives them), the seed index and, with
+    ``models:``, the model id (left out where the config gave one ``model:``, so that the seeds of single-model
+    configs stay as they were)."""
+    cell = {
+        "prompt_id": prompt_id,
+        "temperature": float(temperature),
+        "seed_index": int(seed_index),
+        "decoding": keyed_settings(decoding),
+    }
     if model_id is not None:
         cell["model_id"] = model_id
     digest = hashlib.sha256(json.dumps(cell, sort_keys=True).encode()).digest()
@@ -162,8 +168,11 @@ def expand_grid(config: dict[str, Any]) -> list[StoryRequest]:
                 prompt_format=prompt.get("format", "chat"),
                 model_id=model["id"],
             )
-            requests.append(StoryRequest(**common, **base, temperature=0.0, seed=None, is_exemplar=True,
-                                         id_parts=(model_part, "")))  # fmt: skip
+            requests.append(
+                StoryRequest(
+                    **common, sampler=base, temperature=0.0, seed=None, is_exemplar=True, id_parts=(model_part, "")
+                )
+            )
             for cell in cells:
                 parts = (model_part, axes_label(cell, swept))
                 for temperature in grid_temperatures:
@@ -175,8 +184,17 @@ def expand_grid(config: dict[str, Any]) -> list[StoryRequest]:
                             if independent
                             else seed
                         )
-                        requests.append(StoryRequest(**common, **cell, temperature=temperature, seed=seed,
-                                                     is_exemplar=False, sampling_seed=sampling_seed, id_parts=parts))  # fmt: skip
+                        requests.append(
+                            StoryRequest(
+                                **common,
+                                sampler=cell,
+                                temperature=temperature,
+                                seed=seed,
+                                is_exemplar=False,
+                                sampling_seed=sampling_seed,
+                                id_parts=parts,
+                            )
+                        )
     return requests
 
 
@@ -192,13 +210,14 @@ class ShardPlan:
 
     Snakemake compares a job's plain params (lists, dicts) with the last run's to decide whether to re-run it,
     and prints them in full when they differ; an object like this one it leaves out. So the rule passes the plan
-    itself and, for that comparison, its short ``digest``."""
+    itself and, for that comparison, its short ``digest`` (of every request's fields, an axis added later only off
+    its default: axes.without_quiet_defaults)."""
 
     requests: tuple[StoryRequest, ...]
 
     @property
     def digest(self) -> str:
-        canonical = json.dumps([request.to_dict() for request in self.requests], sort_keys=True)
+        canonical = json.dumps([without_quiet_defaults(request.to_dict()) for request in self.requests], sort_keys=True)
         return f"{len(self.requests)} stories, sha256 {hashlib.sha256(canonical.encode()).hexdigest()[:16]}"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import polars as pl
 
+from tempcreativity.axes import DEFAULTS
 from tempcreativity.generation import GENERATIONS_SCHEMA
 
 PROMPT_ID = "story"
@@ -35,6 +36,7 @@ def load_study_stories(folder: str | Path, include_practice: bool = False) -> pl
                      "text": _read_story(folder / "survey_stories" / f"{story['id']}{suffix}.txt")})  # fmt: skip
     filled = [
         {name: None for name in GENERATIONS_SCHEMA}
+        | DEFAULTS  # a sampler axis the study did not set is off (its default)
         | row
         | {
             "experiment": "peeperkorn2024",

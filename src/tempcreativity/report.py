@@ -13,9 +13,9 @@ import jinja2
 import markupsafe
 import polars as pl
 
+from tempcreativity.axes import AXIS_LABELS, DEFAULTS, QUIET_DEFAULTS, SAMPLER_AXES
 from tempcreativity.catalogue import CAPTION_FILES, caption
-from tempcreativity.cells import AXIS_LABELS, cell_keys, levels_label, several_models, swept_axes, value_text
-from tempcreativity.grid import SAMPLER_AXES
+from tempcreativity.cells import cell_keys, levels_label, several_models, swept_axes, value_text
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
 
 SUMMARY_COLUMNS = ("perplexity", "cosine_similarity", "edit_distance", "distinct_2", "num_tokens")
@@ -219,12 +219,16 @@ def study_section(table1: pl.DataFrame, table2: pl.DataFrame, story_scores: pl.D
 
 
 def sampler_text(stories: pl.DataFrame, config: dict[str, Any]) -> str:
-    """The sampler settings in words: each fixed value, or the values a setting was swept over."""
+    """The sampler settings in words: each fixed value, or the values a setting was swept over (an axis added
+    later only where it is not just its default, axes.QUIET_DEFAULTS)."""
     parts = []
     for name in SAMPLER_AXES:
         if name == "truncation":
             continue
-        values = sorted(set(stories[name])) if name in stories.columns else [config["decoding"][name]]
+        fixed = config.get("decoding", {}).get(name, DEFAULTS[name])  # (a table written before the axis existed)
+        values = sorted(set(stories[name])) if name in stories.columns else [fixed]
+        if name in QUIET_DEFAULTS and values == [QUIET_DEFAULTS[name]]:
+            continue
         label = AXIS_LABELS[name]
         parts.append(f"{label} {value_text(values[0])}" if len(values) == 1
                      else f"{label} swept over {', '.join(value_text(value) for value in values)}")  # fmt: skip

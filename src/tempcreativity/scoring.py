@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from tempcreativity import metrics
-from tempcreativity.grid import SAMPLER_AXES
+from tempcreativity.axes import SAMPLER_AXES
 
 # Scores summarised per temperature and tested for a trend, with their labels in tables and figures.
 SCORE_LABELS = {

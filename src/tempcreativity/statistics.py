@@ -15,7 +15,8 @@ import polars as pl
 from scipy import stats
 
 from tempcreativity import metrics
-from tempcreativity.cells import NUMERIC_AXES, cell_keys, levels_label, swept_axes
+from tempcreativity.axes import NUMERIC_AXES
+from tempcreativity.cells import cell_keys, levels_label, swept_axes
 from tempcreativity.scoring import SCORE_LABELS
 
 CONFIDENCE = 0.95

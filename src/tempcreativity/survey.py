@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from tempcreativity.axes import AXIS_LABELS, SAMPLER_AXES
 from tempcreativity.catalogue import CRITERIA
-from tempcreativity.cells import AXIS_LABELS, swept_axes, value_text
+from tempcreativity.cells import swept_axes, value_text
 from tempcreativity.design import balanced_design, is_connected, ratings_per_story, unshared_pairs
 from tempcreativity.ratings import RATING_ITEMS, RatingsError, validate_ratings
 
@@ -184,9 +185,8 @@ def plan_survey(stories: pl.DataFrame, participants: int, per_participant: int, 
         }  # fmt: skip
     )
     key_columns = ["code", "story_id", "temperature", "stratum", "prompt_id", "model_id", "exemplar_story_id"]
-    key = stories.select(pl.lit(survey_id).alias("survey_id"), *key_columns,
-                         *[c for c in stories.columns if c in ("top_k", "top_p", "min_p", "repetition_penalty",
-                                                              "truncation")])  # fmt: skip
+    sampler_columns = [column for column in stories.columns if column in SAMPLER_AXES]
+    key = stories.select(pl.lit(survey_id).alias("survey_id"), *key_columns, *sampler_columns)
     per_story = ratings_per_story(assignment, stories.height)
     unshared, pairs = unshared_pairs(assignment, stories.height)
     temperatures = stories["temperature"].to_numpy()

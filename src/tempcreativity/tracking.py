@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from tempcreativity.axes import without_quiet_defaults
 from tempcreativity.config import as_written
 from tempcreativity.ratings import RATING_ITEMS
 
@@ -35,11 +36,20 @@ class TrackingUnavailable(RuntimeError):
     """The tracking server cannot be reached; results on disk are untouched."""
 
 
+def key_sections(config: dict[str, Any]) -> dict[str, Any]:
+    """The config sections of the parent's key, ``decoding`` without the sampler axes added later where they hold
+    their defaults (axes.without_quiet_defaults), so that adding an axis keeps every earlier run's parent."""
+    config = as_written(config)
+    sections = {name: config[name] for name in KEY_SECTIONS if name in config}
+    if "decoding" in sections:
+        sections["decoding"] = without_quiet_defaults(sections["decoding"])
+    return sections
+
+
 def result_key(config: dict[str, Any], model_sha256: str) -> str:
     import hashlib
 
-    config = as_written(config)
-    identity = {name: config[name] for name in KEY_SECTIONS if name in config}
+    identity = key_sections(config)
     canonical = json.dumps({"config": identity, "model_sha256": model_sha256}, sort_keys=True, default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
@@ -80,8 +90,7 @@ def check_reachable(uri: str, attempts: int = 3, wait_seconds: float = 2.0) -> N
 
 def key_params(config: dict[str, Any]) -> dict[str, str]:
     """The parent's params: the config sections of its key, flattened (params never change within a run)."""
-    config = as_written(config)
-    return flatten({name: config[name] for name in KEY_SECTIONS if name in config})
+    return flatten(key_sections(config))
 
 
 def config_tags(config: dict[str, Any]) -> dict[str, str]:
@@ -134,7 +143,7 @@ def story_table(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.DataF
     """One row per story (exemplars included, as the reference): story id, prompt, temperature, seed index and
     the seed passed to vLLM, the text, every score, and the judge's ratings where the judge ran."""
     # (the vLLM seed as text: a browser's numbers would round a 63-bit integer)
-    from tempcreativity.grid import SAMPLER_AXES
+    from tempcreativity.axes import SAMPLER_AXES
     from tempcreativity.scoring import SCORE_LABELS
 
     identity = [name for name in ("model_id", "prompt_id", *SAMPLER_AXES) if name in generations.columns]
@@ -153,8 +162,8 @@ def cell_runs(config: dict[str, Any], manifests: dict[str, dict[str, Any]], gene
               stories_table: pl.DataFrame | None = None) -> list[dict[str, Any]]:  # fmt: skip
     """Params, metrics, tags and per-story table of every cell (``manifests`` by model id). A param is not also
     a metric; the judge's mean ratings are metrics where the judge ran."""
+    from tempcreativity.axes import SAMPLER_AXES
     from tempcreativity.cells import cell_keys, swept_axes
-    from tempcreativity.grid import SAMPLER_AXES
 
     generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0 and stats.get("generate_seconds")]
     rate = (
