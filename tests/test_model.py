@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tempcreativity.model import convert_gguf_to_hf, embedded_gguf_path, folder_sha256, gguf_config, model_slug
+from tempcreativity.model import embedded_gguf_path, folder_sha256, gguf_config, model_slug
 
 
 def test_folder_sha256_depends_on_names_and_contents(tmp_path):
@@ -44,35 +44,3 @@ def test_gguf_config_renames_the_llama_keys_as_transformers_does():
     assert not untied["tie_word_embeddings"] and untied["vocab_size"] == 300
     with pytest.raises(ValueError, match="only llama-architecture"):
         gguf_config({**metadata, "general.architecture": "qwen2"}, ())
-
-
-@pytest.mark.e2e  # transformers' own GGUF loading, the reference, takes 30-60 CPU seconds on 2 cores
-def test_embedded_conversion_is_transformers_own_bit_for_bit(tmp_path, embedded_tokenizer):
-    """The fast conversion writes what transformers' GGUF loading gives: every weight bitwise after the bfloat16
-    cast, the same config and the same tokenizer."""
-    import torch
-    from safetensors.torch import load_file
-    from tokenizers import Tokenizer
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.integrations.gguf import read_gguf_metadata
-    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
-
-    gguf = embedded_gguf_path()
-    convert_gguf_to_hf(gguf, tmp_path / "model")
-    converted = load_file(tmp_path / "model" / "model.safetensors")
-    reference = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    expected = {name: value.to(torch.bfloat16) for name, value in reference.state_dict().items()}
-    assert reference.config.tie_word_embeddings  # the output layer is the embedding: saved once, as transformers does
-    del expected["lm_head.weight"]
-    assert converted.keys() == expected.keys() and len(converted) == 272
-    for name, value in converted.items():
-        assert value.dtype == torch.bfloat16 and torch.equal(value.view(torch.int16), expected[name].view(torch.int16))
-
-    assert gguf_config(*read_gguf_metadata(str(gguf))) == load_gguf_checkpoint(str(gguf))["config"]
-    config = AutoConfig.from_pretrained(tmp_path / "model").to_dict()
-    assert config["dtype"] == "bfloat16" and config["architectures"] == ["LlamaForCausalLM"]
-    for key, value in reference.config.to_dict().items():  # but what saving sets, and the GGUF quantisation
-        if key not in ("dtype", "architectures", "quantization_config", "_name_or_path", "transformers_version"):
-            assert config[key] == value, key
-    written = Tokenizer.from_file(str(tmp_path / "model" / "tokenizer.json"))
-    assert written.to_str() == embedded_tokenizer.backend_tokenizer.to_str()
