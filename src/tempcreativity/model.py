@@ -286,6 +286,13 @@ def judge_is_first_model(config: dict) -> bool:
     return judge_model_path(config) == generating_paths(config)[0]
 
 
+def judges_on_generation_engine(config: dict) -> bool:
+    """Whether the generation jobs also rate their stories with the judge (the judge is the first generating model
+    and answers greedily): their engine is up anyway; their ratings are their outputs, which the judge's job takes.
+    """
+    return config["judge"]["enabled"] and config["judge"]["method"] == "expected" and judge_is_first_model(config)
+
+
 def resolve_judge(config: dict, manifest: dict, embedded_dir: Path | None) -> tuple[str, str, str]:
     """The judge's local folder, its name and its weights' sha256 (the generating model's manifest when it is
     the first generating model)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import polars as pl
 from tempcreativity.axes import AXIS_LABELS, DEFAULTS, QUIET_DEFAULTS, SAMPLER_AXES
 from tempcreativity.catalogue import CAPTION_FILES, caption
 from tempcreativity.cells import cell_keys, levels_label, several_models, swept_axes, value_text
+from tempcreativity.model import judge_is_first_model, judge_is_generator, judge_model_path, read_manifest
+from tempcreativity.provenance import git_state, package_versions
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
 
 SUMMARY_COLUMNS = ("perplexity", "cosine_similarity", "edit_distance", "distinct_2", "num_tokens")
@@ -469,4 +472,78 @@ def render_report(
         tokens=int(stories["num_tokens"].sum()),
         stopped=int((stories["finish_reason"] == "stop").sum()),
         empty_stories=int((stories["num_tokens"] == 0).sum()),
+    )
+
+
+def rater_name(config: dict[str, Any], manifest: dict[str, Any]) -> str:
+    """The judge as the report names it: the first generating model's name (``manifest``, its manifest) when the
+    judge is that model, else ``judge.model`` as the config writes it."""
+    return manifest["model"] if judge_is_first_model(config) else judge_model_path(config)
+
+
+def build(inputs: Mapping[str, Any], config: dict[str, Any], files: dict[str, str], rating_sources: list[str],
+          survey: dict[str, Any] | None, source_dir: Path) -> str:  # fmt: skip
+    """The report of a run, read from its files: what the build_report rule's script writes.
+
+    Args:
+        inputs: the rule's input paths by name (``snakemake.input``, or a plain dict): manifest (the first model's),
+            manifests (every generating model's, in the order of the config's models), stories, scores, summary, trends,
+            figures (the PNGs), frontier, frontier_png, study_table1, study_table2, study_scores, and one path per
+            source of ratings in ratings_descriptives, ratings_lme and ratings_forest; judge_vs_people and
+            judge_vs_people_png when the judge ran; survey_power, survey_png, survey_sentences and survey_design
+            with a survey.
+        config: the run's config.
+        files: every file the report's numbers come from, by what it holds (the report lists them).
+        rating_sources: the sources of the ratings tables, in their order (human, judge).
+        survey: what the section on planning a human evaluation names besides the numbers (the workflow's
+            survey_report_params: settings, source, pilot, generations, folder, key); None without a survey.
+        source_dir: the workflow's folder, whose git commit the report names.
+
+    Returns:
+        The report as one HTML string.
+    """
+    manifest = read_manifest(inputs["manifest"])
+    generations = pl.read_parquet(inputs["stories"])
+    judge = dict(config["judge"], is_generator=judge_is_generator(config))
+    ratings = [
+        ratings_section(source, pl.read_csv(descriptives), pl.read_csv(lme), Path(forest),
+                        rater=rater_name(config, manifest), judge=judge)
+        for source, descriptives, lme, forest in zip(
+            rating_sources, inputs["ratings_descriptives"], inputs["ratings_lme"], inputs["ratings_forest"]
+        )
+    ]  # fmt: skip
+    judged = inputs.get("judge_vs_people")
+    return render_report(
+        config=config,
+        manifest=manifest,
+        generations=generations,
+        scores=pl.read_parquet(inputs["scores"]),
+        summary=pl.read_parquet(inputs["summary"]),
+        trend_table=pl.read_parquet(inputs["trends"]),
+        figures={Path(path).stem: Path(path) for path in inputs["figures"]},
+        files=files,
+        provenance={"git": git_state(source_dir), "packages": package_versions()},
+        ratings=ratings,
+        study=study_section(
+            pl.read_csv(inputs["study_table1"]),
+            pl.read_csv(inputs["study_table2"]),
+            pl.read_csv(inputs["study_scores"]),
+        ),
+        judge_validation=judge_validation_section(pl.read_csv(judged), Path(inputs["judge_vs_people_png"]))
+        if judged
+        else None,
+        examples_per_temperature=config["scoring"]["examples_per_temperature"],
+        models=[model | read_manifest(path) for model, path in zip(config["models"], inputs["manifests"])],
+        frontier=frontier_section(pl.read_parquet(inputs["frontier"]), Path(inputs["frontier_png"])),
+        human_study=human_study_section(
+            pl.read_csv(inputs["survey_power"]),
+            Path(inputs["survey_sentences"]).read_text().splitlines(),
+            Path(inputs["survey_design"]).read_text().splitlines(),
+            Path(inputs["survey_png"]),
+            survey["settings"],
+            survey,
+            generations.filter(~pl.col("is_exemplar"))["temperature"].unique().to_list(),
+        )
+        if survey
+        else None,
     )

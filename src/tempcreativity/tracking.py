@@ -13,7 +13,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -363,3 +363,88 @@ def track_result(*, uri: str, experiment: str, artifact_location: str | None, ke
     client.set_terminated(parent_id, "FINISHED")
     return {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent_id,
             "parent_created": created, "child_run_ids": children}  # fmt: skip
+
+
+def run_tags(config: dict[str, Any], weights: str, git: dict[str, Any], versions: dict[str, str]) -> dict[str, str]:
+    """The parent run's own tags: the models' sha256 (``weights``, models_sha256's), the config outside the key
+    (config_tags), the git commit and dirty flag (``git``, provenance.git_state's), this machine's name and every
+    package version (``versions``, provenance.package_versions')."""
+    import platform
+
+    return {
+        "model_sha256": weights,
+        **config_tags(config),
+        "git.commit": git["commit"],
+        "git.dirty": str(git["dirty"]),
+        "host": platform.node(),
+        **{f"version.{name}": version for name, version in versions.items()},
+    }
+
+
+def artifact_paths(inputs: Mapping[str, Any], rating_sources: list[str], config_file: Path) -> dict[str, list[Path]]:
+    """The parent run's artifacts by folder ('' for the top): the run's config (``config_file``) and tables, the
+    figures, the report, the judge's ratings and its comparison with people where the judge ran, and each source's
+    ratings tables. ``inputs`` and ``rating_sources`` as ``track`` takes them."""
+    return {
+        "": [config_file, *(Path(inputs[name]) for name in ("stories", "scores", "summary", "trends", "frontier"))],
+        "figures": [Path(path) for path in [*inputs["figures"], inputs["frontier_png"]]],
+        "report": [Path(inputs["report"])],
+        "ratings": [Path(inputs[name]) for name in ("judge_ratings", "judge_vs_people") if inputs.get(name)],
+        **{
+            f"ratings/{source}": [Path(descriptives), Path(lme)]
+            for source, descriptives, lme in zip(rating_sources, inputs["ratings_descriptives"], inputs["ratings_lme"])
+        },
+    }
+
+
+def track(inputs: Mapping[str, Any], config: dict[str, Any], rating_sources: list[str], config_file: Path,
+          workdir: Path, source_dir: Path) -> dict[str, Any]:  # fmt: skip
+    """Log a run's results to MLflow, read from its files (what the track_mlflow rule's script does): the parent
+    run and one child per cell, through ``track_result``, to the config's mlflow.tracking_uri, else
+    MLFLOW_TRACKING_URI, else the local store under ``workdir``/results.
+
+    Args:
+        inputs: the rule's input paths by name (``snakemake.input``, or a plain dict): manifests (every generating
+            model's, in the order of the config's models), stories, scores, summary, trends, figures (the PNGs),
+            frontier, frontier_png, report, shard_stats (every shard's), and one path per source of ratings in
+            ratings_descriptives and ratings_lme; judge_ratings and judge_vs_people when the judge ran.
+        config: the run's config.
+        rating_sources: the sources of the ratings tables, in their order (human, judge).
+        config_file: the run's config as written for the run's record, logged as an artifact.
+        workdir: the folder the run's paths are relative to.
+        source_dir: the workflow's folder, whose git commit the runs are tagged with.
+
+    Returns:
+        track_result's ids: tracking_uri, experiment_id, parent_run_id, parent_created, child_run_ids.
+    """
+    from tempcreativity.model import read_manifest
+    from tempcreativity.provenance import git_state, package_versions
+
+    manifests = {model["id"]: read_manifest(path) for model, path in zip(config["models"], inputs["manifests"])}
+    weights = models_sha256(manifests)
+    generations = pl.read_parquet(inputs["stories"])
+    summary = pl.read_parquet(inputs["summary"])
+    shard_stats = [json.loads(Path(path).read_text()) for path in inputs["shard_stats"]]
+    ratings = {
+        source: (pl.read_csv(descriptives), pl.read_csv(lme))
+        for source, descriptives, lme in zip(rating_sources, inputs["ratings_descriptives"], inputs["ratings_lme"])
+    }
+    uri = tracking_uri(config["mlflow"]["tracking_uri"], workdir)
+    git = git_state(source_dir)
+    versions = package_versions()
+    judge = pl.read_csv(inputs["judge_ratings"]) if inputs.get("judge_ratings") else None
+    table = story_table(generations, pl.read_parquet(inputs["scores"]), judge)
+    return track_result(
+        uri=uri,
+        experiment=config["experiment"],
+        artifact_location=local_store(workdir)[1] if uri.startswith("sqlite:") else None,
+        key=result_key(config, weights),
+        params=key_params(config),
+        metrics=parent_metrics(pl.read_parquet(inputs["trends"]), ratings, generations, shard_stats),
+        tags=run_tags(config, weights, git, versions),
+        artifacts=artifact_paths(inputs, rating_sources, config_file),
+        cells=cell_runs(config, manifests, generations, summary, shard_stats, table),
+        common_tags=review_tags(git["commit"], config, versions),
+        dataset=prompts_dataset(config),
+        timestamp_ms=int(Path(inputs["summary"]).stat().st_mtime * 1000),
+    )

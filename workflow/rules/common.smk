@@ -4,16 +4,16 @@ import re
 from pathlib import Path
 
 from tempcreativity.catalogue import CAPTION_FILES, FIGURES, FRONTIER, caption_file
-from tempcreativity.cluster import cluster_engine_cpus
 from tempcreativity.config import apply_command_line, validate_config
 from tempcreativity.grid import expand_grid, split_into_shards
 from tempcreativity.model import (
     EMBEDDED,
-    judge_is_first_model,
     judge_model_path,
+    judges_on_generation_engine,
     model_slug,
 )
 from tempcreativity import provenance
+from tempcreativity import resources as job_resources
 from tempcreativity.engine import preloaded_environment
 
 # Jobs start with tcmalloc and Intel OpenMP preloaded where present (vLLM's CPU backend runs faster with them):
@@ -232,20 +232,9 @@ def generation_settings(wildcards):
     return {name: config[name] for name in ("experiment", "models", "decoding")}
 
 
-def judges_on_generation_engine():
-    """Whether the generation jobs also rate their stories with the judge (the judge is the first generating model
-    and answers greedily): their engine is up anyway; their ratings are their outputs, which the judge's job takes.
-    """
-    return (
-        config["judge"]["enabled"]
-        and config["judge"]["method"] == "expected"
-        and judge_is_first_model(config)
-    )
-
-
 def shard_judge(wildcards):
     """What a generation job needs to ask the judge's questions (shard 0 also asks the study's), or None."""
-    if not judges_on_generation_engine():
+    if not judges_on_generation_engine(config):
         return None
     study = STUDY_DATA if int(wildcards.shard) == 0 else None
     return {
@@ -258,7 +247,7 @@ def shard_judge(wildcards):
 
 def shard_judge_inputs(wildcards):
     """The study's stories, for the generation job that asks the judge about them (shard 0)."""
-    if judges_on_generation_engine() and int(wildcards.shard) == 0:
+    if judges_on_generation_engine(config) and int(wildcards.shard) == 0:
         return {
             name: path
             for name, path in study_data_files(wildcards).items()
@@ -301,50 +290,26 @@ def story_order(wildcards):
     return [story.story_id for story in STORIES]
 
 
+# Resources of the jobs that run a vLLM engine (tempcreativity.resources holds the policy): --cores is
+# workflow._cores, None on a cluster run without it (where workflow.cores raises).
 def engine_gpus(wildcards=None):
-    """GPUs of a job that runs a vLLM engine: the engine's tensor parallel size when the config says the model
-    runs on GPUs, else none."""
-    return max(
-        model["tensor_parallel_size"] if model["device"] == "gpu" else 0
-        for model in MODELS
-    )
+    return job_resources.engine_gpus(config)
 
 
 def engine_threads(wildcards=None):
-    """CPUs of a model job: 4 per GPU (scheduler, tokenizer and one worker process per GPU). On the CPU the model
-    computes with every core it is given: all local cores, or on a cluster --cores (unset there: 8, or the
-    largest node's CPUs where that is fewer, so that no job pends forever).
-    """
-    gpus = engine_gpus(wildcards)
-    if gpus:
-        return 4 * gpus
-    # workflow._cores is --cores, or None on a cluster run without it (where workflow.cores raises)
-    return workflow._cores or cluster_engine_cpus()
+    return job_resources.engine_threads(config, workflow._cores)
 
 
 def judge_threads(wildcards=None):
-    """CPUs of the judge's job: on the CPU with one shard, where the generation job rates every story on its own
-    engine and the judge's job only takes its ratings, one, so that it runs beside the scores and figures (should a
-    question not fit the generation engine's context, its engine still runs, on what the machine has); else an
-    engine job's."""
-    if (
-        judges_on_generation_engine()
-        and len(SHARD_INDICES) == 1
-        and not engine_gpus(wildcards)
-    ):
-        return 1
-    return engine_threads(wildcards)
+    return job_resources.judge_threads(config, len(SHARD_INDICES), workflow._cores)
 
 
 def engine_mem_mb(wildcards, attempt):
-    """Host memory of a vLLM job, growing with each retry: on the CPU the weights and a 4 GiB KV cache of the
-    small default model; on GPUs what loading a shard of the weights takes per GPU."""
-    return (8000 + 16000 * engine_gpus(wildcards)) * attempt
+    return job_resources.engine_mem_mb(config, attempt)
 
 
 def engine_runtime(wildcards, attempt):
-    """Minutes a vLLM job may run, growing with each retry."""
-    return 120 * attempt
+    return job_resources.engine_runtime(attempt)
 
 
 def embedding_files(wildcards):

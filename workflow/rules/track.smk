@@ -34,7 +34,6 @@ rule track_mlflow:
         runtime=30,
     params:
         config=config,
-        tracking_uri=config["mlflow"]["tracking_uri"],
         rating_sources=RATING_SOURCES,
         code=script_digest("track_mlflow.py"),
     script:
