@@ -23,6 +23,7 @@ from conftest import (
     SCHEMA,
     TINY_CONFIG,
     run_snakemake,
+    share_analysis_caches,
     share_converted_model,
     snakemake_command,
     snakemake_environment,
@@ -121,6 +122,7 @@ def test_adding_a_temperature_generates_only_the_new_stories(tiny_run, grown_run
 
 def test_same_config_from_scratch_is_byte_identical(tiny_run, tmp_path):
     share_converted_model(tiny_run, tmp_path)
+    share_analysis_caches(tiny_run, tmp_path)  # (the job's embeddings and judge answers: not what is tested here)
     run_snakemake(tmp_path, TINY_CONFIG, str(GENERATIONS))
     assert stats(tmp_path)["generated"] == 14, "a fresh workdir has an empty cache: everything is generated again"
     assert (tmp_path / GENERATIONS).read_bytes() == (tiny_run / GENERATIONS).read_bytes()
@@ -151,6 +153,7 @@ def kill_generation_job_once_stories_are_cached(snakemake: subprocess.Popen, cac
 
 def test_a_killed_generation_job_keeps_its_finished_stories(tiny_run, tmp_path):
     share_converted_model(tiny_run, tmp_path)
+    share_analysis_caches(tiny_run, tmp_path)
     # One story at a time, so that the job is killed with some stories finished and others not.
     config = {**TINY_CONFIG, "model": {"path": "embedded", "engine_args": {"max_num_seqs": 1}}}
     command = snakemake_command(tmp_path, config, str(GENERATIONS))
@@ -199,6 +202,7 @@ def test_a_prompt_longer_than_the_context_is_refused_before_the_engine_starts(ti
 def test_a_damaged_cache_entry_is_named_and_generated_again(tiny_run, tmp_path):
     """A truncated entry used to break every experiment sharing it with polars' 'File out of specification'."""
     share_converted_model(tiny_run, tmp_path)
+    share_analysis_caches(tiny_run, tmp_path)
     shutil.copytree(tiny_run / "results/cache/generations", tmp_path / "results/cache/generations")
     damaged = sorted((tmp_path / "results/cache/generations").glob("*/*.parquet"))[0]
     damaged.write_bytes(damaged.read_bytes()[:100])

@@ -88,8 +88,6 @@ def temperatures(config: dict[str, Any]) -> list[float]:
     return sorted(set(values))
 
 
-
-
 def sampler_cells(config: dict[str, Any]) -> list[dict[str, Any]]:
     """Every combination of the swept settings (``sweep:``, in the order of SAMPLER_AXES, values sorted), each
     completed with the ``decoding:`` values of the settings not swept; one combination without ``sweep:``."""
