@@ -53,7 +53,9 @@ def convert_gguf_to_hf(gguf_file: Path, out_dir: Path, dtype: str = "bfloat16") 
     config = AutoConfig.for_model(**gguf_config(metadata, tensor_names))
     config.dtype = dtype
     # What AutoTokenizer builds from a GGUF, without the legacy config parse it does first to pick this class.
-    tokenizer = TokenizersBackend.from_pretrained(str(gguf_file.parent), gguf_file=gguf_file.name)
+    tokenizer = TokenizersBackend.from_pretrained(
+        str(gguf_file.parent), gguf_file=gguf_file.name, trust_remote_code=False
+    )
     with torch.device("meta"):  # parameter names, config and generation config; no weights allocated
         model = AutoModelForCausalLM.from_config(config, dtype=getattr(torch, dtype), trust_remote_code=False)
     weights = gguf_weights(gguf_file, model, getattr(torch, dtype))
