@@ -111,8 +111,10 @@ def main() -> None:
             if variant not in best or wall < best[variant][0]:
                 best[variant] = (wall, cpu, peak)
     size = sum(file.stat().st_size for file in (workdir / "now-0").iterdir()) / 2**20
-    print(f"Embedded model: {embedded_gguf_path().stat().st_size / 2**20:.0f} MiB GGUF -> {size:.0f} MiB folder; "
-          f"best of {args.repeats}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end\n")  # fmt: skip
+    print(
+        f"Embedded model: {embedded_gguf_path().stat().st_size / 2**20:.0f} MiB GGUF -> {size:.0f} MiB folder; "
+        f"best of {args.repeats}; {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end\n"
+    )
     print("| conversion | wall (s) | CPU (s) | peak memory (MiB) | folder sha256 |")
     print("| --- | ---: | ---: | ---: | --- |")
     for variant, label in VARIANTS.items():

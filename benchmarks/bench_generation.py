@@ -108,8 +108,10 @@ def bench_vllm(folder: Path, ids: list[int], pairs, max_tokens: int, dtype: str,
     start = time.perf_counter()
     engine = LLM(**engine_arguments(model, folder, len(ids), on_cpu()))
     started = time.perf_counter()
-    params = [SamplingParams(temperature=t, seed=s, top_k=50, top_p=1.0, max_tokens=max_tokens, ignore_eos=True,
-                             logprobs=0) for t, s in pairs]  # fmt: skip
+    params = [
+        SamplingParams(temperature=t, seed=s, top_k=50, top_p=1.0, max_tokens=max_tokens, ignore_eos=True, logprobs=0)
+        for t, s in pairs
+    ]
     outputs = engine.generate([{"prompt_token_ids": ids}] * len(pairs), params, use_tqdm=False)
     done = time.perf_counter()
     tokens = sum(len(output.outputs[0].token_ids) for output in outputs)
@@ -134,9 +136,17 @@ def bench_hf(folder: Path, ids: list[int], pairs, max_tokens: int, batch: int, d
             torch.manual_seed(seeds[start])
             begin = time.perf_counter()
             with torch.inference_mode():
-                output = model.generate(inputs, attention_mask=torch.ones_like(inputs), do_sample=True,
-                                        temperature=temperature, top_k=50, top_p=1.0, max_new_tokens=max_tokens,
-                                        min_new_tokens=max_tokens, pad_token_id=model.config.eos_token_id)  # fmt: skip
+                output = model.generate(
+                    inputs,
+                    attention_mask=torch.ones_like(inputs),
+                    do_sample=True,
+                    temperature=temperature,
+                    top_k=50,
+                    top_p=1.0,
+                    max_new_tokens=max_tokens,
+                    min_new_tokens=max_tokens,
+                    pad_token_id=model.config.eos_token_id,
+                )
             elapsed += time.perf_counter() - begin
             tokens += (output.shape[1] - inputs.shape[1]) * count
     return {"stories": len(pairs), "tokens": tokens, "seconds": elapsed}
@@ -175,9 +185,24 @@ def run_engine(engine: str, arguments, folder: Path, preload: bool = False) -> d
     ``preload``); None when the engine is not installed."""
     from tempcreativity.engine import preloaded_environment
 
-    command = [sys.executable, __file__, "--engine", engine, "--model-dir", str(folder), "--stories", str(arguments.stories),
-               "--max-tokens", str(arguments.max_tokens), "--one-at-a-time", str(arguments.one_at_a_time),
-               "--batch", str(arguments.batch), "--dtype", arguments.dtype]  # fmt: skip
+    command = [
+        sys.executable,
+        __file__,
+        "--engine",
+        engine,
+        "--model-dir",
+        str(folder),
+        "--stories",
+        str(arguments.stories),
+        "--max-tokens",
+        str(arguments.max_tokens),
+        "--one-at-a-time",
+        str(arguments.one_at_a_time),
+        "--batch",
+        str(arguments.batch),
+        "--dtype",
+        arguments.dtype,
+    ]
     environment = preloaded_environment(dict(os.environ)) if preload else dict(os.environ)
     completed = subprocess.run(command, capture_output=True, text=True, check=True, env=environment)
     result = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")][-1]
@@ -232,31 +257,48 @@ def main() -> None:
     pipeline = add(f"vLLM, the pipeline's settings ({default_dtype})", "vllm", default_dtype, preload)
     add(f"vLLM, the pipeline's settings but {other_dtype}", "vllm", other_dtype, preload)
     if arguments.compiled:
-        add(f"vLLM, the pipeline's settings, compiled (not eager), {default_dtype}", "vllm-compiled", default_dtype,
-            preload)  # fmt: skip
+        add(
+            f"vLLM, the pipeline's settings, compiled (not eager), {default_dtype}",
+            "vllm-compiled",
+            default_dtype,
+            preload,
+        )
     baseline = add(f"transformers generate, one at a time ({default_dtype})", "hf-single", default_dtype)
     add(f"transformers generate, batched {arguments.batch} ({default_dtype})", "hf-batched", default_dtype)
     llama = add("llama.cpp (the study's engine), one at a time, Q4_1", "llama-cpp", "bfloat16")
-    rows.append((f"vLLM, the pipeline's settings ({default_dtype}), engine start included", default_dtype,
-                 {**pipeline, "seconds": pipeline["seconds"] + pipeline["start_seconds"]}))  # fmt: skip
+    rows.append(
+        (
+            f"vLLM, the pipeline's settings ({default_dtype}), engine start included",
+            default_dtype,
+            {**pipeline, "seconds": pipeline["seconds"] + pipeline["start_seconds"]},
+        )
+    )
 
     baseline_rate = baseline["tokens"] / baseline["seconds"]
-    print(f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
-          f"{flops_per_token / 2e6:.0f}M parameters; matmul ceilings float32 {ceilings['float32'] / 1e9:.0f} GFLOP/s "
-          f"= {ceilings['float32'] / flops_per_token:.0f} tokens/s, bf16 {ceilings['bfloat16'] / 1e9:.0f} GFLOP/s = "
-          f"{ceilings['bfloat16'] / flops_per_token:.0f} tokens/s")  # fmt: skip
+    print(
+        f"Machine: {platform.node()}, {os.cpu_count()} cores, {platform.processor() or platform.machine()}; "
+        f"{flops_per_token / 2e6:.0f}M parameters; matmul ceilings float32 {ceilings['float32'] / 1e9:.0f} GFLOP/s "
+        f"= {ceilings['float32'] / flops_per_token:.0f} tokens/s, bf16 {ceilings['bfloat16'] / 1e9:.0f} GFLOP/s = "
+        f"{ceilings['bfloat16'] / flops_per_token:.0f} tokens/s"
+    )
     preloaded = ", ".join(Path(path).name for path in preload_libraries()) if preload else "nothing"
-    print(f"Grid: {arguments.stories} stories ({arguments.one_at_a_time} for one-at-a-time engines) x "
-          f"{arguments.max_tokens} new tokens, the study's temperatures, top_k 50; vLLM with {preloaded} "
-          "preloaded\n")  # fmt: skip
-    print("| engine | stories | tokens | seconds | tokens/s | stories/s | x one-at-a-time generate "
-          "| % of its dtype's ceiling |")  # fmt: skip
+    print(
+        f"Grid: {arguments.stories} stories ({arguments.one_at_a_time} for one-at-a-time engines) x "
+        f"{arguments.max_tokens} new tokens, the study's temperatures, top_k 50; vLLM with {preloaded} "
+        "preloaded\n"
+    )
+    print(
+        "| engine | stories | tokens | seconds | tokens/s | stories/s | x one-at-a-time generate "
+        "| % of its dtype's ceiling |"
+    )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, dtype, result in rows:
         rate = result["tokens"] / result["seconds"]
-        print(f"| {name} | {result['stories']} | {result['tokens']} | {result['seconds']:.1f} | {rate:.0f} | "
-              f"{result['stories'] / result['seconds']:.2f} | {rate / baseline_rate:.1f} | "
-              f"{100 * rate * flops_per_token / ceilings[dtype]:.0f}% |")  # fmt: skip
+        print(
+            f"| {name} | {result['stories']} | {result['tokens']} | {result['seconds']:.1f} | {rate:.0f} | "
+            f"{result['stories'] / result['seconds']:.2f} | {rate / baseline_rate:.1f} | "
+            f"{100 * rate * flops_per_token / ceilings[dtype]:.0f}% |"
+        )
     if not llama:
         print("\n(llama.cpp row left out: llama-cpp-python is not installed; pip install -e '.[bench]')")
 

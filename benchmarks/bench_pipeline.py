@@ -35,10 +35,25 @@ REPO = Path(__file__).resolve().parents[1]
 def snakemake(workdir: Path, config_file: Path) -> float:
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
-         "--profile", str(REPO / "profiles/local"), "--configfile", str(config_file), "--quiet", "all"],
-        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--profile",
+            str(REPO / "profiles/local"),
+            "--configfile",
+            str(config_file),
+            "--quiet",
+            "all",
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - start
 
 
@@ -125,8 +140,10 @@ def main() -> None:
 
     stories = pl.read_parquet(workdir / f"results/{experiment}/generations.parquet")
     first_tokens = int(stories.filter(pl.col("temperature") != added_temperature)["num_tokens"].sum())
-    print(f"Config: {arguments.config} over config/config.yaml{', judge on' if arguments.judge else ''}; "
-          f"workdir {workdir}\n")  # fmt: skip
+    print(
+        f"Config: {arguments.config} over config/config.yaml{', judge on' if arguments.judge else ''}; "
+        f"workdir {workdir}\n"
+    )
     print("| run | wall seconds |\n| --- | ---: |")
     print(f"| whole pipeline from nothing{' (model reused)' if arguments.reuse_model else ''} | {full:.1f} |")
     print(f"| re-run, nothing changed | {noop:.1f} |")
@@ -144,8 +161,10 @@ def main() -> None:
     if arguments.baseline:
         model_dir = workdir / "resources/models/smollm2-135m-instruct"
         baseline = hf_one_at_a_time(model_dir, config["model"]["dtype"], config["decoding"]["max_tokens"])
-        print(f"Hugging Face generate, one story at a time ({config['model']['dtype']}): {baseline:.1f} tokens/s; "
-              f"the whole first run is {first_tokens / full / baseline:.1f}x that")  # fmt: skip
+        print(
+            f"Hugging Face generate, one story at a time ({config['model']['dtype']}): {baseline:.1f} tokens/s; "
+            f"the whole first run is {first_tokens / full / baseline:.1f}x that"
+        )
 
 
 if __name__ == "__main__":

@@ -55,16 +55,23 @@ def main() -> None:
     ratings = load_ratings(RATINGS)
     components = {found.criterion: found for found in estimate_components(ratings)}
     temperatures = sorted(set(ratings["temperature"].to_list()))
-    largest, _ = grid_design(temperatures, max(DEFAULT_PARTICIPANTS), max(DEFAULT_STORIES_PER_PARTICIPANT),
-                             max(DEFAULT_STORIES_PER_TEMPERATURE), seed=0)  # fmt: skip
+    largest, _ = grid_design(
+        temperatures,
+        max(DEFAULT_PARTICIPANTS),
+        max(DEFAULT_STORIES_PER_PARTICIPANT),
+        max(DEFAULT_STORIES_PER_TEMPERATURE),
+        seed=0,
+    )
     print("| design | ratings | criterion | fast fit (s) | statsmodels fit (s) | speed-up | same decision |")
     print("|---|---|---|---|---|---|---|")
     for label, design in (("the study's own", design_from_ratings(ratings)), ("largest default", largest)):
         for criterion in ("novelty", "coherence"):
             found = time_fits(design, components[criterion], arguments.fits)
-            print(f"| {label} | {design.story.size} | {criterion} | {found['fast_s']:.4f} | "
-                  f"{found['statsmodels_s']:.3f} | {found['statsmodels_s'] / found['fast_s']:.0f}x | "
-                  f"{found['agree']:.0%} |")  # fmt: skip
+            print(
+                f"| {label} | {design.story.size} | {criterion} | {found['fast_s']:.4f} | "
+                f"{found['statsmodels_s']:.3f} | {found['statsmodels_s'] / found['fast_s']:.0f}x | "
+                f"{found['agree']:.0%} |"
+            )
     if arguments.no_grid:
         return
     start = time.perf_counter()
@@ -74,9 +81,11 @@ def main() -> None:
     print()
     print("| grid | designs | fits | seconds | seconds per fit |")
     print("|---|---|---|---|---|")
-    print(f"| default ({len(DEFAULT_PARTICIPANTS)} x {len(DEFAULT_STORIES_PER_PARTICIPANT)} designs + the study's, "
-          f"{DEFAULT_REPLICATES} replicates, 4 criteria) | {table.height // 4} | {fits} | {seconds:.0f} | "
-          f"{seconds / fits:.4f} |")  # fmt: skip
+    print(
+        f"| default ({len(DEFAULT_PARTICIPANTS)} x {len(DEFAULT_STORIES_PER_PARTICIPANT)} designs + the study's, "
+        f"{DEFAULT_REPLICATES} replicates, 4 criteria) | {table.height // 4} | {fits} | {seconds:.0f} | "
+        f"{seconds / fits:.4f} |"
+    )
 
 
 if __name__ == "__main__":

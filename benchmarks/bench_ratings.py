@@ -45,8 +45,14 @@ def synthetic_ratings(rows: int, stories: int, per_participant: int, seed: int =
             3 + 0.3 * temperature[story] + story_effect[story] + person_effect[person] + rng.normal(0, 0.9, story.size)
         )
         columns[item] = np.clip(np.round(value), 1, 5)
-    return pl.DataFrame({"story_id": pl.Series(story).cast(pl.String), "temperature": temperature[story],
-                         "participant_id": pl.Series(person).cast(pl.String), **columns})  # fmt: skip
+    return pl.DataFrame(
+        {
+            "story_id": pl.Series(story).cast(pl.String),
+            "temperature": temperature[story],
+            "participant_id": pl.Series(person).cast(pl.String),
+            **columns,
+        }
+    )
 
 
 def measure(rows: int, stories: int, per_participant: int) -> dict:
@@ -91,13 +97,27 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: | ---: | ---: | --- |", flush=True)
     for rows in arguments.rows:
         completed = subprocess.run(
-            [sys.executable, __file__, "--one", str(rows), "--stories", str(arguments.stories),
-             "--per-participant", str(arguments.per_participant)],
-            capture_output=True, text=True, check=True, env=environment,
-        )  # fmt: skip
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                str(rows),
+                "--stories",
+                str(arguments.stories),
+                "--per-participant",
+                str(arguments.per_participant),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            env=environment,
+        )
         result = json.loads(completed.stdout.strip().splitlines()[-1])
-        print(f"| {result['rows']:,} | {result['participants']:,} | {result['stories']:,} | {result['check_s']} | "
-              f"{result['tables_s']} | {result['peak_mib']:,} | {result['models']} |", flush=True)  # fmt: skip
+        print(
+            f"| {result['rows']:,} | {result['participants']:,} | {result['stories']:,} | {result['check_s']} | "
+            f"{result['tables_s']} | {result['peak_mib']:,} | {result['models']} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

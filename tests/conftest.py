@@ -26,8 +26,16 @@ TINY_CONFIG = yaml.safe_load((TEST_FOLDER / "config" / "config.yaml").read_text(
 
 # Tests run as unit tests unless marked e2e (they start Snakemake, vLLM, an MLflow server or SLURM) or gpu:
 # `make test PYTEST_ARGS="-m unit"` runs the fast ones (under a minute on 2 cores).
-E2E_FIXTURES = {"tiny_run", "grown_run", "sharded_run", "slurm_run", "slurm_cluster", "study_runs", "mlflow_server",
-                "sweep_run"}  # fmt: skip
+E2E_FIXTURES = {
+    "tiny_run",
+    "grown_run",
+    "sharded_run",
+    "slurm_run",
+    "slurm_cluster",
+    "study_runs",
+    "mlflow_server",
+    "sweep_run",
+}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m selects on the markers
@@ -46,13 +54,19 @@ def snakemake_command(workdir: Path, config: dict, *extra: str, profile: str = "
     config_file = workdir / "config.yaml"
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     command = [
-        sys.executable, "-m", "snakemake",
+        sys.executable,
+        "-m",
+        "snakemake",
         *extra,  # first: --configfile takes every word after it
-        "--snakefile", str(REPO / "Snakefile"),
-        "--directory", str(workdir),
-        "--profile", str(REPO / "profiles" / profile),
-        "--configfile", str(config_file),
-    ]  # fmt: skip
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--profile",
+        str(REPO / "profiles" / profile),
+        "--configfile",
+        str(config_file),
+    ]
     return command
 
 
@@ -171,9 +185,17 @@ def chromium():
 
     def run(*arguments: str) -> str:
         profile = tempfile.mkdtemp(prefix="chromium-profile-")
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 f"--user-data-dir={profile}"]  # fmt: skip
+        flags = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+        ]
         try:
             completed = subprocess.run([binary, *flags, *arguments], capture_output=True, text=True, timeout=120)
         finally:
@@ -196,11 +218,21 @@ class MlflowServer:
 
     def start(self) -> None:
         command = [
-            str(Path(sys.executable).with_name("mlflow")), "server", "--host", "127.0.0.1", "--port", str(self.port),
-            "--backend-store-uri", f"sqlite:///{self.folder / 'mlflow.db'}",
-            "--artifacts-destination", str(self.folder / "artifacts"),
-            "--workers", "1", "--allowed-hosts", f"localhost:{self.port},127.0.0.1:{self.port}",
-        ]  # fmt: skip
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            f"sqlite:///{self.folder / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(self.folder / "artifacts"),
+            "--workers",
+            "1",
+            "--allowed-hosts",
+            f"localhost:{self.port},127.0.0.1:{self.port}",
+        ]
         environment = os.environ | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", "MLFLOW_DISABLE_TELEMETRY": "true"}
         log = open(self.folder / "server.log", "a")
         self.process = subprocess.Popen(command, stdout=log, stderr=log, env=environment, start_new_session=True)

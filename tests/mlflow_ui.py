@@ -27,10 +27,20 @@ async def _review_runs_page(url: str, columns: tuple[str, ...], screenshot: str 
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     profile = tempfile.mkdtemp(prefix="chromium-profile-")
     browser = subprocess.Popen(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--remote-debugging-port={port}",
-         f"--user-data-dir={profile}", "--window-size=2300,700", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--remote-debugging-port={port}",
+            f"--user-data-dir={profile}",
+            "--window-size=2300,700",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(100):
             try:
@@ -80,7 +90,7 @@ async def _review_runs_page(url: str, columns: tuple[str, ...], screenshot: str 
                     const item = [...menu.querySelectorAll('*')]
                         .find(e => e.children.length === 0 && e.textContent.trim() === '{name}');
                     if (item) (item.closest('[role=menuitemcheckbox], [role=option], label, li') || item).click();
-                }})()""")  # fmt: skip
+                }})()""")
                 await asyncio.sleep(0.3)
             await call("Input.dispatchKeyEvent", type="keyDown", key="Escape", code="Escape", windowsVirtualKeyCode=27)
             await asyncio.sleep(2)
@@ -102,8 +112,13 @@ async def _review_runs_page(url: str, columns: tuple[str, ...], screenshot: str 
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def review_runs_page(uri: str, experiment_id: str, columns: tuple[str, ...] = REVIEW_COLUMNS,
-                     screenshot: str | None = None, port: int = 9333) -> dict:  # fmt: skip
+def review_runs_page(
+    uri: str,
+    experiment_id: str,
+    columns: tuple[str, ...] = REVIEW_COLUMNS,
+    screenshot: str | None = None,
+    port: int = 9333,
+) -> dict:
     """The experiment's runs page after expanding the parent run and choosing ``columns`` (metrics and params):
     whether the parent could be expanded, the page's text and the column headers; optionally a screenshot."""
     url = f"{uri.rstrip('/')}/#/experiments/{experiment_id}/runs"

@@ -26,11 +26,23 @@ async def _fill(forms: list[tuple[Path, Path]], seed: int, submit_first: bool) -
     binary = shutil.which("chromium") or shutil.which("chromium-browser")
     profile = Path(tempfile.mkdtemp(prefix="chromium-profile-"))
     browser = subprocess.Popen(
-        [binary, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--remote-debugging-port=0",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--window-size=1400,1000", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+        [
+            binary,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--remote-debugging-port=0",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--window-size=1400,1000",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         port_file = profile / "DevToolsActivePort"
         for _ in range(300):
@@ -60,8 +72,9 @@ async def _fill(forms: list[tuple[Path, Path]], seed: int, submit_first: bool) -
         ):
 
             async def js(expression: str):
-                result = await call(socket, "Runtime.evaluate", expression=expression, returnByValue=True,
-                                    awaitPromise=True)  # fmt: skip
+                result = await call(
+                    socket, "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+                )
                 return result.get("result", {}).get("value")
 
             async def click(x: float, y: float) -> None:
@@ -72,15 +85,20 @@ async def _fill(forms: list[tuple[Path, Path]], seed: int, submit_first: bool) -
                 """Scroll the element into view and click at ``fraction`` of its width, mid-height."""
                 box = await js(f"""(() => {{ const e = document.querySelector({json.dumps(selector)});
                     e.scrollIntoView({{block: 'center'}}); const r = e.getBoundingClientRect();
-                    return [r.left, r.top, r.width, r.height]; }})()""")  # fmt: skip
+                    return [r.left, r.top, r.width, r.height]; }})()""")
                 await click(box[0] + fraction * box[2], box[1] + box[3] / 2)
 
             await call(socket, "Page.enable")
             rng = random.Random(seed)
             results = []
             for index, (form, downloads) in enumerate(forms):
-                await call(browser_socket, "Browser.setDownloadBehavior", behavior="allow",
-                           downloadPath=str(downloads.resolve()), eventsEnabled=True)  # fmt: skip
+                await call(
+                    browser_socket,
+                    "Browser.setDownloadBehavior",
+                    behavior="allow",
+                    downloadPath=str(downloads.resolve()),
+                    eventsEnabled=True,
+                )
                 await call(socket, "Page.navigate", url=form.resolve().as_uri())
                 for _ in range(100):
                     if await js("document.readyState === 'complete' && !!document.getElementById('submit')"):
@@ -93,16 +111,19 @@ async def _fill(forms: list[tuple[Path, Path]], seed: int, submit_first: bool) -
                 sliders = await js("[...document.querySelectorAll('input[type=range]')].map(s => s.name)")
                 for name in sliders:
                     await place(f"input[name='{name}']", rng.uniform(0.02, 0.98))
-                questions = await js("[...document.querySelectorAll('fieldset[data-question]')]"
-                                     ".map(f => f.dataset.question)")  # fmt: skip
+                questions = await js(
+                    "[...document.querySelectorAll('fieldset[data-question]')].map(f => f.dataset.question)"
+                )
                 for question in questions:
                     await place(f"input[name='{question}'][value='{rng.randint(1, 5)}']")
                 shown = await js(
                     "Object.fromEntries([...document.querySelectorAll('input[type=range]')]"
                     ".map(s => [s.name, s.closest('.scale').querySelector('.value').textContent]))"
                 )
-                background = await js(f"Object.fromEntries({json.dumps(questions)}.map(q => "
-                                      "[q, document.querySelector(`input[name=${q}]:checked`).value]))")  # fmt: skip
+                background = await js(
+                    f"Object.fromEntries({json.dumps(questions)}.map(q => "
+                    "[q, document.querySelector(`input[name=${q}]:checked`).value]))"
+                )
                 await place("#submit")
                 saved = None
                 for _ in range(200):
@@ -111,14 +132,16 @@ async def _fill(forms: list[tuple[Path, Path]], seed: int, submit_first: bool) -
                         saved = found[0]
                         break
                     await asyncio.sleep(0.1)
-                results.append({
-                    "problems_before": problems_before,
-                    "problems_after": await js("document.getElementById('problems').textContent"),
-                    "shown": shown,
-                    "background": background,
-                    "saved": saved,
-                    "text_on_page": await js("document.getElementById('answers-text').value"),
-                })  # fmt: skip
+                results.append(
+                    {
+                        "problems_before": problems_before,
+                        "problems_after": await js("document.getElementById('problems').textContent"),
+                        "shown": shown,
+                        "background": background,
+                        "saved": saved,
+                        "text_on_page": await js("document.getElementById('answers-text').value"),
+                    }
+                )
             return results
     finally:
         browser.kill()

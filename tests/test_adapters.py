@@ -31,26 +31,50 @@ PNG = base64.b64decode(
 )
 WORDS = "the a cat dog sat ran under over moon rain quiet loud river stone dream light".split()
 MODEL_NAME = "SmolLM2-135M-Instruct (its manifest)"
-RUN = {"experiment": "adapters", "model": {"path": "embedded"}, "prompts": [{"id": "story", "text": "Write it."}],
-       "temperatures": [0.5, 1.0], "seeds": 4,
-       "scoring": {"bootstrap_resamples": 100, "embedders": ["minilm"]}}  # fmt: skip
+RUN = {
+    "experiment": "adapters",
+    "model": {"path": "embedded"},
+    "prompts": [{"id": "story", "text": "Write it."}],
+    "temperatures": [0.5, 1.0],
+    "seeds": 4,
+    "scoring": {"bootstrap_resamples": 100, "embedders": ["minilm"]},
+}
 
 
 def story(rng: np.random.Generator, model_id: str, temperature: float, seed: int | None) -> dict:
     text = " ".join(rng.choice(WORDS, 6 + int(4 * temperature)))
     count = len(text.split()) + 1
     logprobs = np.log(rng.uniform(0.1, 1.0, count)).tolist()
-    return {"story_id": f"story:T{temperature}:s{seed}" if seed is not None else "story:exemplar", "model_id": model_id,
-            "prompt_id": "story", "temperature": temperature, "seed": seed, "is_exemplar": seed is None,
-            "sampling_seed": 1, **DEFAULTS, "text": text, "token_ids": list(range(count)), "logprobs": logprobs,
-            "top_logprobs": logprobs, "num_tokens": count, "finish_reason": "length"}  # fmt: skip
+    return {
+        "story_id": f"story:T{temperature}:s{seed}" if seed is not None else "story:exemplar",
+        "model_id": model_id,
+        "prompt_id": "story",
+        "temperature": temperature,
+        "seed": seed,
+        "is_exemplar": seed is None,
+        "sampling_seed": 1,
+        **DEFAULTS,
+        "text": text,
+        "token_ids": list(range(count)),
+        "logprobs": logprobs,
+        "top_logprobs": logprobs,
+        "num_tokens": count,
+        "finish_reason": "length",
+    }
 
 
 def ratings(rng: np.random.Generator, stories: pl.DataFrame, raters: list[str]) -> pl.DataFrame:
     """One rating per story, rater and criterion, rising with temperature."""
-    rows = [{"story_id": row["story_id"], "temperature": row["temperature"], "participant_id": rater,
-             **{item: float(np.clip(2 + 2 * row["temperature"] + rng.normal(0, 0.7), 1, 5)) for item in RATING_ITEMS}}
-            for row in stories.iter_rows(named=True) for rater in raters]  # fmt: skip
+    rows = [
+        {
+            "story_id": row["story_id"],
+            "temperature": row["temperature"],
+            "participant_id": rater,
+            **{item: float(np.clip(2 + 2 * row["temperature"] + rng.normal(0, 0.7), 1, 5)) for item in RATING_ITEMS},
+        }
+        for row in stories.iter_rows(named=True)
+        for rater in raters
+    ]
     return pl.DataFrame(rows)
 
 
@@ -65,10 +89,25 @@ def write_run(folder: Path, config: dict) -> dict:
     scores = score_stories(generations, {"minilm": vectors})
     stories = generations.filter(~pl.col("is_exemplar"))
     people, judge = ratings(rng, stories, ["person-0", "person-1"]), ratings(rng, stories, ["judge"])
-    paths = {name: folder / name for name in ("generations.parquet", "scores.parquet", "summary.parquet",
-                                              "trends.parquet", "frontier.parquet", "people.csv", "judge_ratings.csv",
-                                              "judge_vs_people.csv", "table1.csv", "table2.csv", "story_scores.csv",
-                                              "manifest.json", "shard-0.stats.json", "index.html")}  # fmt: skip
+    paths = {
+        name: folder / name
+        for name in (
+            "generations.parquet",
+            "scores.parquet",
+            "summary.parquet",
+            "trends.parquet",
+            "frontier.parquet",
+            "people.csv",
+            "judge_ratings.csv",
+            "judge_vs_people.csv",
+            "table1.csv",
+            "table2.csv",
+            "story_scores.csv",
+            "manifest.json",
+            "shard-0.stats.json",
+            "index.html",
+        )
+    }
     generations.write_parquet(paths["generations.parquet"])
     scores.write_parquet(paths["scores.parquet"])
     summarise(scores, generations["text"], vectors, 100).write_parquet(paths["summary.parquet"])
@@ -77,20 +116,53 @@ def write_run(folder: Path, config: dict) -> dict:
     people.write_csv(paths["people.csv"])
     judge.write_csv(paths["judge_ratings.csv"])
     judge_vs_people(judge, people, 100).write_csv(paths["judge_vs_people.csv"])
-    pl.DataFrame({"item": ["novelty"], "mean": [3.1], "sd": [0.9], "paper_sd": [0.91], "cronbach_alpha": [0.8],
-                  "paper_cronbach_alpha": [0.81], "krippendorff_alpha": [0.4], "icc": [0.3]}).write_csv(
-        paths["table1.csv"])  # fmt: skip
-    pl.DataFrame({"random_effects": ["participant"], "rating": ["novelty"], "beta": [0.5], "paper_beta": [0.52],
-                  "se": [0.1], "paper_se": [0.11], "p": [0.01], "r2c": [0.3], "paper_r2c": [0.31], "r2m": [0.02],
-                  "paper_r2m": [0.021]}).write_csv(paths["table2.csv"])  # fmt: skip
+    pl.DataFrame(
+        {
+            "item": ["novelty"],
+            "mean": [3.1],
+            "sd": [0.9],
+            "paper_sd": [0.91],
+            "cronbach_alpha": [0.8],
+            "paper_cronbach_alpha": [0.81],
+            "krippendorff_alpha": [0.4],
+            "icc": [0.3],
+        }
+    ).write_csv(paths["table1.csv"])
+    pl.DataFrame(
+        {
+            "random_effects": ["participant"],
+            "rating": ["novelty"],
+            "beta": [0.5],
+            "paper_beta": [0.52],
+            "se": [0.1],
+            "paper_se": [0.11],
+            "p": [0.01],
+            "r2c": [0.3],
+            "paper_r2c": [0.31],
+            "r2m": [0.02],
+            "paper_r2m": [0.021],
+        }
+    ).write_csv(paths["table2.csv"])
     scores.select("temperature", "is_exemplar", "edit_distance", "cosine_minilm").write_csv(paths["story_scores.csv"])
-    paths["manifest.json"].write_text(json.dumps({"model": MODEL_NAME, "sha256": "abc123", "folder": "/m",
-                                                  "config_path": "embedded"}))  # fmt: skip
+    paths["manifest.json"].write_text(
+        json.dumps({"model": MODEL_NAME, "sha256": "abc123", "folder": "/m", "config_path": "embedded"})
+    )
     stats = {"generated": 16, "generated_tokens": 200, "generate_seconds": 4.0, "engine_start_seconds": 9.0}
     paths["shard-0.stats.json"].write_text(json.dumps(stats))
     paths["index.html"].write_text("<html>the report</html>")
-    figures = [folder / f"{name}.png" for name in ("boxplots", "pca", "diversity", "trends", "frontier",
-                                                  "forest-human", "forest-judge", "judge_vs_people")]  # fmt: skip
+    figures = [
+        folder / f"{name}.png"
+        for name in (
+            "boxplots",
+            "pca",
+            "diversity",
+            "trends",
+            "frontier",
+            "forest-human",
+            "forest-judge",
+            "judge_vs_people",
+        )
+    ]
     for figure in figures:
         figure.write_bytes(PNG)
     tables = {}
@@ -137,8 +209,14 @@ def run_inputs(tmp_path_factory) -> dict:
 
 def test_the_report_is_built_from_the_rules_input_files(run_inputs):
     files = {"stories, tokens and log-probabilities": "results/adapters/generations.parquet"}
-    html = build(run_inputs, config(judge={"enabled": True}), files=files, rating_sources=["human", "judge"],
-                 survey=None, source_dir=REPO)  # fmt: skip
+    html = build(
+        run_inputs,
+        config(judge={"enabled": True}),
+        files=files,
+        rating_sources=["human", "judge"],
+        survey=None,
+        source_dir=REPO,
+    )
     assert "<h2>Ratings by people</h2>" in html and "<h2>Ratings by an LLM judge</h2>" in html
     assert f"produced by a language model ({MODEL_NAME}), not by people" in html  # the judge is the generator
     assert "it rates its own writing" in html
@@ -152,8 +230,14 @@ def test_a_judge_that_is_another_model_is_named_by_its_path(run_inputs):
     """Without people's ratings and the judge's check against the study's people, their sections are left out."""
     inputs = {name: path for name, path in run_inputs.items() if not name.startswith("judge_vs_people")}
     inputs |= {name: run_inputs[name][1:] for name in ("ratings_descriptives", "ratings_lme", "ratings_forest")}
-    html = build(inputs, config(judge={"enabled": True, "model": "some/judge"}), files={}, rating_sources=["judge"],
-                 survey=None, source_dir=REPO)  # fmt: skip
+    html = build(
+        inputs,
+        config(judge={"enabled": True, "model": "some/judge"}),
+        files={},
+        rating_sources=["judge"],
+        survey=None,
+        source_dir=REPO,
+    )
     assert "produced by a language model (some/judge), not by people" in html
     assert "it rates its own writing" not in html
     assert "Ratings by people" not in html and "The judge against the study's people" not in html
@@ -199,9 +283,22 @@ def test_track_logs_the_runs_files_to_the_server(run_inputs, mlflow_server, tmp_
     assert "ratings.human.participant.novelty.temperature.beta" in parent.data.metrics
     assert parent.data.metrics["stories"] == 9 and parent.data.metrics["generation_seconds"] == 4.0
     logged = {artifact.path for artifact in client.list_artifacts(parent.info.run_id)}
-    assert logged == {"config.yaml", "generations.parquet", "scores.parquet", "summary.parquet", "trends.parquet",
-                      "frontier.parquet", "figures", "report", "ratings"}  # fmt: skip
+    assert logged == {
+        "config.yaml",
+        "generations.parquet",
+        "scores.parquet",
+        "summary.parquet",
+        "trends.parquet",
+        "frontier.parquet",
+        "figures",
+        "report",
+        "ratings",
+    }
     assert {a.path for a in client.list_artifacts(parent.info.run_id, "ratings")} == {
-        "ratings/judge_ratings.csv", "ratings/judge_vs_people.csv", "ratings/human", "ratings/judge"}  # fmt: skip
+        "ratings/judge_ratings.csv",
+        "ratings/judge_vs_people.csv",
+        "ratings/human",
+        "ratings/judge",
+    }
     child = client.get_run(runs["child_run_ids"]["story T=1"])
     assert child.data.params["temperature"] == "1.0" and child.data.metrics["judge_novelty_mean"] > 0

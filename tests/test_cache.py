@@ -12,9 +12,15 @@ from tempcreativity.generation import GENERATION_SCHEMA
 
 def entry(key: str, text: str) -> dict:
     return {
-        "cache_key": key, "text": text, "token_ids": [1, 2], "logprobs": [-0.5, -1.25],
-        "cumulative_logprob": -1.75, "num_tokens": 2, "finish_reason": "length", "prompt_num_tokens": 7,
-    }  # fmt: skip
+        "cache_key": key,
+        "text": text,
+        "token_ids": [1, 2],
+        "logprobs": [-0.5, -1.25],
+        "cumulative_logprob": -1.75,
+        "num_tokens": 2,
+        "finish_reason": "length",
+        "prompt_num_tokens": 7,
+    }
 
 
 def test_key_is_canonical_and_sensitive_to_every_field():
@@ -99,13 +105,21 @@ def story_entry(key: str, tokens: int = 200, seed: int = 0) -> pl.DataFrame:
     words = ["the", "old", "lighthouse", "keeper", "watched", "a", "storm", "roll", "in", "over", "grey", "water"]
     logprobs = np.log(rng.uniform(0.01, 1.0, tokens))
     return pl.DataFrame(
-        [{"cache_key": key, "text": " ".join(rng.choice(words, tokens)) + ".",
-          "token_ids": rng.integers(0, 49152, tokens).tolist(), "logprobs": logprobs.tolist(),
-          "top_logprobs": np.maximum(logprobs, np.log(rng.uniform(0.3, 1.0, tokens))).tolist(),
-          "cumulative_logprob": float(logprobs.sum()), "num_tokens": tokens, "finish_reason": "length",
-          "prompt_num_tokens": 31}],
+        [
+            {
+                "cache_key": key,
+                "text": " ".join(rng.choice(words, tokens)) + ".",
+                "token_ids": rng.integers(0, 49152, tokens).tolist(),
+                "logprobs": logprobs.tolist(),
+                "top_logprobs": np.maximum(logprobs, np.log(rng.uniform(0.3, 1.0, tokens))).tolist(),
+                "cumulative_logprob": float(logprobs.sum()),
+                "num_tokens": tokens,
+                "finish_reason": "length",
+                "prompt_num_tokens": 31,
+            }
+        ],
         schema=GENERATION_SCHEMA,
-    )  # fmt: skip
+    )
 
 
 def test_every_flipped_bit_of_a_cached_story_is_refused_before_it_is_parsed(tmp_path, monkeypatch, capsys):

@@ -26,37 +26,76 @@ def test_minimal_config_gets_the_study_defaults():
     assert config["prompts"] == [
         {"id": "story", "text": "Write a story.", "system": None, "assistant_prefix": "", "format": "chat"}
     ]
-    assert config["decoding"] == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 256, "repetition_penalty": 1.0,
-                                  "truncation": "scaled", "presence_penalty": 0.0, "frequency_penalty": 0.0,
-                                  "stop": []}  # fmt: skip
-    assert config["models"] == [{
-        "id": "smollm2-135m-instruct",
-        "path": "embedded",
-        "dtype": "float32",
-        "max_model_len": 2048,
-        "tensor_parallel_size": 1,
-        "device": "auto",
-        "engine_args": {},
-    }] and config["model_given"] and "model" not in config  # fmt: skip
+    assert config["decoding"] == {
+        "top_k": 50,
+        "top_p": 1.0,
+        "min_p": 0.0,
+        "max_tokens": 256,
+        "repetition_penalty": 1.0,
+        "truncation": "scaled",
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+        "stop": [],
+    }
+    assert (
+        config["models"]
+        == [
+            {
+                "id": "smollm2-135m-instruct",
+                "path": "embedded",
+                "dtype": "float32",
+                "max_model_len": 2048,
+                "tensor_parallel_size": 1,
+                "device": "auto",
+                "engine_args": {},
+            }
+        ]
+        and config["model_given"]
+        and "model" not in config
+    )
     assert config["sharding"] == {"shards": 1}
-    assert config["scoring"] == {"embedders": ["minilm", "model"], "bootstrap_resamples": 2000, "examples_per_temperature": 2,
-                                 "model_embedder": {"pooling": "mean", "normalise": True}}  # fmt: skip
+    assert config["scoring"] == {
+        "embedders": ["minilm", "model"],
+        "bootstrap_resamples": 2000,
+        "examples_per_temperature": 2,
+        "model_embedder": {"pooling": "mean", "normalise": True},
+    }
     assert config["ratings"] == {"file": None, "random_effects": "auto"}
     assert config["mlflow"] == {"enabled": True, "tracking_uri": None}
-    assert config["judge"] == {"enabled": False, "model": None, "method": "expected", "samples": 3, "temperature": 1.0,
-                               "max_story_tokens": 1024}  # fmt: skip
+    assert config["judge"] == {
+        "enabled": False,
+        "model": None,
+        "method": "expected",
+        "samples": 3,
+        "temperature": 1.0,
+        "max_story_tokens": 1024,
+    }
     assert config["seeding"] == "independent"
-    assert config["survey"] == {"enabled": False, "participants": 36, "stories_per_participant": 5,
-                                "stories_per_temperature": 5, "seed": 0, "title": "Rate short stories",
-                                "components": "auto", "power": {"participants": [20, 40, 80, 160],
-                                                                "stories_per_participant": [5, 10], "replicates": 200,
-                                                                "alpha": 0.05, "target": 0.8}}  # fmt: skip
+    assert config["survey"] == {
+        "enabled": False,
+        "participants": 36,
+        "stories_per_participant": 5,
+        "stories_per_temperature": 5,
+        "seed": 0,
+        "title": "Rate short stories",
+        "components": "auto",
+        "power": {
+            "participants": [20, 40, 80, 160],
+            "stories_per_participant": [5, 10],
+            "replicates": 200,
+            "alpha": 0.05,
+            "target": 0.8,
+        },
+    }
 
 
 def test_a_survey_is_checked_against_the_grid_only_when_enabled():
     assert validated(survey={"stories_per_temperature": 50}, temperatures=[1.0])["survey"]["enabled"] is False
-    config = validated(survey={"enabled": True, "participants": 6, "stories_per_participant": 3,
-                               "stories_per_temperature": 2}, temperatures=[0.5, 1.0, 1.5], seeds=2)  # fmt: skip
+    config = validated(
+        survey={"enabled": True, "participants": 6, "stories_per_participant": 3, "stories_per_temperature": 2},
+        temperatures=[0.5, 1.0, 1.5],
+        seeds=2,
+    )
     assert config["survey"]["power"]["replicates"] == 200
 
 
@@ -193,20 +232,31 @@ def test_paper_configs_are_the_studys_experiment(name):
             ["120000 stories", "swept settings", "at most 100000"],
         ),
         ({"survey": {"enabled": True}, "temperatures": [1.0]}, ["survey.enabled", "1 temperature", "at least two"]),
-        ({"survey": {"enabled": True, "stories_per_temperature": 11}},
-         ["survey.stories_per_temperature: 11", "10 stories (prompts x seeds)", "at most 10"]),
-        ({"survey": {"enabled": True, "stories_per_temperature": 6}, "sweep": {"min_p": [0.0, 0.1]}, "seeds": 5},
-         ["survey.stories_per_temperature: 6", "each temperature and sampler has 5 stories"]),
-        ({"survey": {"enabled": True, "stories_per_temperature": 2, "stories_per_participant": 5},
-          "temperatures": [0.5, 1.0]}, ["survey.stories_per_participant: 5", "4 stories", "at most 4"]),
-        ({"survey": {"enabled": True, "participants": 2}},
-         ["survey.participants x survey.stories_per_participant: 2 x 5 = 10 ratings", "35 stories", "at least 36"]),
+        (
+            {"survey": {"enabled": True, "stories_per_temperature": 11}},
+            ["survey.stories_per_temperature: 11", "10 stories (prompts x seeds)", "at most 10"],
+        ),
+        (
+            {"survey": {"enabled": True, "stories_per_temperature": 6}, "sweep": {"min_p": [0.0, 0.1]}, "seeds": 5},
+            ["survey.stories_per_temperature: 6", "each temperature and sampler has 5 stories"],
+        ),
+        (
+            {
+                "survey": {"enabled": True, "stories_per_temperature": 2, "stories_per_participant": 5},
+                "temperatures": [0.5, 1.0],
+            },
+            ["survey.stories_per_participant: 5", "4 stories", "at most 4"],
+        ),
+        (
+            {"survey": {"enabled": True, "participants": 2}},
+            ["survey.participants x survey.stories_per_participant: 2 x 5 = 10 ratings", "35 stories", "at least 36"],
+        ),
         ({"survey": {"power": {"participants": [1, 20]}}}, ["survey.power.participants[0]", "at least 2"]),
         ({"survey": {"components": "pilot"}}, ["survey.components", "'pilot'", "auto, study"]),
         ({"survey": {"power": {"target": 1.0}}}, ["survey.power.target", "0.01 to 0.999"]),
         ({"survey": {"size": 3}}, ["survey", "'size'", "allowed keys", "stories_per_participant"]),
     ],
-)  # fmt: skip
+)
 def test_bad_config_names_the_field_and_what_is_allowed(changes, expected):
     config = copy.deepcopy(MINIMAL)
     config.update(changes)
@@ -227,13 +277,19 @@ MODELS = [{"id": "a", "path": "embedded"}, {"id": "b", "path": "embedded"}]
         ([{"path": "embedded"}], {}, ["models[0]", "'id' is a required property"]),
         ([{"id": "a b", "path": "embedded"}], {}, ["models[0].id", "letters, digits"]),
         ([{"id": "a", "path": "embedded", "dtype": "int4"}], {}, ["models[0].dtype", "'int4'", "float32"]),
-        ([{"id": "a", "path": "embedded"}, {"id": "b", "path": "/no/such/folder"}], {},
-         ["models[1].path", "/no/such/folder", "does not exist"]),
+        (
+            [{"id": "a", "path": "embedded"}, {"id": "b", "path": "/no/such/folder"}],
+            {},
+            ["models[1].path", "/no/such/folder", "does not exist"],
+        ),
         (MODELS, {"scoring": {"embedders": ["minilm", "model"]}}, ["scoring.embedders", "'model'", "[minilm]"]),
-        ([{"id": "a", "path": "embedded", "max_model_len": 64}], {"decoding": {"max_tokens": 100}},
-         ["decoding.max_tokens", "models[0].max_model_len 64"]),
+        (
+            [{"id": "a", "path": "embedded", "max_model_len": 64}],
+            {"decoding": {"max_tokens": 100}},
+            ["decoding.max_tokens", "models[0].max_model_len 64"],
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_models_name_the_model_field(models, changes, expected):
     config = {"experiment": "x", "models": models, **changes}
     with pytest.raises(ConfigError) as raised:
@@ -253,14 +309,21 @@ def test_several_models_are_embedded_with_minilm_unless_told_otherwise():
 def test_one_model_is_validated_into_the_models_form_and_written_back_as_given():
     """Code after validation reads only models; the config as written (MLflow's key and params, the run's
     config.yaml) keeps the one model: where it stood."""
-    config = validate_config({"experiment": "x", "model": {"path": "embedded", "dtype": "bfloat16"}, "seeds": 3},
-                             SCHEMA)  # fmt: skip
+    config = validate_config(
+        {"experiment": "x", "model": {"path": "embedded", "dtype": "bfloat16"}, "seeds": 3}, SCHEMA
+    )
     assert "model" not in config and config["model_given"] is True
     assert [(model["id"], model["dtype"]) for model in config["models"]] == [("smollm2-135m-instruct", "bfloat16")]
     written = as_written(config)
     assert list(written)[:3] == ["experiment", "model", "seeds"] and "model_given" not in written
-    assert written["model"] == {"path": "embedded", "dtype": "bfloat16", "max_model_len": 2048,
-                                "tensor_parallel_size": 1, "device": "auto", "engine_args": {}}  # fmt: skip
+    assert written["model"] == {
+        "path": "embedded",
+        "dtype": "bfloat16",
+        "max_model_len": 2048,
+        "tensor_parallel_size": 1,
+        "device": "auto",
+        "engine_args": {},
+    }
     assert validate_config(copy.deepcopy(config), SCHEMA) == config  # a validated config validates again unchanged
     listed = validate_config({"experiment": "x", "models": copy.deepcopy(MODELS)}, SCHEMA)
     assert listed["model_given"] is False and as_written(listed)["models"] == listed["models"]
@@ -271,8 +334,9 @@ def test_a_command_line_file_replaces_the_default_files_model_and_fixed_settings
     """Snakemake merges --configfile files into config/config.yaml: a file's models: replaces the default's
     model:, and a setting it sweeps replaces the default's fixed value; in one file both are an error."""
     override = tmp_path / "sweep.yaml"
-    override.write_text("experiment: s\nmodels: [{id: a, path: embedded}, {id: b, path: embedded}]\n"
-                        "sweep: {min_p: [0.0, 0.1]}\n")  # fmt: skip
+    override.write_text(
+        "experiment: s\nmodels: [{id: a, path: embedded}, {id: b, path: embedded}]\nsweep: {min_p: [0.0, 0.1]}\n"
+    )
     config = load_config(REPO / "config" / "config.yaml", SCHEMA, override)
     assert "model" not in config and [model["id"] for model in config["models"]] == ["a", "b"]
     assert "min_p" not in config["decoding"] and config["decoding"]["top_p"] == 1.0  # top_p stays from the default
@@ -347,8 +411,9 @@ def test_a_number_yaml_reads_as_text_is_named_with_how_to_write_it(tmp_path, set
         for fragment in (field, f"{as_text!r} was read as text, not as a number", "YAML 1.1", f"written as {written}"):
             assert fragment in message, message
     assert yaml.safe_load(f"v: {written}")["v"] == float(written)  # the advice is right: YAML reads it as that number
-    assert load_config(config_file(tmp_path, f"experiment: x\nmodel: {{path: embedded}}\n{setting.format(written)}\n"),
-                       SCHEMA)  # fmt: skip
+    assert load_config(
+        config_file(tmp_path, f"experiment: x\nmodel: {{path: embedded}}\n{setting.format(written)}\n"), SCHEMA
+    )
 
 
 def test_a_key_given_twice_is_refused_with_its_lines(tmp_path, capsys):
@@ -360,8 +425,9 @@ def test_a_key_given_twice_is_refused_with_its_lines(tmp_path, capsys):
     assert cli(["check-config", str(path), "--schema", str(SCHEMA)]) == 2
     assert "key 'top_k' is given twice" in capsys.readouterr().err
     merged = "base: &b {top_k: 3, top_p: 1.0}\n"  # a YAML merge may override what it brings in
-    assert yaml.load(merged + "d:\n  <<: *b\n  top_k: 5\n", Loader=__import__("tempcreativity.config").config
-                     .UniqueKeyLoader)["d"] == {"top_k": 5, "top_p": 1.0}  # fmt: skip
+    assert yaml.load(
+        merged + "d:\n  <<: *b\n  top_k: 5\n", Loader=__import__("tempcreativity.config").config.UniqueKeyLoader
+    )["d"] == {"top_k": 5, "top_p": 1.0}
 
 
 def test_snakemakes_code_running_yaml_templating_is_refused(tmp_path):
@@ -408,11 +474,14 @@ def test_a_model_path_that_is_a_file_or_an_empty_folder_is_refused_before_any_jo
     ("files", "config", "named"),
     [
         ({}, {"model_type": "llama", "auto_map": {"AutoModel": "modeling_x.X"}}, "config.json has an auto_map"),
-        ({"tokenizer_config.json": '{"auto_map": {"AutoTokenizer": ["t.T", null]}}'}, None,
-         "tokenizer_config.json has an auto_map"),
+        (
+            {"tokenizer_config.json": '{"auto_map": {"AutoTokenizer": ["t.T", null]}}'},
+            None,
+            "tokenizer_config.json has an auto_map",
+        ),
         ({"modeling_x.py": "import os"}, None, "holds Python code (modeling_x.py)"),
     ],
-)  # fmt: skip
+)
 def test_a_model_folder_that_would_run_its_own_code_is_refused_unless_trusted(tmp_path, files, config, named):
     folder = str(model_folder(tmp_path / "m", config, **files))
     with pytest.raises(ConfigError) as raised:
@@ -421,8 +490,9 @@ def test_a_model_folder_that_would_run_its_own_code_is_refused_unless_trusted(tm
     assert "model.trust_remote_code: true" in str(raised.value)
     assert validated(model={"path": folder, "trust_remote_code": True})["models"][0]["trust_remote_code"] is True
     with pytest.raises(ConfigError, match=r"models\[1\].path: .*models\[1\].trust_remote_code: true"):
-        validate_config({"experiment": "x", "models": [{"id": "a", "path": "embedded"}, {"id": "b", "path": folder}]},
-                        SCHEMA)  # fmt: skip
+        validate_config(
+            {"experiment": "x", "models": [{"id": "a", "path": "embedded"}, {"id": "b", "path": folder}]}, SCHEMA
+        )
     with pytest.raises(ConfigError, match=r"judge.model: .*judge.trust_remote_code: true"):
         validated(judge={"enabled": True, "model": folder})
     assert validated(judge={"enabled": True, "model": folder, "trust_remote_code": True})
@@ -490,6 +560,12 @@ def test_a_malformed_tracking_uri_is_refused_before_any_job(tmp_path, monkeypatc
     (tmp_path / "a-file").write_text("x")
     with pytest.raises(ConfigError, match="a-file is a file"):
         validated(mlflow={"tracking_uri": f"sqlite:///{tmp_path}/a-file/mlflow.db"})
-    for good in ("http://127.0.0.1:5000", "https://mlflow.example.org/x", f"sqlite:///{tmp_path}/new/mlflow.db",
-                 "databricks", "postgresql://user@db/mlflow", None):  # fmt: skip
+    for good in (
+        "http://127.0.0.1:5000",
+        "https://mlflow.example.org/x",
+        f"sqlite:///{tmp_path}/new/mlflow.db",
+        "databricks",
+        "postgresql://user@db/mlflow",
+        None,
+    ):
         assert validated(mlflow={"tracking_uri": good})

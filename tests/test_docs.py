@@ -48,8 +48,17 @@ def table_rows(text: str) -> list[list[str]]:
 def test_schema_keys_are_found_by_the_walk():
     """The walk reaches nested objects, array items and oneOf forms (so the next test checks what it should)."""
     keys = schema_keys()
-    for key in ("experiment", "model.dtype", "models[].id", "prompts[].format", "temperatures.decimals",
-                "scoring.model_embedder.pooling", "ratings.random_effects", "judge.method", "mlflow.tracking_uri"):  # fmt: skip
+    for key in (
+        "experiment",
+        "model.dtype",
+        "models[].id",
+        "prompts[].format",
+        "temperatures.decimals",
+        "scoring.model_embedder.pooling",
+        "ratings.random_effects",
+        "judge.method",
+        "mlflow.tracking_uri",
+    ):
         assert key in keys
 
 

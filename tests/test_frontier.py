@@ -21,8 +21,15 @@ def cell_scores() -> tuple[pl.DataFrame, np.ndarray]:
     vectors.append([1.0, 0.0])
     for (min_p, temperature), spread in angles.items():
         for k, angle in enumerate((-spread, 0.0, spread)):
-            rows.append({"story_id": f"{min_p}-{temperature}-{k}", "min_p": min_p, "temperature": temperature,
-                         "is_exemplar": False, "perplexity": perplexity[(min_p, temperature)]})  # fmt: skip
+            rows.append(
+                {
+                    "story_id": f"{min_p}-{temperature}-{k}",
+                    "min_p": min_p,
+                    "temperature": temperature,
+                    "is_exemplar": False,
+                    "perplexity": perplexity[(min_p, temperature)],
+                }
+            )
             vectors.append([math.cos(angle), math.sin(angle)])
     frame = pl.DataFrame(rows).with_columns(model_id=pl.lit("m"), prompt_id=pl.lit("p"), top_p=pl.lit(1.0))
     other = {score: pl.lit(1.0) for score in SCORE_LABELS if score not in frame.columns}
@@ -33,8 +40,11 @@ def test_frontier_has_a_point_per_sampler_and_temperature_with_diversity_and_per
     scores, vectors = cell_scores()
     table = frontier_table(scores, vectors, 200)
     assert table.select("min_p", "temperature", "sampler").rows() == [
-        (0.0, 0.5, "min-p 0"), (0.0, 1.5, "min-p 0"), (0.1, 0.5, "min-p 0.1"), (0.1, 1.5, "min-p 0.1"),
-    ]  # fmt: skip
+        (0.0, 0.5, "min-p 0"),
+        (0.0, 1.5, "min-p 0"),
+        (0.1, 0.5, "min-p 0.1"),
+        (0.1, 1.5, "min-p 0.1"),
+    ]
     # three unit vectors at -a, 0, a: pairwise distances 1-cos(a), 1-cos(a), 1-cos(2a)
     expected = [(2 * (1 - math.cos(a)) + 1 - math.cos(2 * a)) / 3 for a in (0.2, 0.8, 0.1, 0.6)]
     assert table["diversity"].to_list() == pytest.approx(expected)
@@ -66,8 +76,12 @@ def test_with_the_judge_the_best_sampler_has_the_lowest_coherence_rating():
     """The study's coherence scale runs the other way (1 = very easy to follow, 5 = very hard): lower is better."""
     scores, vectors = cell_scores()
     ratings = {"0.0": 3.5, "0.1": 1.5}  # min-p 0.1 is the easier to follow
-    judge = pl.DataFrame({"story_id": scores["story_id"],
-                          "coherence": [ratings.get(story_id.split("-")[0], 3.0) for story_id in scores["story_id"]]})  # fmt: skip
+    judge = pl.DataFrame(
+        {
+            "story_id": scores["story_id"],
+            "coherence": [ratings.get(story_id.split("-")[0], 3.0) for story_id in scores["story_id"]],
+        }
+    )
     sentence = frontier_sentences(frontier_table(scores, vectors, 200, judge))[0]
     assert "min-p 0.1 reaches the lowest coherence rating" in sentence and "(others: min-p 0 3.5)" in sentence
 

@@ -28,8 +28,10 @@ def test_linspace_spec_is_rounded_like_the_study():
 
 def test_log_spec_and_list_are_sorted_and_unique():
     assert temperatures(config_with(temperatures={"start": 0.1, "stop": 1.0, "num": 3, "scale": "log"})) == [
-        0.1, 0.316, 1.0,
-    ]  # fmt: skip
+        0.1,
+        0.316,
+        1.0,
+    ]
     assert temperatures(config_with(temperatures=[1.5, 0.5, 1.0])) == [0.5, 1.0, 1.5]
 
 
@@ -49,8 +51,13 @@ def test_grid_has_one_greedy_exemplar_per_prompt_then_temperature_then_seed():
     ids = [story.story_id for story in grid]
     assert ids[:7] == [
         "story:exemplar",
-        "story:T0.5:s0", "story:T0.5:s1", "story:T1:s0", "story:T1:s1", "story:T1.5:s0", "story:T1.5:s1",
-    ]  # fmt: skip
+        "story:T0.5:s0",
+        "story:T0.5:s1",
+        "story:T1:s0",
+        "story:T1:s1",
+        "story:T1.5:s0",
+        "story:T1.5:s1",
+    ]
     assert ids[7] == "poem:exemplar"
     exemplars = [story for story in grid if story.is_exemplar]
     assert [(story.temperature, story.seed) for story in exemplars] == [(0.0, None), (0.0, None)]
@@ -136,8 +143,15 @@ def test_without_sweep_or_models_the_grid_is_todays():
     assert story.story_id == "story:T0.5:s0" and story.model_id == "smollm2-135m-instruct"
     decoding = config_with()["decoding"]
     assert story.sampling_seed == independent_seed("story", 0.5, decoding, 0)
-    assert story.sampler == {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0, "truncation": "scaled",
-                             "presence_penalty": 0.0, "frequency_penalty": 0.0}  # fmt: skip
+    assert story.sampler == {
+        "top_k": 50,
+        "top_p": 1.0,
+        "min_p": 0.0,
+        "repetition_penalty": 1.0,
+        "truncation": "scaled",
+        "presence_penalty": 0.0,
+        "frequency_penalty": 0.0,
+    }
 
 
 def test_the_model_id_names_stories_and_seeds_only_where_the_config_listed_models():
@@ -157,10 +171,15 @@ def test_several_models_each_get_every_cell_and_their_own_exemplar():
     grid = expand_grid(two_model_config(temperatures=[1.0], seeds=2))
     assert [story.story_id for story in grid[:3]] == ["small:story:exemplar", "small:story:T1:s0", "small:story:T1:s1"]
     assert [story.story_id for story in grid if story.is_exemplar] == [
-        "small:story:exemplar", "small:poem:exemplar", "other:story:exemplar", "other:poem:exemplar",
-    ]  # fmt: skip
-    seeds_of = {model: {s.sampling_seed for s in grid if s.model_id == model and not s.is_exemplar}
-                for model in ("small", "other")}  # fmt: skip
+        "small:story:exemplar",
+        "small:poem:exemplar",
+        "other:story:exemplar",
+        "other:poem:exemplar",
+    ]
+    seeds_of = {
+        model: {s.sampling_seed for s in grid if s.model_id == model and not s.is_exemplar}
+        for model in ("small", "other")
+    }
     assert not seeds_of["small"] & seeds_of["other"]  # the model id is part of an independent story's seed
     shared = expand_grid(two_model_config(temperatures=[1.0], seeds=2, seeding="shared"))
     assert {s.sampling_seed for s in shared if not s.is_exemplar} == {0, 1}

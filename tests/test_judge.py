@@ -76,10 +76,13 @@ def test_judge_against_people_agrees_with_itself_and_names_disagreement():
 
     from tempcreativity.judge_validation import judge_vs_people, people_means, verdict
 
-    people = pl.DataFrame({
-        "story_id": ["a", "a", "b", "b", "c", "c", "d", "d"], "participant_id": ["p", "q"] * 4,
-        **{item: [1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 5.0] for item in RATING_ITEMS},
-    })  # fmt: skip
+    people = pl.DataFrame(
+        {
+            "story_id": ["a", "a", "b", "b", "c", "c", "d", "d"],
+            "participant_id": ["p", "q"] * 4,
+            **{item: [1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0, 5.0] for item in RATING_ITEMS},
+        }
+    )
     means = people_means(people)
     assert means["novelty"].to_list() == [1.5, 2.5, 3.5, 4.5] and set(means["raters"]) == {2}
     judge = means.select("story_id", *RATING_ITEMS).with_columns(novelty=6 - pl.col("novelty"))  # novelty reversed

@@ -33,13 +33,27 @@ def test_embedded_gguf_ships_in_its_package():
 
 
 def test_gguf_config_renames_the_llama_keys_as_transformers_does():
-    metadata = {"general.architecture": "llama", "general.name": "Tiny", "llama.block_count": 2,
-                "llama.attention.head_count_kv": 1, "llama.rope.freq_base": 10000.0, "general.file_type": 3,
-                "tokenizer.ggml.tokens": 320, "tokenizer.ggml.bos_token_id": 1}  # fmt: skip
+    metadata = {
+        "general.architecture": "llama",
+        "general.name": "Tiny",
+        "llama.block_count": 2,
+        "llama.attention.head_count_kv": 1,
+        "llama.rope.freq_base": 10000.0,
+        "general.file_type": 3,
+        "tokenizer.ggml.tokens": 320,
+        "tokenizer.ggml.bos_token_id": 1,
+    }
     config = gguf_config(metadata, ("token_embd.weight", "blk.0.attn_q.weight"))
-    assert config == {"tie_word_embeddings": True, "model_type": "llama", "_model_name_or_path": "Tiny",
-                      "num_hidden_layers": 2, "num_key_value_heads": 1, "rope_theta": 10000.0, "bos_token_id": 1,
-                      "vocab_size": 320}  # fmt: skip
+    assert config == {
+        "tie_word_embeddings": True,
+        "model_type": "llama",
+        "_model_name_or_path": "Tiny",
+        "num_hidden_layers": 2,
+        "num_key_value_heads": 1,
+        "rope_theta": 10000.0,
+        "bos_token_id": 1,
+        "vocab_size": 320,
+    }
     untied = gguf_config({**metadata, "llama.vocab_size": 300}, ("token_embd.weight", "output.weight"))
     assert not untied["tie_word_embeddings"] and untied["vocab_size"] == 300
     with pytest.raises(ValueError, match="only llama-architecture"):

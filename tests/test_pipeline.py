@@ -145,8 +145,11 @@ def kill_generation_job_once_stories_are_cached(snakemake: subprocess.Popen, cac
         assert snakemake.poll() is None, "snakemake ended before the job could be killed"
         assert time.monotonic() < deadline, "no story was cached within 10 minutes"
         time.sleep(0.05)
-    jobs = [child for child in psutil.Process(snakemake.pid).children(recursive=True)
-            if any(part.endswith("generate.py") for part in child.cmdline())]  # fmt: skip
+    jobs = [
+        child
+        for child in psutil.Process(snakemake.pid).children(recursive=True)
+        if any(part.endswith("generate.py") for part in child.cmdline())
+    ]
     assert len(jobs) == 1, f"expected one generation job, found {[job.cmdline() for job in jobs]}"
     jobs[0].send_signal(signal.SIGKILL)
 
@@ -193,8 +196,11 @@ def test_a_prompt_longer_than_the_context_is_refused_before_the_engine_starts(ti
     completed = run_snakemake(tmp_path, config, str(GENERATIONS), check=False)
     assert completed.returncode != 0
     log = (tmp_path / "results/tiny/logs/generate_shard-0.log").read_text()
-    assert re.search(r"prompts: prompt 'long' is \d+ tokens .* model.max_model_len 2048 - decoding.max_tokens 32 "
-                     r"leaves room for 2016", log), log[-2000:]  # fmt: skip
+    assert re.search(
+        r"prompts: prompt 'long' is \d+ tokens .* model.max_model_len 2048 - decoding.max_tokens 32 "
+        r"leaves room for 2016",
+        log,
+    ), log[-2000:]
     assert "Generated stories" not in log and "Initializing" not in log, "no engine was started"
     assert not (tmp_path / "results/tiny/shards/shard-0.parquet").exists()
 
@@ -293,8 +299,10 @@ def test_report_escapes_prompts_and_stories(tiny_run, tmp_path, chromium):
     """Model output and prompts are untrusted: they must reach the report as text, never as live markup."""
     from tempcreativity.report import render_report
 
-    attack = ("Hi <script>document.body.setAttribute('data-pwned', 'script')</script> "
-              "<img src=x onerror=\"document.body.setAttribute('data-pwned', 'img')\">")  # fmt: skip
+    attack = (
+        "Hi <script>document.body.setAttribute('data-pwned', 'script')</script> "
+        "<img src=x onerror=\"document.body.setAttribute('data-pwned', 'img')\">"
+    )
     config = validate_config(copy.deepcopy(TINY_CONFIG), SCHEMA)
     config["prompts"][0]["text"] = attack
     results = tiny_run / "results/tiny"
@@ -394,8 +402,10 @@ def test_judge_expected_scores_match_transformers(tiny_run):
     tokenizer = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, torch_dtype=torch.float32).eval()
     generations = stories(tiny_run)
-    exemplars = {(row["model_id"], row["prompt_id"]): truncate_tokens(tokenizer, row["text"], 96)
-                 for row in generations.filter(pl.col("is_exemplar")).iter_rows(named=True)}  # fmt: skip
+    exemplars = {
+        (row["model_id"], row["prompt_id"]): truncate_tokens(tokenizer, row["text"], 96)
+        for row in generations.filter(pl.col("is_exemplar")).iter_rows(named=True)
+    }
     story = generations.filter(~pl.col("is_exemplar")).head(1)
     prompts, keys = _judge_prompts(story, exemplars, tokenizer, 96)
     judged = pl.read_csv(tiny_run / "results/tiny/ratings/judge_ratings.csv").filter(pl.col("story_id") == keys[0][0])
@@ -440,8 +450,13 @@ def test_report_says_which_ratings_came_from_people_and_which_from_a_model(tiny_
 
 # The survey of the tiny grid (3 temperatures x 4 stories): 6 people x 3 of 6 stories, and a 2 x 2 power grid with
 # few replicates, so that the simulation takes seconds.
-SURVEY = {"enabled": True, "participants": 6, "stories_per_participant": 3, "stories_per_temperature": 2,
-          "power": {"participants": [4, 8], "stories_per_participant": [3, 6], "replicates": 20}}  # fmt: skip
+SURVEY = {
+    "enabled": True,
+    "participants": 6,
+    "stories_per_participant": 3,
+    "stories_per_temperature": 2,
+    "power": {"participants": [4, 8], "stories_per_participant": [3, 6], "replicates": 20},
+}
 
 
 def test_the_report_plans_a_human_evaluation(tiny_run, tmp_path, capsys):
@@ -473,8 +488,9 @@ def test_the_report_plans_a_human_evaluation(tiny_run, tmp_path, capsys):
     assert set(power.filter(pl.col("design") == "observed")["participants"]) == {3}, "people.csv: 3 raters"
     sentences = (survey / "power.txt").read_text().splitlines()
     assert len(sentences) == 4 and all(line.startswith("With people.csv's variance components") for line in sentences)
-    assert all("on the planned survey (6 raters rating 3 stories each, 18 ratings of 6 stories)" in line
-               for line in sentences)  # fmt: skip
+    assert all(
+        "on the planned survey (6 raters rating 3 stories each, 18 ratings of 6 stories)" in line for line in sentences
+    )
     assert (survey / "power.png").stat().st_size > 10_000 and (survey / "power.svg").read_text().count("<svg") == 1
     forms = sorted(path.name for path in (survey / "forms").glob("P*.html"))  # (Snakemake adds .snakemake_timestamp)
     assert forms == [f"P{index}.html" for index in range(1, 7)]
@@ -484,8 +500,25 @@ def test_the_report_plans_a_human_evaluation(tiny_run, tmp_path, capsys):
     assert pl.read_csv(survey / "assignments.csv").height == 18
     assert "6 participants x 3 stories = 18 ratings of 6 stories" in (survey / "design.txt").read_text()
     out = tmp_path / "by-hand"
-    assert cli.main(["survey", str(workdir / GENERATIONS), "--participants", "6", "--stories-per-participant", "3",
-                     "--stories-per-temperature", "2", "--seed", "0", "--out", str(out)]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "survey",
+                str(workdir / GENERATIONS),
+                "--participants",
+                "6",
+                "--stories-per-participant",
+                "3",
+                "--stories-per-temperature",
+                "2",
+                "--seed",
+                "0",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     for name in ("key.csv", "assignments.csv", "design.txt", "forms/P1.html"):
         assert (out / name).read_bytes() == (survey / name).read_bytes(), f"the command's survey: {name}"

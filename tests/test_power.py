@@ -132,12 +132,25 @@ def test_power_grid_is_seeded_per_cell_and_describes_its_designs(study):
 
 
 def test_sentences_name_the_smallest_design_reaching_the_target():
-    rows = [{"criterion": c, "design": "balanced", "participants": p, "stories_per_participant": k,
-             "stories_per_temperature": 5, "ratings": p * k, "power": pw, "power_low": pw - 0.05,
-             "power_high": pw + 0.05, "true_beta": 0.3}
-            for c, grid in (("novelty", {(20, 5): 0.5, (40, 5): 0.82, (20, 10): 0.81, (40, 10): 0.95}),
-                            ("coherence", {(20, 5): 0.2, (40, 5): 0.4, (20, 10): 0.3, (40, 10): 0.6}))
-            for (p, k), pw in grid.items()]  # fmt: skip
+    rows = [
+        {
+            "criterion": c,
+            "design": "balanced",
+            "participants": p,
+            "stories_per_participant": k,
+            "stories_per_temperature": 5,
+            "ratings": p * k,
+            "power": pw,
+            "power_low": pw - 0.05,
+            "power_high": pw + 0.05,
+            "true_beta": 0.3,
+        }
+        for c, grid in (
+            ("novelty", {(20, 5): 0.5, (40, 5): 0.82, (20, 10): 0.81, (40, 10): 0.95}),
+            ("coherence", {(20, 5): 0.2, (40, 5): 0.4, (20, 10): 0.3, (40, 10): 0.6}),
+        )
+        for (p, k), pw in grid.items()
+    ]
     table = pl.DataFrame(rows)
     novelty, coherence = power_sentences(table, 0.8)
     assert novelty.startswith("With the study's variance components, detecting novelty's temperature effect")
@@ -149,8 +162,18 @@ def test_sentences_name_the_smallest_design_reaching_the_target():
 
 
 def test_power_command_writes_a_seeded_table_figure_and_sentences(tmp_path, capsys):
-    arguments = ["power", "--participants", "20", "--stories-per-participant", "7", "--replicates", "10",
-                 "--seed", "3", "--no-progress"]  # fmt: skip
+    arguments = [
+        "power",
+        "--participants",
+        "20",
+        "--stories-per-participant",
+        "7",
+        "--replicates",
+        "10",
+        "--seed",
+        "3",
+        "--no-progress",
+    ]
     assert cli.main([*arguments, "--out", str(tmp_path / "a")]) == 0
     printed = capsys.readouterr().out
     assert printed.count("With the study's variance components") == 4
@@ -171,14 +194,16 @@ def test_power_command_writes_a_seeded_table_figure_and_sentences(tmp_path, caps
 @pytest.mark.parametrize(
     "extra, message",
     [
-        (["--participants", "20,x"], "--participants: '20,x' is not a list of whole numbers; allowed: comma-separated "
-                                     "whole numbers >= 2"),
+        (
+            ["--participants", "20,x"],
+            "--participants: '20,x' is not a list of whole numbers; allowed: comma-separated whole numbers >= 2",
+        ),
         (["--participants", "1,20"], "--participants: '1,20' has 1; allowed: comma-separated whole numbers >= 2"),
         (["--replicates", "0"], "--replicates: '0' has 0; allowed: whole number >= 1"),
         (["--fit", "lme4"], "--fit: 'lme4'; allowed: fast, statsmodels"),
         (["--ratings", "missing.csv"], "--ratings: missing.csv does not exist"),
     ],
-)  # fmt: skip
+)
 def test_power_command_errors_name_the_argument(tmp_path, capsys, extra, message):
     assert cli.main(["power", "--out", str(tmp_path / "out"), *extra]) == 2
     error = capsys.readouterr().err

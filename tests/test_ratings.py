@@ -29,9 +29,16 @@ STUDY_RATINGS = REPO / "resources" / "peeperkorn2024" / "survey_ratings.csv"  # 
 def long_ratings(matrix: np.ndarray, item: str = "novelty") -> pl.DataFrame:
     """Participants (rows) x stories (columns) as one row per rating; other items copy the same values."""
     rows = [
-        {"story_id": f"s{j}", "temperature": 1.0, "participant_id": f"p{i}", **dict.fromkeys(RATING_ITEMS, float(value))}
-        for i, row in enumerate(matrix) for j, value in enumerate(row) if not np.isnan(value)
-    ]  # fmt: skip
+        {
+            "story_id": f"s{j}",
+            "temperature": 1.0,
+            "participant_id": f"p{i}",
+            **dict.fromkeys(RATING_ITEMS, float(value)),
+        }
+        for i, row in enumerate(matrix)
+        for j, value in enumerate(row)
+        if not np.isnan(value)
+    ]
     return pl.DataFrame(rows)
 
 
@@ -54,8 +61,14 @@ def planted(beta: float, participants: int = 40, per_participant: int = 6, seed:
         for index in range(per_participant):
             temperature = float(rng.choice([0.01, 0.5, 1.0, 1.5, 2.0]))
             value = 3.0 + intercept + beta * temperature + rng.normal(0, 0.4)
-            rows.append({"story_id": f"s{participant}-{index}", "temperature": temperature,
-                         "participant_id": str(participant), **dict.fromkeys(RATING_ITEMS, value)})  # fmt: skip
+            rows.append(
+                {
+                    "story_id": f"s{participant}-{index}",
+                    "temperature": temperature,
+                    "participant_id": str(participant),
+                    **dict.fromkeys(RATING_ITEMS, value),
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -92,8 +105,9 @@ def test_no_participant_variance_fits_at_the_boundary():
 
 def test_score_predictors_are_joined_on_story_id():
     ratings = planted(beta=0.5)
-    scores = ratings.select("story_id", (pl.col("temperature") * 10).alias("perplexity"),
-                            pl.lit(0.5).alias("cosine_similarity"))  # fmt: skip
+    scores = ratings.select(
+        "story_id", (pl.col("temperature") * 10).alias("perplexity"), pl.lit(0.5).alias("cosine_similarity")
+    )
     table = mixed_models(ratings, scores)
     assert sorted(set(table["predictor"])) == ["cosine_similarity", "perplexity", "temperature"]
     assert table.filter(pl.col("predictor") == "cosine_similarity")["beta"].is_nan().all(), "constant: not estimable"
@@ -109,26 +123,39 @@ HEADER = "story_id,temperature,participant_id,novelty,typicality,cohesion,cohere
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
-        ("story_id,temperature,participant_id,novelty,typicality,cohesion\na,1,p,1,2,3\n", ["missing column", "coherence"]),
-        ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,1,2,3,6\n",
-         ["coherence", "outside [1, 5]", "6", "row(s) 1", "numbers from 1 to 5"]),
-        ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,1,2,3,4\nb,1,p,0.5,2,3,4\n",
-         ["novelty", "0.5", "row(s) 2"]),
-        ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,high,2,3,4\n",
-         ["novelty", "numbers"]),
-        ("story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,,2,3,4\n",
-         ["novelty", "missing values", "row(s) 1"]),
+        (
+            "story_id,temperature,participant_id,novelty,typicality,cohesion\na,1,p,1,2,3\n",
+            ["missing column", "coherence"],
+        ),
+        (
+            "story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,1,2,3,6\n",
+            ["coherence", "outside [1, 5]", "6", "row(s) 1", "numbers from 1 to 5"],
+        ),
+        (
+            "story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,1,2,3,4\nb,1,p,0.5,2,3,4\n",
+            ["novelty", "0.5", "row(s) 2"],
+        ),
+        (
+            "story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,high,2,3,4\n",
+            ["novelty", "numbers"],
+        ),
+        (
+            "story_id,temperature,participant_id,novelty,typicality,cohesion,coherence\na,1,p,,2,3,4\n",
+            ["novelty", "missing values", "row(s) 1"],
+        ),
         (HEADER + "a,-50,p,1,2,3,4\na,1,q,1,2,3,4\n", ["temperature", "-50", "row(s) 1", "from 0 to 2"]),
         (HEADER + "a,nan,p,1,2,3,4\na,1,q,1,2,3,4\n", ["temperature", "nan", "row(s) 1", "finite"]),
         (HEADER + "a,inf,p,1,2,3,4\na,1,q,1,2,3,4\n", ["temperature", "inf", "row(s) 1"]),
         (HEADER + "a,1,p,1,2,3,4\nb,1,p,1,2,3,4\n", ["at least 2 participants", "found 1"]),
-        (HEADER + "a,1,p,1,2,3,4\nb,1,q,1,2,3,4\na,1,p,2,2,3,4\n",
-         ["1 (story, participant) pair(s) rated more than once", "story a by participant p in data rows 1, 3"]),
+        (
+            HEADER + "a,1,p,1,2,3,4\nb,1,q,1,2,3,4\na,1,p,2,2,3,4\n",
+            ["1 (story, participant) pair(s) rated more than once", "story a by participant p in data rows 1, 3"],
+        ),
         (HEADER, ["header but no rating rows"]),
         ("", ["is empty", "a header and one row per rating"]),
         (HEADER.replace(",", ";") + "a;1;p;1;2;3;4\n", ["separated by ';'", "comma-separated"]),
     ],
-)  # fmt: skip
+)
 def test_bad_ratings_files_name_the_problem(tmp_path, content, expected):
     """Every problem is a RatingsError naming what is wrong (the command line prints it), never a traceback."""
     path = tmp_path / "ratings.csv"
@@ -208,8 +235,21 @@ def test_study_ratings_end_to_end_through_the_command_line(tmp_path):
         == 0
     )
     lme = pl.read_csv(tmp_path / "out" / "ratings_lme.csv")
-    assert lme.columns == ["random_effects", "rating", "predictor", "beta", "se", "p", "r2c", "r2m", "r2c_nakagawa",
-                           "r2m_nakagawa", "n_obs", "n_groups", "n_stories"]  # fmt: skip
+    assert lme.columns == [
+        "random_effects",
+        "rating",
+        "predictor",
+        "beta",
+        "se",
+        "p",
+        "r2c",
+        "r2m",
+        "r2c_nakagawa",
+        "r2m_nakagawa",
+        "n_obs",
+        "n_groups",
+        "n_stories",
+    ]
     assert lme["random_effects"].unique(maintain_order=True).to_list() == ["participant", "crossed"]  # default: both
     lme = lme.filter(pl.col("random_effects") == "participant")
     # temperature, cosine similarity and edit distance (the study released no log-probabilities: no perplexity)
@@ -223,8 +263,12 @@ def test_study_ratings_end_to_end_through_the_command_line(tmp_path):
 
 # The acceptance values on the study's ratings: temperature's beta, SE and p with crossed random intercepts for
 # participant and story (statsmodels variance components, REML), to 3 decimals.
-CROSSED = {"novelty": (0.308, 0.138, 0.025), "typicality": (-0.092, 0.133, 0.491), "cohesion": (-0.156, 0.143, 0.275),
-           "coherence": (0.230, 0.134, 0.086)}  # fmt: skip
+CROSSED = {
+    "novelty": (0.308, 0.138, 0.025),
+    "typicality": (-0.092, 0.133, 0.491),
+    "cohesion": (-0.156, 0.143, 0.275),
+    "coherence": (0.230, 0.134, 0.086),
+}
 
 
 def test_crossed_model_on_the_study_ratings_from_the_command_line(tmp_path):
@@ -301,11 +345,15 @@ def test_ratings_command_refuses_a_bad_out_or_input_path_before_computing(tmp_pa
         ([str(STUDY_RATINGS), "--out", "/proc/self/tables"], ["--out: /proc/self/tables cannot be written"]),
         ([str(tmp_path), "--out", str(tmp_path / "out")], [f"ratings: {tmp_path} is a folder, not a ratings file"]),
         ([str(tmp_path / "none.csv"), "--out", str(tmp_path / "out")], ["none.csv does not exist"]),
-        ([str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(tmp_path)],
-         [f"--scores: {tmp_path} is a folder, not a scores file"]),
-        ([str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(a_file)],
-         [f"--scores: {a_file} is not a readable Parquet file"]),
-    ]  # fmt: skip
+        (
+            [str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(tmp_path)],
+            [f"--scores: {tmp_path} is a folder, not a scores file"],
+        ),
+        (
+            [str(STUDY_RATINGS), "--out", str(tmp_path / "out"), "--scores", str(a_file)],
+            [f"--scores: {a_file} is not a readable Parquet file"],
+        ),
+    ]
     for arguments, fragments in cases:
         assert cli(["ratings", *arguments]) == 2, arguments
         one_line_refusal(capsys, "tempcreativity ratings: ", *fragments)
@@ -316,8 +364,9 @@ def test_a_semicolon_file_with_decimal_commas_and_near_miss_headers_are_named(tm
     """A ';'-separated file with decimal commas (a European spreadsheet's CSV) used to get polars' parser message;
     headers with trailing spaces or capitals were reported missing without showing what the file had."""
     european = tmp_path / "european.csv"
-    european.write_text("story_id;temperature;participant_id;novelty;typicality;cohesion;coherence\n"
-                        "a;1,5;p;1;2;3;4\nb;0,5;q;2;2;3;4\n")  # fmt: skip
+    european.write_text(
+        "story_id;temperature;participant_id;novelty;typicality;cohesion;coherence\na;1,5;p;1;2;3;4\nb;0,5;q;2;2;3;4\n"
+    )
     with pytest.raises(RatingsError) as raised:
         load_ratings(european)
     for fragment in ("separated by ';'", "with decimal commas", "comma-separated", "decimal points (1.5, not 1,5)"):
@@ -346,8 +395,14 @@ def incomplete_ratings(participants: int, stories: int, per_participant: int, se
         for story in rng.choice(stories, per_participant, replace=False):
             value = 3 + 0.3 * temperature[story] + story_effect[story] + person_effect[person] + rng.normal(0, 0.8)
             rating = float(np.clip(np.round(value), 1, 5))
-            rows.append({"story_id": f"s{story}", "temperature": float(temperature[story]),
-                         "participant_id": f"p{person}", **dict.fromkeys(RATING_ITEMS, rating)})  # fmt: skip
+            rows.append(
+                {
+                    "story_id": f"s{story}",
+                    "temperature": float(temperature[story]),
+                    "participant_id": f"p{person}",
+                    **dict.fromkeys(RATING_ITEMS, rating),
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -378,8 +433,9 @@ def test_the_sparse_reml_fit_is_statsmodels_mixedlm(seed, random_effects):
         variances = {"participant": float(np.asarray(reference.cov_re)[0, 0])}
     else:
         components = {"participant": "0 + C(participant_id)", "story": "0 + C(story_id)"}
-        reference = smf.mixedlm("novelty ~ temperature", data.assign(one=1), groups="one", re_formula="0",
-                                vc_formula=components).fit(reml=True)  # fmt: skip
+        reference = smf.mixedlm(
+            "novelty ~ temperature", data.assign(one=1), groups="one", re_formula="0", vc_formula=components
+        ).fit(reml=True)
         variances = dict(zip(reference.model.exog_vc.names, reference.vcomp))
     assert mine.fe_params["temperature"] == pytest.approx(reference.fe_params["temperature"], abs=2e-5)
     assert mine.bse_fe["temperature"] == pytest.approx(reference.bse_fe["temperature"], rel=2e-4)
@@ -395,11 +451,19 @@ def test_a_crossed_design_past_the_bound_is_refused_before_computing():
 
     stories, people = MAX_CROSSED_LEVELS + 1, MAX_CROSSED_LEVELS + 2
     index = np.arange(2 * people)
-    ratings = pl.DataFrame({"story_id": (index % stories).astype(str), "temperature": (index % 5) / 2.0,
-                            "participant_id": (index // 2).astype(str),
-                            **{item: (1.0 + index % 5) for item in RATING_ITEMS}})  # fmt: skip
-    with pytest.raises(RatingsError, match=rf"at most {MAX_CROSSED_LEVELS:,} levels .* found 4,002 participant "
-                                           rf"levels and 4,001 story levels.*--random-effects participant"):  # fmt: skip
+    ratings = pl.DataFrame(
+        {
+            "story_id": (index % stories).astype(str),
+            "temperature": (index % 5) / 2.0,
+            "participant_id": (index // 2).astype(str),
+            **{item: (1.0 + index % 5) for item in RATING_ITEMS},
+        }
+    )
+    with pytest.raises(
+        RatingsError,
+        match=rf"at most {MAX_CROSSED_LEVELS:,} levels .* found 4,002 participant "
+        rf"levels and 4,001 story levels.*--random-effects participant",
+    ):
         single_rating_icc(ratings, "novelty")
 
 

@@ -28,10 +28,27 @@ EDIT = "Edit distance to exemplar (characters)"
 
 def trend_row(**changes) -> dict:
     """One row of statistics.trends as render_report passes it to trend_sentence (with ``several_models``)."""
-    row = {"axis": "temperature", "model_id": "story-model", "within": "", "score": "edit_distance", "label": EDIT,
-           "rho": 0.62, "p_value": 0.0004, "rho_ci_low": 0.41, "rho_ci_high": 0.78, "n": 60, "model": "ols",
-           "response": "edit_distance", "slope": 0.2, "slope_se": 0.03, "slope_ci_low": 0.14, "slope_ci_high": 0.26,
-           "slope_p": 1e-6, "resampled": "stories within cells", "several_models": False}  # fmt: skip
+    row = {
+        "axis": "temperature",
+        "model_id": "story-model",
+        "within": "",
+        "score": "edit_distance",
+        "label": EDIT,
+        "rho": 0.62,
+        "p_value": 0.0004,
+        "rho_ci_low": 0.41,
+        "rho_ci_high": 0.78,
+        "n": 60,
+        "model": "ols",
+        "response": "edit_distance",
+        "slope": 0.2,
+        "slope_se": 0.03,
+        "slope_ci_low": 0.14,
+        "slope_ci_high": 0.26,
+        "slope_p": 1e-6,
+        "resampled": "stories within cells",
+        "several_models": False,
+    }
     return row | changes
 
 
@@ -101,13 +118,26 @@ def test_a_missing_p_value_is_written_as_n_a():
 
 def test_p_values_below_0_001_are_not_written_out():
     assert [_p_value(p) for p in (0.000999, 0.001, 0.0494, 0.05, NAN)] == [
-        "p < 0.001", "p = 0.001", "p = 0.049", "p = 0.050", "p n/a"
-    ]  # fmt: skip
+        "p < 0.001",
+        "p = 0.001",
+        "p = 0.049",
+        "p = 0.050",
+        "p n/a",
+    ]
 
 
 def test_a_trend_with_a_swept_setting_names_its_axis_and_where_it_was_fitted():
-    row = trend_row(axis="min_p", model_id="tiny", within="top-k 50, temperature 1", label="Distinct-2", rho=-0.12,
-                    rho_ci_low=-0.2, rho_ci_high=-0.03, p_value=0.01, n=400)  # fmt: skip
+    row = trend_row(
+        axis="min_p",
+        model_id="tiny",
+        within="top-k 50, temperature 1",
+        label="Distinct-2",
+        rho=-0.12,
+        rho_ci_low=-0.2,
+        rho_ci_high=-0.03,
+        p_value=0.01,
+        n=400,
+    )
     assert trend_sentence(row) == (
         "[top-k 50, temperature 1] Distinct-2 weakly decreases with min-p: Spearman ρ = -0.12, 95% CI [-0.20, -0.03], "
         "p = 0.010, n = 400."
@@ -136,9 +166,21 @@ def test_a_trend_row_without_axis_or_within_reads_as_the_studys_temperature_tren
 
 def lme_row(**changes) -> dict:
     """One row of ratings.mixed_models (Table 2), as ratings_section passes it to rating_sentence."""
-    row = {"random_effects": "participant", "rating": "novelty", "predictor": "temperature", "beta": 0.2, "se": 0.05,
-           "p": 0.00006, "r2c": 0.31, "r2m": 0.052, "r2c_nakagawa": 0.29, "r2m_nakagawa": 0.041, "n_obs": 180,
-           "n_groups": 36, "n_stories": 31}  # fmt: skip
+    row = {
+        "random_effects": "participant",
+        "rating": "novelty",
+        "predictor": "temperature",
+        "beta": 0.2,
+        "se": 0.05,
+        "p": 0.00006,
+        "r2c": 0.31,
+        "r2m": 0.052,
+        "r2c_nakagawa": 0.29,
+        "r2m_nakagawa": 0.041,
+        "n_obs": 180,
+        "n_groups": 36,
+        "n_stories": 31,
+    }
     return row | changes
 
 
@@ -176,8 +218,11 @@ def test_the_direction_turns_where_the_95_percent_wald_interval_reaches_0(beta, 
 
 
 def test_a_model_that_could_not_be_fitted_is_not_estimable():
-    row = lme_row(rating="cohesion", predictor="edit_distance", **{key: NAN for key in ("beta", "se", "p", "r2c",
-                  "r2m", "r2c_nakagawa", "r2m_nakagawa")})  # fmt: skip
+    row = lme_row(
+        rating="cohesion",
+        predictor="edit_distance",
+        **{key: NAN for key in ("beta", "se", "p", "r2c", "r2m", "r2c_nakagawa", "r2m_nakagawa")},
+    )
     assert rating_sentence(row) == "Cohesion ~ edit distance: not estimable (the ratings or the predictor do not vary)."
 
 
@@ -195,17 +240,23 @@ def comparison_table(rows: list[tuple[str, str, float, float, float]], extra_pre
         lme_row(random_effects=model, rating=rating, beta=beta, se=se, p=p) for model, rating, beta, se, p in rows
     ]
     if extra_predictor:
-        records += [lme_row(random_effects=model, rating=rating, predictor="perplexity", beta=0.01, se=0.02, p=0.617)
-                    for model, rating, *_ in rows]  # fmt: skip
+        records += [
+            lme_row(random_effects=model, rating=rating, predictor="perplexity", beta=0.01, se=0.02, p=0.617)
+            for model, rating, *_ in rows
+        ]
     return pl.DataFrame(records)
 
 
 def test_the_comparison_says_where_the_story_effect_changes_the_conclusion():
     """The study's numbers: coherence p .049 with participants only, .086 with participant and story."""
-    table = comparison_table([
-        ("participant", "novelty", 0.4012, 0.1771, 0.0235), ("participant", "coherence", 0.2298, 0.1168, 0.049),
-        ("crossed", "novelty", 0.4102, 0.1832, 0.0251), ("crossed", "coherence", 0.2298, 0.1337, 0.086),
-    ])  # fmt: skip
+    table = comparison_table(
+        [
+            ("participant", "novelty", 0.4012, 0.1771, 0.0235),
+            ("participant", "coherence", 0.2298, 0.1168, 0.049),
+            ("crossed", "novelty", 0.4102, 0.1832, 0.0251),
+            ("crossed", "coherence", 0.2298, 0.1337, 0.086),
+        ]
+    )
     assert model_comparison(table) == [
         "Novelty: β = 0.401 (SE 0.177, p = 0.024) with a random intercept per participant; β = 0.410 (SE 0.183, "
         "p = 0.025) with participant and story; the conclusion at the 5% level is the same.",
@@ -225,10 +276,14 @@ def test_the_conclusion_changes_when_one_p_is_below_0_05_and_the_other_is_not(al
 
 
 def test_a_rating_with_a_missing_p_is_left_out_of_the_comparison():
-    table = comparison_table([
-        ("participant", "novelty", 0.3, 0.1, 0.003), ("participant", "cohesion", NAN, NAN, NAN),
-        ("crossed", "novelty", 0.3, 0.2, 0.13), ("crossed", "cohesion", NAN, NAN, NAN),
-    ])  # fmt: skip
+    table = comparison_table(
+        [
+            ("participant", "novelty", 0.3, 0.1, 0.003),
+            ("participant", "cohesion", NAN, NAN, NAN),
+            ("crossed", "novelty", 0.3, 0.2, 0.13),
+            ("crossed", "cohesion", NAN, NAN, NAN),
+        ]
+    )
     (sentence,) = model_comparison(table)
     assert sentence.startswith("Novelty: ") and sentence.endswith("changes.")
 
@@ -242,11 +297,13 @@ def test_with_one_model_there_is_nothing_to_compare(models):
 # design_text ---------------------------------------------------------------------------------------------------
 
 
-def trend_table(model: str = "ols", unit: str = "stories within cells", axes=("temperature",),
-                models=("story-model",)) -> pl.DataFrame:  # fmt: skip
+def trend_table(
+    model: str = "ols", unit: str = "stories within cells", axes=("temperature",), models=("story-model",)
+) -> pl.DataFrame:
     """A trends table (the columns design_text reads) with a row per model and axis."""
-    return pl.DataFrame([trend_row(axis=axis, model_id=model_id, model=model, resampled=unit)
-                         for model_id in models for axis in axes]).drop("several_models")  # fmt: skip
+    return pl.DataFrame(
+        [trend_row(axis=axis, model_id=model_id, model=model, resampled=unit) for model_id in models for axis in axes]
+    ).drop("several_models")
 
 
 def test_the_studys_design_is_independent_stories_and_least_squares():
@@ -297,8 +354,15 @@ def test_swept_settings_are_named_as_the_other_axes_of_trends():
 
 
 def test_the_sampler_names_each_fixed_value_and_the_values_a_setting_was_swept_over():
-    stories = pl.DataFrame({"top_k": [50, 50, 50], "top_p": [1.0, 1.0, 1.0], "min_p": [0.1, 0.0, 0.05],
-                            "repetition_penalty": [1.0] * 3, "truncation": ["raw", "scaled", "raw"]})  # fmt: skip
+    stories = pl.DataFrame(
+        {
+            "top_k": [50, 50, 50],
+            "top_p": [1.0, 1.0, 1.0],
+            "min_p": [0.1, 0.0, 0.05],
+            "repetition_penalty": [1.0] * 3,
+            "truncation": ["raw", "scaled", "raw"],
+        }
+    )
     assert sampler_text(stories, {}) == "top-k 50, top-p 1, min-p swept over 0, 0.05, 0.1, repetition penalty 1"
 
 
@@ -322,8 +386,10 @@ def section(tmp_path, source: str, judge: dict | None = None, models=("participa
 def test_peoples_ratings_are_said_to_be_peoples_with_both_models_compared(tmp_path):
     shown = section(tmp_path, "human")
     assert shown["who"] == "These ratings were given by people (the ratings file named in the config)."
-    assert shown["models"] == ["rating ~ predictor + (1 | participant)",
-                               "rating ~ predictor + (1 | participant) + (1 | story)"]  # fmt: skip
+    assert shown["models"] == [
+        "rating ~ predictor + (1 | participant)",
+        "rating ~ predictor + (1 | participant) + (1 | story)",
+    ]
     assert shown["warning"] == "" and len(shown["comparison"]) == 1
     temperature = "Novelty ratings rise with temperature: β = 0.300, 95% CI [0.104, 0.496], p = 0.003;"
     perplexity = "Novelty ratings show no clear change with perplexity: β = 0.010, 95% CI [-0.029, 0.049], p = 0.617;"
@@ -335,12 +401,16 @@ def test_peoples_ratings_are_said_to_be_peoples_with_both_models_compared(tmp_pa
 @pytest.mark.parametrize(
     ("judge", "how"),
     [
-        ({"method": "expected", "samples": 5, "temperature": 0.7, "is_generator": True},
-         "the expected value of its answer distribution over 1-5 (greedy, one token, from its log-probabilities)"),
-        ({"method": "sample", "samples": 5, "temperature": 0.7, "is_generator": False},
-         "the mean of 5 sampled answers at temperature 0.7"),
+        (
+            {"method": "expected", "samples": 5, "temperature": 0.7, "is_generator": True},
+            "the expected value of its answer distribution over 1-5 (greedy, one token, from its log-probabilities)",
+        ),
+        (
+            {"method": "sample", "samples": 5, "temperature": 0.7, "is_generator": False},
+            "the mean of 5 sampled answers at temperature 0.7",
+        ),
     ],
-)  # fmt: skip
+)
 def test_the_judges_ratings_say_how_they_were_made_and_warn_when_it_rates_its_own_stories(tmp_path, judge, how):
     shown = section(tmp_path, "judge", judge, models=("none",))
     assert shown["who"].startswith(
@@ -353,14 +423,33 @@ def test_the_judges_ratings_say_how_they_were_made_and_warn_when_it_rates_its_ow
 
 def judge_table(rows: list[tuple[str, float, float, float]]) -> pl.DataFrame:
     """judge_vs_people's table: (criterion, rho, rho_ci_low, rho_ci_high) rows."""
-    return pl.DataFrame([{"criterion": criterion, "n": 31, "rho": rho, "rho_ci_low": low, "rho_ci_high": high,
-                          "p_value": 0.5, "krippendorff_alpha": 0.1, "judge_mean": 3.0, "people_mean": 2.9}
-                         for criterion, rho, low, high in rows])  # fmt: skip
+    return pl.DataFrame(
+        [
+            {
+                "criterion": criterion,
+                "n": 31,
+                "rho": rho,
+                "rho_ci_low": low,
+                "rho_ci_high": high,
+                "p_value": 0.5,
+                "krippendorff_alpha": 0.1,
+                "judge_mean": 3.0,
+                "people_mean": 2.9,
+            }
+            for criterion, rho, low, high in rows
+        ]
+    )
 
 
 def test_the_verdict_groups_criteria_by_where_the_ci_of_rho_lies():
-    table = judge_table([("novelty", 0.09, -0.33, 0.45), ("typicality", 0.41, 0.001, 0.68),
-                         ("cohesion", -0.38, -0.65, -0.001), ("coherence", 0.2, 0.0, 0.5)])  # fmt: skip
+    table = judge_table(
+        [
+            ("novelty", 0.09, -0.33, 0.45),
+            ("typicality", 0.41, 0.001, 0.68),
+            ("cohesion", -0.38, -0.65, -0.001),
+            ("coherence", 0.2, 0.0, 0.5),
+        ]
+    )
     assert verdict(table) == (
         "On the study's stories the judge ranks the stories as people do on typicality (ρ = 0.41); ranks them "
         "against people on cohesion (ρ = -0.38); shows no agreement distinguishable from none on novelty "
@@ -382,23 +471,41 @@ def test_a_verdict_with_one_group_and_a_judge_that_never_varies():
 
 def frontier(cells: list[tuple[str, str, float, float, float]], measure: str = "perplexity") -> pl.DataFrame:
     """frontier_table's table: (model_id, sampler, temperature, diversity, quality) rows, sorted as it sorts them."""
-    return pl.DataFrame([{"model_id": model, "sampler": sampler, "temperature": temperature, "n": 10,
-                          "diversity": diversity, "diversity_ci_low": diversity - 0.01,
-                          "diversity_ci_high": diversity + 0.01, "quality": quality, "quality_ci_low": quality - 1,
-                          "quality_ci_high": quality + 1, "quality_measure": measure}
-                         for model, sampler, temperature, diversity, quality in cells])  # fmt: skip
+    return pl.DataFrame(
+        [
+            {
+                "model_id": model,
+                "sampler": sampler,
+                "temperature": temperature,
+                "n": 10,
+                "diversity": diversity,
+                "diversity_ci_low": diversity - 0.01,
+                "diversity_ci_high": diversity + 0.01,
+                "quality": quality,
+                "quality_ci_low": quality - 1,
+                "quality_ci_high": quality + 1,
+                "quality_measure": measure,
+            }
+            for model, sampler, temperature, diversity, quality in cells
+        ]
+    )
 
 
 PERPLEXITY = "perplexity under the generating model"
 TWO_SAMPLERS = [
-    ("tiny", "min-p 0", 0.5, 0.10, 3.0), ("tiny", "min-p 0", 1.0, 0.20, 5.0), ("tiny", "min-p 0", 1.5, 0.40, 12.0),
-    ("tiny", "min-p 0.1", 0.5, 0.08, 2.5), ("tiny", "min-p 0.1", 1.0, 0.15, 3.0), ("tiny", "min-p 0.1", 1.5, 0.25, 5.0),
-]  # fmt: skip
+    ("tiny", "min-p 0", 0.5, 0.10, 3.0),
+    ("tiny", "min-p 0", 1.0, 0.20, 5.0),
+    ("tiny", "min-p 0", 1.5, 0.40, 12.0),
+    ("tiny", "min-p 0.1", 0.5, 0.08, 2.5),
+    ("tiny", "min-p 0.1", 1.0, 0.15, 3.0),
+    ("tiny", "min-p 0.1", 1.5, 0.25, 5.0),
+]
 
 
 def test_one_sampler_is_followed_from_its_lowest_to_its_highest_temperature():
-    table = frontier([("tiny", "temperature only", t, d, q) for t, d, q in ((0.5, 0.1, 3.0), (1.0, 0.2, 4.5),
-                                                                          (1.5, 0.3, 9.0))])  # fmt: skip
+    table = frontier(
+        [("tiny", "temperature only", t, d, q) for t, d, q in ((0.5, 0.1, 3.0), (1.0, 0.2, 4.5), (1.5, 0.3, 9.0))]
+    )
     assert frontier_sentences(table) == [
         f"From temperature 0.5 to 1.5, diversity goes from 0.1 to 0.3 and {PERPLEXITY} from 3 to 9."
     ]
@@ -414,8 +521,9 @@ def test_at_the_median_diversity_the_sampler_with_the_lowest_perplexity_is_named
 
 
 def test_the_judges_coherence_is_lower_better_too():
-    swapped = [(model, "min-p 0.1" if sampler == "min-p 0" else "min-p 0", t, d, q)
-               for model, sampler, t, d, q in TWO_SAMPLERS]  # fmt: skip
+    swapped = [
+        (model, "min-p 0.1" if sampler == "min-p 0" else "min-p 0", t, d, q) for model, sampler, t, d, q in TWO_SAMPLERS
+    ]
     (sentence,) = frontier_sentences(frontier(swapped, "judge_coherence"))
     assert sentence == (
         "At a diversity of 0.175 (the median over its cells), min-p 0 reaches the lowest coherence rating (LLM judge; "
@@ -434,8 +542,12 @@ def test_a_sampler_that_never_reaches_the_median_diversity_is_named():
 
 
 def test_when_no_sampler_reaches_the_median_diversity_the_sentence_says_so():
-    cells = [("tiny", "min-p 0", 0.5, 0.1, 3.0), ("tiny", "min-p 0", 1.5, 0.2, 6.0),
-             ("tiny", "min-p 0.1", 0.5, 0.3, 2.0), ("tiny", "min-p 0.1", 1.5, 0.4, 4.0)]  # fmt: skip
+    cells = [
+        ("tiny", "min-p 0", 0.5, 0.1, 3.0),
+        ("tiny", "min-p 0", 1.5, 0.2, 6.0),
+        ("tiny", "min-p 0.1", 0.5, 0.3, 2.0),
+        ("tiny", "min-p 0.1", 1.5, 0.4, 4.0),
+    ]
     assert frontier_sentences(frontier(cells)) == ["No sampler's line reaches the median diversity 0.25."]
 
 
@@ -458,8 +570,11 @@ def test_at_one_temperature_the_samplers_are_listed_best_first():
 
 
 def test_with_several_models_each_sentence_starts_with_its_model_id_as_written():
-    cells = [(model, "temperature only", t, d, q) for model in ("llama2-7b", "qwen2.5-32b")
-             for t, d, q in ((0.5, 0.1, 3.0), (1.5, 0.3, 9.0))]  # fmt: skip
+    cells = [
+        (model, "temperature only", t, d, q)
+        for model in ("llama2-7b", "qwen2.5-32b")
+        for t, d, q in ((0.5, 0.1, 3.0), (1.5, 0.3, 9.0))
+    ]
     assert frontier_sentences(frontier(cells)) == [
         f"llama2-7b: from temperature 0.5 to 1.5, diversity goes from 0.1 to 0.3 and {PERPLEXITY} from 3 to 9.",
         f"qwen2.5-32b: from temperature 0.5 to 1.5, diversity goes from 0.1 to 0.3 and {PERPLEXITY} from 3 to 9.",

@@ -46,7 +46,7 @@ def test_an_engine_takes_every_core_on_the_cpu_and_four_per_gpu():
         (CPU, {"enabled": True, "model": "some/judge"}, 1, 6),  # another model: the judge's own engine
         (GPU, {"enabled": True}, 1, 16),  # on GPUs an engine job's
     ],
-)  # fmt: skip
+)
 def test_the_judges_job_takes_one_core_only_where_the_generation_job_rated_every_story(base, judge, shards, expected):
     assert judge_threads(config(base, judge=judge), shards, cores=6) == expected
 

@@ -39,8 +39,14 @@ def test_study_stories_load_as_a_generations_table(study_scores):
     assert stories.height == 32  # the exemplar and 31 rated stories
     assert stories.filter(pl.col("is_exemplar"))["story_id"].to_list() == [EXEMPLAR_ID]
     assert sorted(stories.filter(~pl.col("is_exemplar"))["temperature"].unique()) == [
-        0.001, 0.334, 0.667, 1.0, 1.334, 1.667, 2.0,
-    ]  # fmt: skip
+        0.001,
+        0.334,
+        0.667,
+        1.0,
+        1.334,
+        1.667,
+        2.0,
+    ]
     assert not stories["text"].str.contains("<br>").any()
 
 
@@ -79,10 +85,14 @@ def test_share_below_raw_min_p_counts_the_tokens_the_study_would_have_removed():
     from tempcreativity.scoring import share_below_raw_min_p
 
     # ratios to the most likely token: 1, 0.1, 0.01 (removed), 0.04 (removed); the exemplar is not counted
-    generations = pl.DataFrame({
-        "prompt_id": ["p", "p", "p"], "temperature": [0.0, 2.0, 2.0], "is_exemplar": [True, False, False],
-        "logprobs": [[np.log(0.001)], [np.log(0.5), np.log(0.05)], [np.log(0.005), np.log(0.02)]],
-        "top_logprobs": [[0.0], [np.log(0.5), np.log(0.5)], [np.log(0.5), np.log(0.5)]],
-    })  # fmt: skip
+    generations = pl.DataFrame(
+        {
+            "prompt_id": ["p", "p", "p"],
+            "temperature": [0.0, 2.0, 2.0],
+            "is_exemplar": [True, False, False],
+            "logprobs": [[np.log(0.001)], [np.log(0.5), np.log(0.05)], [np.log(0.005), np.log(0.02)]],
+            "top_logprobs": [[0.0], [np.log(0.5), np.log(0.5)], [np.log(0.5), np.log(0.5)]],
+        }
+    )
     share = share_below_raw_min_p(generations)
     assert share.rows() == [("p", 2.0, 4, 0.5)]

@@ -26,8 +26,7 @@ ACCOUNT_AND_PARTITION = {"SBATCH_ACCOUNT": "root", "SBATCH_PARTITION": "debug"}
 SLURM_CONFIG = SHARDED_CONFIG
 
 # The jobs the tiny grid submits; the light steps (collect, figures, report, MLflow) run on the submitting host.
-SUBMITTED = {"generate_shard": 2, "judge_stories": 1, "score_stories": 1,
-             "summarise_scores": 1, "analyse_ratings": 2}  # fmt: skip
+SUBMITTED = {"generate_shard": 2, "judge_stories": 1, "score_stories": 1, "summarise_scores": 1, "analyse_ratings": 2}
 LOCAL = {
     "collect_generations",
     "collect_embeddings",
@@ -61,8 +60,13 @@ def slurm_cluster():
         if os.environ.get("CI"):
             pytest.fail(reason)
         pytest.skip(reason)
-    started = subprocess.run(["bash", str(HARNESS / "slurm_up.sh")], capture_output=True, text=True, timeout=900,
-                             env=os.environ | {"SLURM_FAKE_GPUS": "1"})  # fmt: skip
+    started = subprocess.run(
+        ["bash", str(HARNESS / "slurm_up.sh")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=os.environ | {"SLURM_FAKE_GPUS": "1"},
+    )
     if started.returncode != 0:
         pytest.fail(f"tests/slurm/slurm_up.sh failed:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
     try:
@@ -74,8 +78,13 @@ def slurm_cluster():
 def slurm_jobs(since: str) -> list[dict[str, str]]:
     """The Snakemake jobs SLURM's accounting recorded since ``since`` (their comment names the rule)."""
     fields = ["JobID", "Comment", "State", "AllocCPUS", "ReqMem", "Timelimit", "AllocTRES"]
-    listed = subprocess.run(["sacct", "-X", "-n", "-P", "-S", since, "-o", ",".join(fields)],
-                            capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    listed = subprocess.run(
+        ["sacct", "-X", "-n", "-P", "-S", since, "-o", ",".join(fields)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     jobs = [dict(zip(fields, line.split("|"), strict=True)) for line in listed.stdout.splitlines() if line]
     return [job for job in jobs if job["Comment"].startswith("rule_")]
 
@@ -95,11 +104,18 @@ def slurm_run(tiny_run, slurm_cluster, tmp_path_factory):
     shutil.copy(tiny_run / "people.csv", workdir / "people.csv")
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     run_snakemake(
-        workdir, SLURM_CONFIG,
-        "--cores", "2",  # the CPU node's cores: each vLLM job takes them all (on GPUs: 4 CPUs per GPU)
-        "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
-        profile="slurm", env=ACCOUNT_AND_PARTITION, timeout=1500,
-    )  # fmt: skip
+        workdir,
+        SLURM_CONFIG,
+        "--cores",
+        "2",  # the CPU node's cores: each vLLM job takes them all (on GPUs: 4 CPUs per GPU)
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "2",
+        profile="slurm",
+        env=ACCOUNT_AND_PARTITION,
+        timeout=1500,
+    )
     for _ in range(30):  # slurmdbd records the last job a moment after squeue reports it done
         jobs = slurm_jobs(since)
         if sum(SUBMITTED.values()) <= len(jobs) and all(job["State"] == "COMPLETED" for job in jobs):
@@ -123,11 +139,22 @@ def test_every_model_and_scoring_step_ran_as_a_slurm_job(slurm_run):
 def test_slurm_run_gives_the_same_results_as_the_local_run(slurm_run, sharded_run):
     workdir, _, _ = slurm_run
     ours, local = workdir / "results" / "tiny", sharded_run / "results" / "tiny"
-    tables = ["generations.parquet", "scores.parquet", "summary.parquet", "trends.parquet", "pca.parquet",
-              "embeddings/minilm.parquet", "embeddings/model.parquet", "ratings/judge_ratings.csv",
-              "ratings/judge_study_ratings.csv", "ratings/judge_vs_people.csv",
-              "ratings/judge/ratings_descriptives.csv", "ratings/judge/ratings_lme.csv",
-              "ratings/human/ratings_descriptives.csv", "ratings/human/ratings_lme.csv"]  # fmt: skip
+    tables = [
+        "generations.parquet",
+        "scores.parquet",
+        "summary.parquet",
+        "trends.parquet",
+        "pca.parquet",
+        "embeddings/minilm.parquet",
+        "embeddings/model.parquet",
+        "ratings/judge_ratings.csv",
+        "ratings/judge_study_ratings.csv",
+        "ratings/judge_vs_people.csv",
+        "ratings/judge/ratings_descriptives.csv",
+        "ratings/judge/ratings_lme.csv",
+        "ratings/human/ratings_descriptives.csv",
+        "ratings/human/ratings_lme.csv",
+    ]
     for name in tables:
         assert (ours / name).read_bytes() == (local / name).read_bytes(), f"{name} differs from the local run's"
     assert sorted(path.name for path in (ours / "shards").glob("shard-?.parquet")) == [
@@ -153,13 +180,24 @@ def test_gpu_config_asks_slurm_for_gpus_and_stops_where_vllm_cannot_use_them(tin
     config = TINY_CONFIG | {"model": {"path": "embedded", "device": "gpu"}, "ratings": None}
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     completed = run_snakemake(
-        tmp_path, config,
+        tmp_path,
+        config,
         "results/tiny/generations.parquet",  # the generation path only: no other engine job is started meanwhile
-        "--max-threads", "2",  # the node's 2 cores and 20 GB; a GPU job asks for 4 CPUs and 16 GB more per GPU
-        "--set-resources", "generate_shard:mem_mb=8000",
-        "--retries", "0", "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2",
-        check=False, profile="slurm", env=ACCOUNT_AND_PARTITION, timeout=600,
-    )  # fmt: skip
+        "--max-threads",
+        "2",  # the node's 2 cores and 20 GB; a GPU job asks for 4 CPUs and 16 GB more per GPU
+        "--set-resources",
+        "generate_shard:mem_mb=8000",
+        "--retries",
+        "0",
+        "--slurm-init-seconds-before-status-checks",
+        "2",
+        "--seconds-between-status-checks",
+        "2",
+        check=False,
+        profile="slurm",
+        env=ACCOUNT_AND_PARTITION,
+        timeout=600,
+    )
     assert completed.returncode != 0
     for _ in range(30):
         generation = [job for job in slurm_jobs(since) if rule_of(job) == "generate_shard"]
@@ -183,12 +221,14 @@ def dry_run_jobs(output: str) -> list[dict]:
         resources = re.search(r"^    resources: (.*)$", block, re.MULTILINE)
         wildcards = re.search(r"^    wildcards: (.*)$", block, re.MULTILINE)
         threads = re.search(r"^    threads: (\d+)$", block, re.MULTILINE)
-        jobs.append({
-            "rule": rule.group(1),
-            "wildcards": dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {},
-            "threads": int(threads.group(1)) if threads else 1,
-            "resources": dict(item.split("=", 1) for item in resources.group(1).split(", ")) if resources else {},
-        })  # fmt: skip
+        jobs.append(
+            {
+                "rule": rule.group(1),
+                "wildcards": dict(item.split("=", 1) for item in wildcards.group(1).split(", ")) if wildcards else {},
+                "threads": int(threads.group(1)) if threads else 1,
+                "resources": dict(item.split("=", 1) for item in resources.group(1).split(", ")) if resources else {},
+            }
+        )
     return jobs
 
 
@@ -215,7 +255,7 @@ def test_paper_config_plans_gpu_jobs_for_slurm(tmp_path):
         "frontier": 1,
         "build_report": 1,
         "track_mlflow": 1,
-    }  # fmt: skip (the study had people, no judge)
+    }  # (the study had people, no judge)
     # the shards embed their own stories: gathering the embeddings is a CPU job like the rest
     model_jobs = [job for job in jobs if job["rule"] in ("generate_shard", "judge_stories")]
     assert len(model_jobs) == 4

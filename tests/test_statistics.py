@@ -67,8 +67,14 @@ def synthetic_scores(slope: float, prompts: int, seed: int) -> pl.DataFrame:
         intercept = rng.normal(0, 3)
         for temperature in TEMPERATURES:
             value = intercept + slope * temperature + rng.normal(0, 0.5)
-            rows.append({"prompt_id": f"p{prompt}", "temperature": float(temperature), "is_exemplar": False,
-                         **{score: value for score in SCORE_LABELS}})  # fmt: skip
+            rows.append(
+                {
+                    "prompt_id": f"p{prompt}",
+                    "temperature": float(temperature),
+                    "is_exemplar": False,
+                    **{score: value for score in SCORE_LABELS},
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -91,11 +97,16 @@ def test_trends_table_has_every_score():
 
 
 def test_summary_per_prompt_and_temperature_with_diversity():
-    scores = pl.DataFrame({
-        "story_id": ["e", "a", "b", "c", "d"], "prompt_id": ["p"] * 5, "temperature": [0.0, 1.0, 1.0, 2.0, 2.0],
-        "is_exemplar": [True, False, False, False, False], "identical_to_exemplar": [True, True, False, False, False],
-        **{score: [0.0, 1.0, 3.0, 5.0, 5.0] for score in SCORE_LABELS},
-    })  # fmt: skip
+    scores = pl.DataFrame(
+        {
+            "story_id": ["e", "a", "b", "c", "d"],
+            "prompt_id": ["p"] * 5,
+            "temperature": [0.0, 1.0, 1.0, 2.0, 2.0],
+            "is_exemplar": [True, False, False, False, False],
+            "identical_to_exemplar": [True, True, False, False, False],
+            **{score: [0.0, 1.0, 3.0, 5.0, 5.0] for score in SCORE_LABELS},
+        }
+    )
     texts = pl.Series(["x", "x", "y", "zz", "zz"])
     vectors = np.array([[1, 0], [1, 0], [0, 1], [1, 1], [1, 1]], dtype=np.float32)
     summary = summarise(scores, texts, vectors, 200)
@@ -111,8 +122,14 @@ def test_pca_is_fitted_on_stories_and_exemplars():
     rng = np.random.default_rng(7)
     vectors = rng.normal(size=(30, 8))
     vectors[:, 0] *= 10  # one dominant direction
-    scores = pl.DataFrame({"story_id": [str(i) for i in range(30)], "prompt_id": ["p"] * 30,
-                           "temperature": [1.0] * 30, "is_exemplar": [i == 0 for i in range(30)]})  # fmt: skip
+    scores = pl.DataFrame(
+        {
+            "story_id": [str(i) for i in range(30)],
+            "prompt_id": ["p"] * 30,
+            "temperature": [1.0] * 30,
+            "is_exemplar": [i == 0 for i in range(30)],
+        }
+    )
     pca = pca_2d(scores, vectors)
     assert pca.height == 30 and pca["pc1_variance"][0] > 0.5
     assert abs(np.corrcoef(pca["pc1"], vectors[:, 0])[0, 1]) > 0.99
@@ -126,9 +143,16 @@ def paired_scores(seeds: int, seed: int) -> pl.DataFrame:
         own_slope = rng.normal(0, 1)
         for temperature in np.unique(TEMPERATURES):
             value = own_slope * temperature + rng.normal(0, 0.05)
-            rows.append({"story_id": f"T{temperature}:s{index}", "prompt_id": "p", "temperature": float(temperature),
-                         "seed": index, "is_exemplar": False,
-                         **{score: float(np.exp(value)) for score in SCORE_LABELS}})  # fmt: skip
+            rows.append(
+                {
+                    "story_id": f"T{temperature}:s{index}",
+                    "prompt_id": "p",
+                    "temperature": float(temperature),
+                    "seed": index,
+                    "is_exemplar": False,
+                    **{score: float(np.exp(value)) for score in SCORE_LABELS},
+                }
+            )
     return pl.DataFrame(rows)
 
 
@@ -169,10 +193,20 @@ def swept_scores(seed: int = 11) -> pl.DataFrame:
             for temperature in (0.5, 1.0, 1.5):
                 for story in range(12):
                     value = offset + 2.0 * temperature - 10.0 * min_p + rng.normal(0, 0.2)
-                    rows.append({"story_id": f"{model}:{min_p}:{temperature}:{story}", "model_id": model,
-                                 "prompt_id": "p", "top_p": 1.0, "min_p": min_p, "temperature": temperature,
-                                 "seed": story, "is_exemplar": False, "identical_to_exemplar": False,
-                                 **{score: value for score in SCORE_LABELS}})  # fmt: skip
+                    rows.append(
+                        {
+                            "story_id": f"{model}:{min_p}:{temperature}:{story}",
+                            "model_id": model,
+                            "prompt_id": "p",
+                            "top_p": 1.0,
+                            "min_p": min_p,
+                            "temperature": temperature,
+                            "seed": story,
+                            "is_exemplar": False,
+                            "identical_to_exemplar": False,
+                            **{score: value for score in SCORE_LABELS},
+                        }
+                    )
     return pl.DataFrame(rows)
 
 
@@ -227,11 +261,26 @@ def test_a_story_with_no_text_is_kept_but_each_cells_scores_are_over_its_scored_
     def story(temperature, seed, text):
         count = len(text.split()) + 1 if text else 0
         logprobs = np.log(rng.uniform(0.1, 1.0, count)).tolist()
-        return {"story_id": f"{temperature}-{seed}", "model_id": "m", "prompt_id": "story",
-                "temperature": temperature if seed is not None else 0.0, "seed": seed, "is_exemplar": seed is None,
-                "sampling_seed": 1, "top_k": 50, "top_p": 1.0, "min_p": 0.0, "repetition_penalty": 1.0,
-                "truncation": "scaled", "text": text, "token_ids": list(range(count)), "logprobs": logprobs,
-                "top_logprobs": logprobs, "num_tokens": count, "finish_reason": "stop" if not text else "length"}  # fmt: skip
+        return {
+            "story_id": f"{temperature}-{seed}",
+            "model_id": "m",
+            "prompt_id": "story",
+            "temperature": temperature if seed is not None else 0.0,
+            "seed": seed,
+            "is_exemplar": seed is None,
+            "sampling_seed": 1,
+            "top_k": 50,
+            "top_p": 1.0,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+            "truncation": "scaled",
+            "text": text,
+            "token_ids": list(range(count)),
+            "logprobs": logprobs,
+            "top_logprobs": logprobs,
+            "num_tokens": count,
+            "finish_reason": "stop" if not text else "length",
+        }
 
     texts = {0.5: ["", "The cat sat.", "The dog sat down."], 1.0: ["Dreams of rain.", "Xylophones.", "Be quiet now."]}
     generations = pl.DataFrame(
@@ -248,15 +297,31 @@ def test_a_story_with_no_text_is_kept_but_each_cells_scores_are_over_its_scored_
         assert hot[f"{score}_mean"] == pytest.approx(scored[score].mean()), score  # over the 2 scored stories
     assert hot["edit_distance_mean"] < 1.0  # (the empty story's distance, 1.0, is left out)
     png = tmp_path / "figure.png"
-    png.write_bytes(base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5E"
-                                     "rkJggg=="))  # fmt: skip
-    config = validate_config({"experiment": "x", "model": {"path": "embedded"}, "temperatures": [0.5, 1.0],
-                              "seeds": 3, "decoding": {"stop": ["a"], "max_tokens": 16}}, SCHEMA)  # fmt: skip
+    png.write_bytes(
+        base64.b64decode(
+            "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+        )
+    )
+    config = validate_config(
+        {
+            "experiment": "x",
+            "model": {"path": "embedded"},
+            "temperatures": [0.5, 1.0],
+            "seeds": 3,
+            "decoding": {"stop": ["a"], "max_tokens": 16},
+        },
+        SCHEMA,
+    )
     html = render_report(
-        config=config, manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
-        generations=generations, scores=scores, summary=summary, trend_table=trends(scores, 100),
-        figures={name: png for name in ("boxplots", "pca", "diversity", "trends")}, files={},
+        config=config,
+        manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
+        generations=generations,
+        scores=scores,
+        summary=summary,
+        trend_table=trends(scores, 100),
+        figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
+        files={},
         provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
-    )  # fmt: skip
+    )
     assert "<strong>1 story ended with no text</strong>" in html and "1 of them with no text at all" in html
     assert '<td class="num">3 (2 scored)</td>' in html and '<td class="num">3</td>' in html

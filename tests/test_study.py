@@ -78,9 +78,11 @@ def test_study_command_refuses_a_bad_out_or_model_folder_before_computing(tmp_pa
         (["--out", ""], ["--out: the path is empty"]),
         (["--out", "/proc/self/study"], ["--out: /proc/self/study cannot be written"]),
         (["--out", str(tmp_path / "o"), "--model-dir", str(a_file)], ["--model-dir: ", "is a file, not a folder"]),
-        (["--out", str(tmp_path / "o"), "--model-dir", str(tmp_path / "empty-model")],
-         ["--model-dir: ", "has no config.json (found nothing: it is empty)"]),
-    ]  # fmt: skip
+        (
+            ["--out", str(tmp_path / "o"), "--model-dir", str(tmp_path / "empty-model")],
+            ["--model-dir: ", "has no config.json (found nothing: it is empty)"],
+        ),
+    ]
     for arguments, fragments in cases:
         assert cli(["study", "--data", str(STUDY_DATA), *arguments]) == 2, arguments
         captured = capsys.readouterr()

@@ -19,11 +19,16 @@ STUDY_PROMPT = "[INST]Write a story.[/INST]Here it is:\n\n"
 MODEL_DIR = "resources/models/smollm2-135m-instruct"
 # paper-cpu.yaml at test size; the scaled run also stops at ".", so that every story ends at a stop string
 RAW = yaml.safe_load((REPO / "config" / "paper-cpu.yaml").read_text()) | {
-    "temperatures": [1.0, 2.0], "seeds": 3, "mlflow": {"enabled": False}, "experiment": "paper-cpu"
-}  # fmt: skip
+    "temperatures": [1.0, 2.0],
+    "seeds": 3,
+    "mlflow": {"enabled": False},
+    "experiment": "paper-cpu",
+}
 RAW["decoding"] = RAW["decoding"] | {"max_tokens": 48}
-SCALED = RAW | {"experiment": "paper-cpu-scaled", "decoding": RAW["decoding"] | {"truncation": "scaled",
-                                                                              "stop": ["user", "system", "."]}}  # fmt: skip
+SCALED = RAW | {
+    "experiment": "paper-cpu-scaled",
+    "decoding": RAW["decoding"] | {"truncation": "scaled", "stop": ["user", "system", "."]},
+}
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +71,17 @@ def sampled_ranks_and_ratios(study_runs, experiment, reference):
         distribution = raw_logprobs(reference, prompt_ids, row["token_ids"])
         for position, token in enumerate(row["token_ids"]):
             logp = distribution[position]
-            checked.append({"temperature": row["temperature"], "rank": int((logp > logp[token]).sum()),
-                            "log_ratio": float(logp[token] - logp.max()), "ours": row["logprobs"][position],
-                            "ours_top": row["top_logprobs"][position], "logp": float(logp[token]),
-                            "top": float(logp.max())})  # fmt: skip
+            checked.append(
+                {
+                    "temperature": row["temperature"],
+                    "rank": int((logp > logp[token]).sum()),
+                    "log_ratio": float(logp[token] - logp.max()),
+                    "ours": row["logprobs"][position],
+                    "ours_top": row["top_logprobs"][position],
+                    "logp": float(logp[token]),
+                    "top": float(logp.max()),
+                }
+            )
     return table, pl.DataFrame(checked)
 
 

@@ -41,16 +41,37 @@ def generations(temperatures=(0.5, 1.0, 1.5), seeds=4, prompts=("story", "poem")
     rows = []
     for model in models:
         for prompt in prompts:
-            rows.append({"story_id": f"{model}-{prompt}-exemplar", "model_id": model, "prompt_id": prompt,
-                         "temperature": 0.0, "seed": 0, "is_exemplar": True, "top_k": 50, "top_p": 1.0,
-                         "min_p": 0.0, "text": f"The exemplar {prompt} of {model}.\nIt has two lines."})  # fmt: skip
+            rows.append(
+                {
+                    "story_id": f"{model}-{prompt}-exemplar",
+                    "model_id": model,
+                    "prompt_id": prompt,
+                    "temperature": 0.0,
+                    "seed": 0,
+                    "is_exemplar": True,
+                    "top_k": 50,
+                    "top_p": 1.0,
+                    "min_p": 0.0,
+                    "text": f"The exemplar {prompt} of {model}.\nIt has two lines.",
+                }
+            )
             for p in top_p:
                 for t in temperatures:
                     for seed in range(seeds):
-                        rows.append({"story_id": f"{model}-{prompt}-{t}-{p}-{seed}", "model_id": model,
-                                     "prompt_id": prompt, "temperature": t, "seed": seed, "is_exemplar": False,
-                                     "top_k": 50, "top_p": p, "min_p": 0.0,
-                                     "text": f"A {prompt} by {model} at {t}, top-p {p}, {seed} <b>x</b>."})  # fmt: skip
+                        rows.append(
+                            {
+                                "story_id": f"{model}-{prompt}-{t}-{p}-{seed}",
+                                "model_id": model,
+                                "prompt_id": prompt,
+                                "temperature": t,
+                                "seed": seed,
+                                "is_exemplar": False,
+                                "top_k": 50,
+                                "top_p": p,
+                                "min_p": 0.0,
+                                "text": f"A {prompt} by {model} at {t}, top-p {p}, {seed} <b>x</b>.",
+                            }
+                        )
     return pl.DataFrame(rows)
 
 
@@ -112,8 +133,12 @@ def test_positions_are_counterbalanced_by_a_williams_square():
 def test_designs_share_more_story_pairs_than_the_studys():
     ratings = load_ratings(STUDY_RATINGS)
     stories = {name: index for index, name in enumerate(dict.fromkeys(ratings["story_id"].to_list()))}
-    study = np.array([[stories[s] for s in group["story_id"]]
-                      for _, group in ratings.group_by("participant_id", maintain_order=True)])  # fmt: skip
+    study = np.array(
+        [
+            [stories[s] for s in group["story_id"]]
+            for _, group in ratings.group_by("participant_id", maintain_order=True)
+        ]
+    )
     assert study.shape == (36, 5)
     assert unshared_pairs(study, len(stories)) == (303, 465)
     strata = np.tile(np.arange(7), 5)
@@ -160,8 +185,9 @@ def test_pick_stories_strata_follow_models_and_samplers_and_repeats_are_noted():
         text=pl.when(pl.col("temperature") == 0.5).then(pl.lit("greedy text")).otherwise(pl.col("text"))
     )
     _, notes = pick_stories(same, 2, seed=0)
-    assert notes == ["temperature 0.5: 1 of the 2 picked stories repeat the text of another (only 1 distinct texts "
-                     "among 4 stories)"]  # fmt: skip
+    assert notes == [
+        "temperature 0.5: 1 of the 2 picked stories repeat the text of another (only 1 distinct texts among 4 stories)"
+    ]
     with pytest.raises(SurveyError, match=r"^stories-per-temperature: 5, but temperature 0\.5 has 4 stories"):
         pick_stories(generations(prompts=("story",)), 5)
     with pytest.raises(SurveyError, match="has no exemplar"):
@@ -193,8 +219,20 @@ def test_survey_command_writes_key_assignments_and_forms(tmp_path, capsys):
     parquet = tmp_path / "generations.parquet"
     generations().write_parquet(parquet)
     out = tmp_path / "survey"
-    arguments = ["survey", str(parquet), "--participants", "6", "--stories-per-participant", "3",
-                 "--stories-per-temperature", "2", "--out", str(out), "--seed", "7"]  # fmt: skip
+    arguments = [
+        "survey",
+        str(parquet),
+        "--participants",
+        "6",
+        "--stories-per-participant",
+        "3",
+        "--stories-per-temperature",
+        "2",
+        "--out",
+        str(out),
+        "--seed",
+        "7",
+    ]
     assert cli.main(arguments) == 0
     printed = capsys.readouterr().out
     assert "every story is rated by 3 participants" in printed and "Every participant sees every temperature" in printed
@@ -215,11 +253,31 @@ def test_build_survey_gives_the_files_the_command_writes(tmp_path, capsys):
     """The library function the command and the pipeline's plan_human_study both call: same files, same bytes."""
     parquet = tmp_path / "generations.parquet"
     generations().write_parquet(parquet)
-    assert cli.main(["survey", str(parquet), "--participants", "6", "--stories-per-participant", "3",
-                     "--stories-per-temperature", "2", "--out", str(tmp_path / "out"), "--seed", "7"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "survey",
+                str(parquet),
+                "--participants",
+                "6",
+                "--stories-per-participant",
+                "3",
+                "--stories-per-temperature",
+                "2",
+                "--out",
+                str(tmp_path / "out"),
+                "--seed",
+                "7",
+            ]
+        )
+        == 0
+    )
     plan, lines, files = build_survey(generations(), 6, 3, 2, seed=7)
-    written = {path.relative_to(tmp_path / "out").as_posix(): path.read_text()
-               for path in (tmp_path / "out").rglob("*") if path.is_file()}  # fmt: skip
+    written = {
+        path.relative_to(tmp_path / "out").as_posix(): path.read_text()
+        for path in (tmp_path / "out").rglob("*")
+        if path.is_file()
+    }
     assert files == written and sorted(name for name in files if name.startswith("forms/"))[0] == "forms/P1.html"
     assert files["design.txt"] == "\n".join(lines) + "\n" and plan.summary["ratings"] == 18
 
@@ -239,8 +297,9 @@ def test_a_planned_survey_is_simulated_beside_the_power_grid(tmp_path):
     components = [Components(name, 3.0, 0.6, 0.3, 0.05, 0.8) for name in RATING_ITEMS[:2]]
     table = power_grid(components, [0.5, 1.0, 1.5], (4, 8), (3,), (2,), replicates=12, seed=1, planned=design)
     planned = table.filter(pl.col("design") == "planned")
-    assert planned.height == 2 and planned.select("participants", "stories_per_participant", "stories", "ratings",
-                                                  "stories_per_temperature").unique().rows() == [(6, 3, 6, 18, 2)]  # fmt: skip
+    assert planned.height == 2 and planned.select(
+        "participants", "stories_per_participant", "stories", "ratings", "stories_per_temperature"
+    ).unique().rows() == [(6, 3, 6, 18, 2)]
     alone = power_grid(components, [0.5, 1.0, 1.5], (4, 8), (3,), (2,), replicates=12, seed=1)
     assert table.filter(pl.col("design") == "balanced").equals(alone), "the grid's cells are seeded on their own"
     sentence = power_sentences(table, 0.8, "pilot.csv's")[0]
@@ -262,27 +321,57 @@ def test_the_report_section_plans_the_survey_with_its_power_and_commands(tmp_pat
     from tempcreativity.statistics import summarise, trends
 
     frame = generations().with_columns(
-        seed=pl.when(pl.col("is_exemplar")).then(None).otherwise(pl.col("seed")), sampling_seed=pl.lit(1),
-        repetition_penalty=pl.lit(1.0), truncation=pl.lit("scaled"), token_ids=pl.lit([1, 2, 3]),
-        logprobs=pl.lit([-1.0, -0.5, -2.0]), top_logprobs=pl.lit([-0.5, -0.5, -1.0]), num_tokens=pl.lit(3),
+        seed=pl.when(pl.col("is_exemplar")).then(None).otherwise(pl.col("seed")),
+        sampling_seed=pl.lit(1),
+        repetition_penalty=pl.lit(1.0),
+        truncation=pl.lit("scaled"),
+        token_ids=pl.lit([1, 2, 3]),
+        logprobs=pl.lit([-1.0, -0.5, -2.0]),
+        top_logprobs=pl.lit([-0.5, -0.5, -1.0]),
+        num_tokens=pl.lit(3),
         finish_reason=pl.lit("length"),
-    )  # fmt: skip
+    )
     plan, lines, _ = build_survey(frame, 6, 3, 2, seed=1)
     temperatures, per_temperature = design_temperatures(rating_design(plan))
     components = [Components(name, 3.0, 0.6, 0.3, 0.05, 0.8) for name in RATING_ITEMS]
-    table = power_grid(components, temperatures, (4, 8), (3,), (per_temperature,), replicates=5, seed=1,
-                       planned=rating_design(plan))  # fmt: skip
+    table = power_grid(
+        components, temperatures, (4, 8), (3,), (per_temperature,), replicates=5, seed=1, planned=rating_design(plan)
+    )
     save(power_figure(table), tmp_path / "power.png", tmp_path / "power.svg")
-    config = validate_config({"experiment": "x", "model": {"path": "embedded"}, "temperatures": [0.5, 1.0, 1.5],
-                              "seeds": 4, "prompts": [{"id": "story", "text": "x"}, {"id": "poem", "text": "y"}],
-                              "survey": {"enabled": True, "participants": 6, "stories_per_participant": 3,
-                                         "stories_per_temperature": 2, "title": "Rate 'these' stories",
-                                         "power": {"participants": [4, 8], "stories_per_participant": [3]}}},
-                             SCHEMA)  # fmt: skip
-    paths = {"source": "pilot.csv's", "pilot": "my pilot.csv", "generations": "results/x/generations.parquet",
-             "folder": "results/x/survey/", "key": "results/x/survey/key.csv"}  # fmt: skip
-    section = human_study_section(table, power_sentences(table, 0.8, "pilot.csv's"), lines, tmp_path / "power.png",
-                                  config["survey"], paths, temperatures)  # fmt: skip
+    config = validate_config(
+        {
+            "experiment": "x",
+            "model": {"path": "embedded"},
+            "temperatures": [0.5, 1.0, 1.5],
+            "seeds": 4,
+            "prompts": [{"id": "story", "text": "x"}, {"id": "poem", "text": "y"}],
+            "survey": {
+                "enabled": True,
+                "participants": 6,
+                "stories_per_participant": 3,
+                "stories_per_temperature": 2,
+                "title": "Rate 'these' stories",
+                "power": {"participants": [4, 8], "stories_per_participant": [3]},
+            },
+        },
+        SCHEMA,
+    )
+    paths = {
+        "source": "pilot.csv's",
+        "pilot": "my pilot.csv",
+        "generations": "results/x/generations.parquet",
+        "folder": "results/x/survey/",
+        "key": "results/x/survey/key.csv",
+    }
+    section = human_study_section(
+        table,
+        power_sentences(table, 0.8, "pilot.csv's"),
+        lines,
+        tmp_path / "power.png",
+        config["survey"],
+        paths,
+        temperatures,
+    )
     assert [row["criterion"] for row in section["rows"]] == list(RATING_ITEMS) and not section["observed"]
     assert section["commands"] == [
         "tempcreativity power --ratings 'my pilot.csv' --temperatures 0.5,1,1.5 --participants 4,8 "
@@ -296,11 +385,17 @@ def test_the_report_section_plans_the_survey_with_its_power_and_commands(tmp_pat
     scores = score_stories(frame, {"minilm": vectors})
     png = tmp_path / "power.png"
     html = render_report(
-        config=config, manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
-        generations=frame, scores=scores, summary=summarise(scores, frame["text"], vectors, 100),
-        trend_table=trends(scores, 100), figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
-        files={}, provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}}, human_study=section,
-    )  # fmt: skip
+        config=config,
+        manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
+        generations=frame,
+        scores=scores,
+        summary=summarise(scores, frame["text"], vectors, 100),
+        trend_table=trends(scores, 100),
+        figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
+        files={},
+        provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
+        human_study=section,
+    )
     part = html.split("<h2>Planning a human evaluation</h2>", 1)[1].split("<h2>", 1)[0]
     assert "With pilot.csv&#39;s variance components, detecting novelty&#39;s temperature effect" in part
     assert part.count("on the planned survey (6 raters rating 3 stories each") == 4
@@ -309,11 +404,16 @@ def test_the_report_section_plans_the_survey_with_its_power_and_commands(tmp_pat
     assert "tempcreativity survey-import answers/ --key results/x/survey/key.csv" in part
     assert "tempcreativity power --ratings &#39;my pilot.csv&#39;" in part
     without = render_report(
-        config=config, manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
-        generations=frame, scores=scores, summary=summarise(scores, frame["text"], vectors, 100),
-        trend_table=trends(scores, 100), figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
-        files={}, provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
-    )  # fmt: skip
+        config=config,
+        manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
+        generations=frame,
+        scores=scores,
+        summary=summarise(scores, frame["text"], vectors, 100),
+        trend_table=trends(scores, 100),
+        figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
+        files={},
+        provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
+    )
     assert "Planning a human evaluation" not in without
 
 
@@ -321,15 +421,19 @@ def test_the_report_section_plans_the_survey_with_its_power_and_commands(tmp_pat
     "extra, message",
     [
         ([], "--participants and --stories-per-participant: missing and missing; allowed: both given"),
-        (["--participants", "6", "--stories-per-participant", "x"],
-         "--stories-per-participant: 'x' is not a whole number; allowed: whole number >= 1"),
-        (["--participants", "6", "--stories-per-participant", "3", "--stories-per-temperature", "9"],
-         "stories-per-temperature: 9, but temperature 0.5 has 8 stories; allowed: at most 8"),
+        (
+            ["--participants", "6", "--stories-per-participant", "x"],
+            "--stories-per-participant: 'x' is not a whole number; allowed: whole number >= 1",
+        ),
+        (
+            ["--participants", "6", "--stories-per-participant", "3", "--stories-per-temperature", "9"],
+            "stories-per-temperature: 9, but temperature 0.5 has 8 stories; allowed: at most 8",
+        ),
         (["--participants", "2", "--stories-per-participant", "30"], "stories-per-participant: 30; allowed: 1 to"),
         (["--target-power", "0.8", "--participants", "6"], "--target-power: given with --participants"),
         (["--target-power", "1.5"], "--target-power: '1.5' has 1.5; allowed: number from 0.01 to 0.999"),
     ],
-)  # fmt: skip
+)
 def test_survey_command_errors_name_the_argument(tmp_path, capsys, extra, message):
     parquet = tmp_path / "generations.parquet"
     generations().write_parquet(parquet)
@@ -342,11 +446,20 @@ def test_survey_command_errors_name_the_argument(tmp_path, capsys, extra, messag
 def test_target_power_picks_the_smallest_design_of_a_power_table(tmp_path, capsys):
     parquet = tmp_path / "generations.parquet"
     generations(temperatures=(0.5, 1.0, 1.5, 2.0), seeds=6).write_parquet(parquet)
-    rows = [{"criterion": criterion, "design": "balanced", "participants": p, "stories_per_participant": k,
-             "stories_per_temperature": 3, "ratings": p * k, "power": power}
-            for criterion, scale in (("novelty", 1.0), ("coherence", 0.6))
-            for p, k in ((8, 4), (12, 4), (8, 8), (16, 8))
-            for power in [min(0.99, scale * p * k / 80)]]  # fmt: skip
+    rows = [
+        {
+            "criterion": criterion,
+            "design": "balanced",
+            "participants": p,
+            "stories_per_participant": k,
+            "stories_per_temperature": 3,
+            "ratings": p * k,
+            "power": power,
+        }
+        for criterion, scale in (("novelty", 1.0), ("coherence", 0.6))
+        for p, k in ((8, 4), (12, 4), (8, 8), (16, 8))
+        for power in [min(0.99, scale * p * k / 80)]
+    ]
     table = tmp_path / "power.csv"
     pl.DataFrame(rows).write_csv(table)
     base = ["survey", str(parquet), "--out", str(tmp_path / "out"), "--power", str(table)]
@@ -364,16 +477,25 @@ def test_target_power_picks_the_smallest_design_of_a_power_table(tmp_path, capsy
 
 def _answers(plan, participant, value=2.5):
     rows = plan.assignments.filter(pl.col("participant_id") == participant)
-    return pl.DataFrame({"survey_id": plan.survey_id, "participant_id": participant, "code": rows["code"],
-                         "position": rows["position"], **dict.fromkeys(RATING_ITEMS, value), "genai_familiarity": 3,
-                         "genai_comfort": 4}).select(ANSWER_COLUMNS)  # fmt: skip
+    return pl.DataFrame(
+        {
+            "survey_id": plan.survey_id,
+            "participant_id": participant,
+            "code": rows["code"],
+            "position": rows["position"],
+            **dict.fromkeys(RATING_ITEMS, value),
+            "genai_familiarity": 3,
+            "genai_comfort": 4,
+        }
+    ).select(ANSWER_COLUMNS)
 
 
 def test_import_answers_gives_the_studys_format_and_refuses_foreign_answers():
     stories, _ = pick_stories(generations(), 2, seed=1)
     plan = plan_survey(stories, 4, 3, seed=1)
-    ratings = import_answers([(f"{p}.csv", _answers(plan, p, 1 + index)) for index, p in enumerate(["P1", "P2"])],
-                             plan.key)  # fmt: skip
+    ratings = import_answers(
+        [(f"{p}.csv", _answers(plan, p, 1 + index)) for index, p in enumerate(["P1", "P2"])], plan.key
+    )
     assert ratings.columns == list(RATINGS_COLUMNS) and ratings.height == 6
     first = plan.assignments.filter(pl.col("participant_id") == "P1").sort("position")
     expected = first.join(plan.key, on="code").sort("position")
@@ -393,8 +515,19 @@ def test_import_answers_gives_the_studys_format_and_refuses_foreign_answers():
 
 
 def test_survey_import_command_errors_are_one_line(tmp_path, capsys):
-    assert cli.main(["survey-import", str(tmp_path / "none"), "--key", str(tmp_path / "key.csv"),
-                     "--out", str(tmp_path / "r.csv")]) == 2  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "survey-import",
+                str(tmp_path / "none"),
+                "--key",
+                str(tmp_path / "key.csv"),
+                "--out",
+                str(tmp_path / "r.csv"),
+            ]
+        )
+        == 2
+    )
     error = capsys.readouterr().err
     expected = f"answers: {tmp_path / 'none'} does not exist; allowed: answer CSV files or folders holding them"
     assert error == f"tempcreativity survey-import: {expected}\n"
@@ -406,11 +539,31 @@ def test_forms_round_trip_through_a_real_browser_into_the_ratings_command(tmp_pa
     parquet = tmp_path / "generations.parquet"
     generations().write_parquet(parquet)
     out = tmp_path / "survey"
-    assert cli.main(["survey", str(parquet), "--participants", "2", "--stories-per-participant", "3",
-                     "--stories-per-temperature", "1", "--out", str(out), "--seed", "3"]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "survey",
+                str(parquet),
+                "--participants",
+                "2",
+                "--stories-per-participant",
+                "3",
+                "--stories-per-temperature",
+                "1",
+                "--out",
+                str(out),
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     answers = tmp_path / "answers"
-    results = fill_forms([(out / "forms" / "P1.html", answers / "P1"), (out / "forms" / "P2.html", answers / "P2")],
-                         seed=1, submit_first=True)  # fmt: skip
+    results = fill_forms(
+        [(out / "forms" / "P1.html", answers / "P1"), (out / "forms" / "P2.html", answers / "P2")],
+        seed=1,
+        submit_first=True,
+    )
     filled = dict(zip(["P1", "P2"], results))
     assert filled["P1"]["problems_before"].startswith("14 answer(s) missing"), "12 sliders and 2 questions unset"
     for participant, result in filled.items():
@@ -418,8 +571,20 @@ def test_forms_round_trip_through_a_real_browser_into_the_ratings_command(tmp_pa
         assert result["saved"] is not None, f"{participant}: no CSV was downloaded"
         assert result["saved"].read_text() == result["text_on_page"]
         assert len(result["shown"]) == 12 and "not rated" not in result["shown"].values()
-    assert cli.main(["survey-import", str(answers / "P1"), str(filled["P2"]["saved"]), "--key", str(out / "key.csv"),
-                     "--out", str(tmp_path / "ratings.csv")]) == 0  # fmt: skip
+    assert (
+        cli.main(
+            [
+                "survey-import",
+                str(answers / "P1"),
+                str(filled["P2"]["saved"]),
+                "--key",
+                str(out / "key.csv"),
+                "--out",
+                str(tmp_path / "ratings.csv"),
+            ]
+        )
+        == 0
+    )
     ratings = load_ratings(tmp_path / "ratings.csv")
     assert ratings.height == 6 and ratings["story_id"].n_unique() == 3
     key = pl.read_csv(out / "key.csv", schema_overrides={"story_id": pl.String})
@@ -430,7 +595,9 @@ def test_forms_round_trip_through_a_real_browser_into_the_ratings_command(tmp_pa
             assert f"{row[criterion]:.3f}" == shown[f"{codes[row['story_id']]}-{criterion}"]
         background = filled[row["participant_id"]]["background"]
         assert (row["genai_familiarity"], row["genai_comfort"]) == (
-            int(background["genai_familiarity"]), int(background["genai_comfort"]))  # fmt: skip
+            int(background["genai_familiarity"]),
+            int(background["genai_comfort"]),
+        )
     values = np.array([float(v) for result in results for v in result["shown"].values()])
     assert values.min() < 2 and values.max() > 4 and np.unique(values).size > 12, "clicks land all over the scale"
     capsys.readouterr()

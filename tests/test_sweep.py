@@ -42,7 +42,8 @@ def test_summary_per_cell_trends_per_axis_and_the_frontier(sweep_run):
     trends = pl.read_parquet(sweep_run / RESULTS / "trends.parquet")
     groups = set(trends.select("axis", "model_id", "within").rows())
     assert groups == {("temperature", model, f"min-p {m}") for model in ("smollm2", "tiny") for m in ("0", "0.1")} | {
-        ("min_p", model, f"temperature {t}") for model in ("smollm2", "tiny") for t in ("0.7", "1.3")}  # fmt: skip
+        ("min_p", model, f"temperature {t}") for model in ("smollm2", "tiny") for t in ("0.7", "1.3")
+    }
     frontier = pl.read_parquet(sweep_run / RESULTS / "frontier.parquet")
     assert set(frontier.select("model_id", "min_p", "temperature").rows()) == CELLS
     assert set(frontier["sampler"]) == {"min-p 0", "min-p 0.1"} and set(frontier["quality_measure"]) == {"perplexity"}

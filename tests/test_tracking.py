@@ -88,8 +88,10 @@ def test_parent_and_child_runs_hold_the_results(tracked, mlflow_server):
     summary = pl.read_parquet(tracked / "results/tiny/summary.parquet")
     generations = pl.read_parquet(tracked / GENERATIONS)
     for child in children:
-        row = summary.filter((pl.col("prompt_id") == child.data.params["prompt_id"])
-                             & (pl.col("temperature") == float(child.data.params["temperature"]))).row(0, named=True)  # fmt: skip
+        row = summary.filter(
+            (pl.col("prompt_id") == child.data.params["prompt_id"])
+            & (pl.col("temperature") == float(child.data.params["temperature"]))
+        ).row(0, named=True)
         assert "temperature" not in child.data.metrics, "a param is not also a metric"
         assert child.data.metrics["perplexity_mean"] == pytest.approx(row["perplexity_mean"])
         assert child.data.metrics["n_stories"] == 2 and child.data.metrics["tokens_generated"] > 0
@@ -199,10 +201,21 @@ def test_dashboard_expands_the_parent_into_children_with_metric_columns(tracked,
 def test_params_are_the_keyed_sections_and_everything_else_is_a_tag():
     from tempcreativity.tracking import config_tags, finite, flatten, key_params
 
-    config = {"experiment": "e", "model": {"path": "m", "engine_args": {}}, "prompts": [{"id": "p"}],
-              "decoding": {"top_k": 50}, "temperatures": [1.0], "judge": {"enabled": True}}  # fmt: skip
-    assert key_params(config) == {"experiment": "e", "model.path": "m", "model.engine_args": "{}",
-                                  "prompts": '[{"id": "p"}]', "decoding.top_k": "50"}  # fmt: skip
+    config = {
+        "experiment": "e",
+        "model": {"path": "m", "engine_args": {}},
+        "prompts": [{"id": "p"}],
+        "decoding": {"top_k": 50},
+        "temperatures": [1.0],
+        "judge": {"enabled": True},
+    }
+    assert key_params(config) == {
+        "experiment": "e",
+        "model.path": "m",
+        "model.engine_args": "{}",
+        "prompts": '[{"id": "p"}]',
+        "decoding.top_k": "50",
+    }
     assert config_tags(config) == {"config.temperatures": "[1.0]", "config.judge": '{"enabled": true}'}
     assert flatten({"a": {"b": {"c": 1}}}) == {"a.b.c": "1"}
     assert finite({"x": 1, "y": float("nan"), "z": True, "w": "s", "v": 2.5}) == {"x": 1.0, "v": 2.5}
@@ -216,11 +229,18 @@ def test_a_validated_one_model_config_is_tracked_as_written():
 
     config = validate_config({"experiment": "e", "model": {"path": "embedded"}}, SCHEMA)
     model_params = {name: value for name, value in key_params(config).items() if name.startswith("model")}
-    assert model_params == {"model.path": "embedded", "model.dtype": "float32", "model.max_model_len": "2048",
-                            "model.tensor_parallel_size": "1", "model.device": "auto", "model.engine_args": "{}"}  # fmt: skip
+    assert model_params == {
+        "model.path": "embedded",
+        "model.dtype": "float32",
+        "model.max_model_len": "2048",
+        "model.tensor_parallel_size": "1",
+        "model.device": "auto",
+        "model.engine_args": "{}",
+    }
     assert not {"config.models", "config.model_given"} & set(config_tags(config))
-    listed = validate_config({"experiment": "e", "models": [{"id": "smollm2-135m-instruct", "path": "embedded"}]},
-                             SCHEMA)  # fmt: skip
+    listed = validate_config(
+        {"experiment": "e", "models": [{"id": "smollm2-135m-instruct", "path": "embedded"}]}, SCHEMA
+    )
     assert "models" in key_params(listed) and result_key(listed, "x") != result_key(config, "x")
     assert review_tags("c", config, {})["config_digest"] != review_tags("c", listed, {})["config_digest"]
 

@@ -55,8 +55,9 @@ def test_the_readmes_rule_graph_is_the_workflows(tmp_path):
     override.write_text(f"judge: {{enabled: true}}\nratings: {REPO / 'resources/peeperkorn2024/survey_ratings.csv'}\n")
     completed = subprocess.run(
         [*SNAKEMAKE, "--configfile", str(REPO / "config/config.yaml"), str(override), "--rulegraph", "mermaid-js"],
-        capture_output=True, text=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+    )
     assert completed.returncode == 0, completed.stderr
     names = dict(re.findall(r"(id\d+)\[(\w+)\]", completed.stdout))
     workflow = {(names[a], names[b]) for a, b in re.findall(r"(id\d+) --> (id\d+)", completed.stdout)}
@@ -72,9 +73,21 @@ def test_the_judges_job_takes_one_core_where_the_generation_job_asks_its_questio
     def judge_threads(overlay: dict) -> int:
         overlay_file = tmp_path / "overlay.yaml"
         overlay_file.write_text(yaml.safe_dump({"judge": {"enabled": True}, **overlay}))
-        command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                   str(tmp_path), "--dry-run", "--cores", "2", "--configfile", str(REPO / "config/config.yaml"),
-                   str(overlay_file)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--dry-run",
+            "--cores",
+            "2",
+            "--configfile",
+            str(REPO / "config/config.yaml"),
+            str(overlay_file),
+        ]
         completed = subprocess.run(command, capture_output=True, text=True)
         assert completed.returncode == 0, completed.stderr
         job = completed.stdout.split("rule judge_stories:\n", 1)[1].split("\n[", 1)[0]
@@ -91,9 +104,21 @@ def test_the_survey_is_planned_only_when_configured(tmp_path):
     def dry_run(overlay: dict) -> str:
         overlay_file = tmp_path / "overlay.yaml"
         overlay_file.write_text(yaml.safe_dump(overlay))
-        command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory",
-                   str(tmp_path), "--dry-run", "--cores", "2", "--configfile", str(REPO / "config/config.yaml"),
-                   str(overlay_file)]  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--dry-run",
+            "--cores",
+            "2",
+            "--configfile",
+            str(REPO / "config/config.yaml"),
+            str(overlay_file),
+        ]
         completed = subprocess.run(command, capture_output=True, text=True)
         assert completed.returncode == 0, completed.stderr
         return completed.stdout

@@ -1,6 +1,7 @@
-"""A second generating model for the tests: a tiny randomly initialised Llama (2 layers, 128 wide, head size 64 as the CPU attention needs) saved as a
-Hugging Face folder with the embedded model's tokenizer and chat template, which vLLM loads like any other model.
-Its stories are random tokens; what matters is that it is a different model with its own weights and sha256."""
+"""A second generating model for the tests: a tiny randomly initialised Llama (2 layers, 128 wide, head size 64 as
+the CPU attention needs) saved as a Hugging Face folder with the embedded model's tokenizer and chat template,
+which vLLM loads like any other model. Its stories are random tokens; what matters is that it is a different model
+with its own weights and sha256."""
 
 from __future__ import annotations
 
@@ -17,11 +18,19 @@ def save_tiny_llama(folder: Path, embedded_folder: Path, seed: int = 0) -> Path:
 
     source = __import__("json").loads((embedded_folder / "config.json").read_text())
     config = LlamaConfig(
-        vocab_size=source["vocab_size"], hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-        num_attention_heads=2, num_key_value_heads=1, head_dim=64, max_position_embeddings=4096,
-        bos_token_id=source["bos_token_id"], eos_token_id=source["eos_token_id"], pad_token_id=source["pad_token_id"],
+        vocab_size=source["vocab_size"],
+        hidden_size=128,
+        intermediate_size=256,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=64,
+        max_position_embeddings=4096,
+        bos_token_id=source["bos_token_id"],
+        eos_token_id=source["eos_token_id"],
+        pad_token_id=source["pad_token_id"],
         tie_word_embeddings=True,
-    )  # fmt: skip
+    )
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config).to(torch.float32)
     folder.mkdir(parents=True, exist_ok=True)

@@ -39,14 +39,14 @@ class SamplerAxis:
 
 # name, column dtype, default, label, numeric, vllm_argument, always_keyed
 AXES = (
-    SamplerAxis("top_k",              pl.Int32,   50,       "top-k",              True,  "top_k",              True),
-    SamplerAxis("top_p",              pl.Float64, 1.0,      "top-p",              True,  "top_p",              True),
-    SamplerAxis("min_p",              pl.Float64, 0.0,      "min-p",              True,  "min_p",              True),
-    SamplerAxis("repetition_penalty", pl.Float64, 1.0,      "repetition penalty", True,  "repetition_penalty", True),
-    SamplerAxis("truncation",         pl.String,  "scaled", "truncation",         False, None,                 True),
-    SamplerAxis("presence_penalty",   pl.Float64, 0.0,      "presence penalty",   True,  "presence_penalty",   False),
-    SamplerAxis("frequency_penalty",  pl.Float64, 0.0,      "frequency penalty",  True,  "frequency_penalty",  False),
-)  # fmt: skip
+    SamplerAxis("top_k", pl.Int32, 50, "top-k", True, "top_k", True),
+    SamplerAxis("top_p", pl.Float64, 1.0, "top-p", True, "top_p", True),
+    SamplerAxis("min_p", pl.Float64, 0.0, "min-p", True, "min_p", True),
+    SamplerAxis("repetition_penalty", pl.Float64, 1.0, "repetition penalty", True, "repetition_penalty", True),
+    SamplerAxis("truncation", pl.String, "scaled", "truncation", False, None, True),
+    SamplerAxis("presence_penalty", pl.Float64, 0.0, "presence penalty", True, "presence_penalty", False),
+    SamplerAxis("frequency_penalty", pl.Float64, 0.0, "frequency penalty", True, "frequency_penalty", False),
+)
 SAMPLER_AXES = tuple(axis.name for axis in AXES)
 DEFAULTS = {axis.name: axis.default for axis in AXES}
 NUMERIC_AXES = tuple(axis.name for axis in AXES if axis.numeric)  # truncation, raw or scaled, is a level

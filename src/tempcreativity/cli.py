@@ -29,19 +29,28 @@ def main(argv: list[str] | None = None) -> int:
     ratings = commands.add_parser("ratings", help="Table 1 (descriptives, Cronbach's alpha) and Table 2 (mixed models)")
     ratings.add_argument("ratings_csv", help="ratings in the study's format, one row per rating")
     ratings.add_argument("--out", required=True, help="folder for ratings_descriptives.csv and ratings_lme.csv")
-    ratings.add_argument("--scores", help="the pipeline's scores.parquet: adds perplexity, cosine similarity and "
-                         "edit distance as predictors (joined on story_id)")  # fmt: skip
-    ratings.add_argument("--random-effects", choices=["participant", "crossed", "both"],
-                         help="Table 2's models: participant (the study's), crossed (participant and story) or both; "
-                         "default both where stories were rated more than once, else participant")  # fmt: skip
+    ratings.add_argument(
+        "--scores",
+        help="the pipeline's scores.parquet: adds perplexity, cosine similarity and "
+        "edit distance as predictors (joined on story_id)",
+    )
+    ratings.add_argument(
+        "--random-effects",
+        choices=["participant", "crossed", "both"],
+        help="Table 2's models: participant (the study's), crossed (participant and story) or both; "
+        "default both where stories were rated more than once, else participant",
+    )
     check = commands.add_parser("check-config", help="validate a config before a run, naming what is wrong")
     check.add_argument("configs", nargs="+", help="config files; later ones are laid over earlier ones")
     check.add_argument("--schema", default=DEFAULT_SCHEMA, help=f"the config schema (default {DEFAULT_SCHEMA})")
     study = commands.add_parser("study", help="the study's own data: Tables 1 and 2 and its stories' scores")
     study.add_argument("--data", default="resources/peeperkorn2024", help="the study's released data folder")
     study.add_argument("--out", required=True, help="folder for table1.csv, table2.csv and story_scores.csv")
-    study.add_argument("--model-dir", help="a model folder: adds teacher-forced perplexity and the model's "
-                       "embedding (last-token pooling, not normalised, as the study's llama.cpp embedding)")  # fmt: skip
+    study.add_argument(
+        "--model-dir",
+        help="a model folder: adds teacher-forced perplexity and the model's "
+        "embedding (last-token pooling, not normalised, as the study's llama.cpp embedding)",
+    )
     study.add_argument("--cache", default="results/cache/embeddings", help="the embedding cache")
     planning_cli.add_parsers(commands)
     arguments = parser.parse_args(argv)

@@ -13,8 +13,9 @@ DEFAULT_ENGINE_CPUS = 8
 def largest_node_cpus() -> int | None:
     """CPUs of the largest node that `sinfo` lists on this machine's SLURM cluster; None without SLURM."""
     try:
-        listed = subprocess.run(["sinfo", "--noheader", "--Node", "--format=%c"], capture_output=True, text=True,
-                                timeout=30)  # fmt: skip
+        listed = subprocess.run(
+            ["sinfo", "--noheader", "--Node", "--format=%c"], capture_output=True, text=True, timeout=30
+        )
     except (FileNotFoundError, subprocess.TimeoutExpired):
         return None
     counts = [int(word) for word in listed.stdout.split() if word.isdigit()]

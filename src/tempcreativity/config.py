@@ -200,8 +200,10 @@ def _check_given_sections(config: dict[str, Any]) -> dict[str, bool]:
             "models (a list of {id, path, ...})"
         )
     if "model" not in config and "models" not in config:
-        raise ConfigError("invalid config: model: 'model' is a required property (the generating model: {path: "
-                          "embedded} or a Hugging Face folder or hub id), or give several under models")  # fmt: skip
+        raise ConfigError(
+            "invalid config: model: 'model' is a required property (the generating model: {path: "
+            "embedded} or a Hugging Face folder or hub id), or give several under models"
+        )
     decoding, sweep = config.get("decoding"), config.get("sweep")
     if isinstance(decoding, dict) and isinstance(sweep, dict):
         for name in sweep:
@@ -295,8 +297,9 @@ def _check_store_path(uri: str, scheme: str, parts) -> None:
     store = Path(os.path.abspath(path))
     for root in PSEUDO_FILESYSTEMS:
         if store == Path(root) or Path(root) in store.parents:
-            raise ConfigError(f"{field}: {uri!r} is under {root}, a kernel file system that cannot hold a tracking "
-                              f"store; {allowed}")  # fmt: skip
+            raise ConfigError(
+                f"{field}: {uri!r} is under {root}, a kernel file system that cannot hold a tracking store; {allowed}"
+            )
     if scheme == "sqlite" and store.is_dir():
         raise ConfigError(f"{field}: {uri!r}: {store} is a folder; a sqlite: URI names the database file; {allowed}")
     folder = store if scheme == "file" else store.parent
@@ -304,8 +307,9 @@ def _check_store_path(uri: str, scheme: str, parts) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise ConfigError(f"{field}: {uri!r}: {existing} is a file, where the store needs the folder {folder}; "
-                          f"{allowed}")  # fmt: skip
+        raise ConfigError(
+            f"{field}: {uri!r}: {existing} is a file, where the store needs the folder {folder}; {allowed}"
+        )
 
 
 def _check_model_folders(config: dict[str, Any], grid_models: list[dict[str, Any]]) -> None:
@@ -327,8 +331,9 @@ def _check_model_folders(config: dict[str, Any], grid_models: list[dict[str, Any
     judge = config["judge"]
     if judge["model"] and judge["model"] != EMBEDDED and judge["model"] not in [m["path"] for m in grid_models]:
         if _looks_local(judge["model"]) or Path(judge["model"]).expanduser().exists():
-            check_model_folder(judge["model"], "judge.model", trusts_remote_code(judge),
-                               trust_field="judge.trust_remote_code")  # fmt: skip
+            check_model_folder(
+                judge["model"], "judge.model", trusts_remote_code(judge), trust_field="judge.trust_remote_code"
+            )
 
 
 def _looks_local(path: str) -> bool:
@@ -361,7 +366,7 @@ def _check_semantics(config: dict[str, Any]) -> None:
         )
     grid_size = (
         len(config["prompts"]) * len(grid_models) * len(cells) * len(temperatures(config)) * len(seeds(config))
-    )  # fmt: skip  (temperatures() raises below vLLM's floor)
+    )  # (temperatures() raises below vLLM's floor)
     if grid_size > MAX_STORIES:
         raise ConfigError(
             f"invalid config: the grid holds {grid_size} stories (prompts x models x swept settings x temperatures "

@@ -136,9 +136,13 @@ class CrossedModel:
         def deviance(theta: np.ndarray) -> float:
             return self._profile(abs(theta[0]), abs(theta[1]), stats)[0]
 
-        found = scipy.optimize.minimize(deviance, np.asarray(begin, dtype=float), method="Nelder-Mead",
-                                        bounds=[(0, None), (0, None)],
-                                        options={"xatol": 1e-4, "fatol": 1e-6, "maxfev": 2000})  # fmt: skip
+        found = scipy.optimize.minimize(
+            deviance,
+            np.asarray(begin, dtype=float),
+            method="Nelder-Mead",
+            bounds=[(0, None), (0, None)],
+            options={"xatol": 1e-4, "fatol": 1e-6, "maxfev": 2000},
+        )
         theta = np.abs(found.x)
         value, beta, r2, inverse = self._profile(theta[0], theta[1], stats)
         scale = r2 / (self.n - self.p)
@@ -147,7 +151,12 @@ class CrossedModel:
         var_big, var_small = theta[0] ** 2 * scale, theta[1] ** 2 * scale
         var_participant, var_story = (var_small, var_big) if self.swap else (var_big, var_small)
         return CrossedFitResult(
-            intercept=float(beta[0]), beta=float(beta[1]), se=se, p=float(2 * norm.sf(abs(beta[1]) / se)),
-            var_participant=var_participant, var_story=var_story, var_residual=scale,
+            intercept=float(beta[0]),
+            beta=float(beta[1]),
+            se=se,
+            p=float(2 * norm.sf(abs(beta[1]) / se)),
+            var_participant=var_participant,
+            var_story=var_story,
+            var_residual=scale,
             deviance=value + (self.n - self.p) * (1 + math.log(2 * math.pi / (self.n - self.p))),
-        )  # fmt: skip
+        )

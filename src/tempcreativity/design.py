@@ -160,14 +160,18 @@ def balanced_design(
     strata = np.asarray(strata)
     _, codes, sizes = np.unique(strata, return_inverse=True, return_counts=True)
     if participants < 2:
-        raise DesignError(f"participants: {participants}; allowed: at least 2 (participant and story effects "
-                          "need several raters)")  # fmt: skip
+        raise DesignError(
+            f"participants: {participants}; allowed: at least 2 (participant and story effects need several raters)"
+        )
     if not 1 <= per_participant <= strata.size:
-        raise DesignError(f"stories-per-participant: {per_participant}; allowed: 1 to the number of stories "
-                          f"({strata.size})")  # fmt: skip
+        raise DesignError(
+            f"stories-per-participant: {per_participant}; allowed: 1 to the number of stories ({strata.size})"
+        )
     if sizes.min() != sizes.max():
-        raise DesignError(f"stories-per-temperature: the strata hold {sizes.min()} to {sizes.max()} stories; "
-                          "allowed: the same number in every stratum")  # fmt: skip
+        raise DesignError(
+            f"stories-per-temperature: the strata hold {sizes.min()} to {sizes.max()} stories; "
+            "allowed: the same number in every stratum"
+        )
     rng = np.random.default_rng(seed)
     best, best_unshared = None, None
     for _ in range(tries):
@@ -178,9 +182,11 @@ def balanced_design(
         if best is None or unshared < best_unshared:
             best, best_unshared = design, unshared
     if best is None:
-        raise DesignError(f"participants x stories-per-participant: {participants} x {per_participant} ratings of "
-                          f"{strata.size} stories leave the raters and stories in separate groups; allowed: more "
-                          "participants or stories per participant")  # fmt: skip
+        raise DesignError(
+            f"participants x stories-per-participant: {participants} x {per_participant} ratings of "
+            f"{strata.size} stories leave the raters and stories in separate groups; allowed: more "
+            "participants or stories per participant"
+        )
     improved = spread_pairs(best, codes, rng, steps)
     if is_connected(improved, strata.size):
         best = improved

@@ -45,8 +45,10 @@ def save(figure, png: str | Path, svg: str | Path) -> None:
     then a rename), and close it."""
     import os
 
-    for path, options in ((Path(png), {"dpi": 200, "metadata": {"Software": None}}),
-                          (Path(svg), {"metadata": {"Date": None, "Creator": None}})):  # fmt: skip
+    for path, options in (
+        (Path(png), {"dpi": 200, "metadata": {"Software": None}}),
+        (Path(svg), {"metadata": {"Date": None, "Creator": None}}),
+    ):
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
         figure.savefig(partial, format=path.suffix[1:], bbox_inches="tight", **options)
@@ -79,20 +81,35 @@ def boxplots(scores: pl.DataFrame) -> plt.Figure:
     palette = {_label(t): colour for t, colour in temperature_palette(stories_all["temperature"]).items()}
     groups = sampler_groups(stories_all)
     if len(groups) > MAX_BOXPLOT_ROWS:  # a row per model instead, every setting pooled (the frontier separates them)
-        groups = [(f"{label}, settings pooled" if label else "settings pooled", group)
-                  for label, group in sampler_groups(stories_all.drop(swept_axes(stories_all)))]  # fmt: skip
+        groups = [
+            (f"{label}, settings pooled" if label else "settings pooled", group)
+            for label, group in sampler_groups(stories_all.drop(swept_axes(stories_all)))
+        ]
     figure, grid = plt.subplots(len(groups), 3, figsize=(15, 4.6 * len(groups)), squeeze=False, sharey="col")
     for axes, (title, group) in zip(grid, groups):
         stories = group.to_pandas()
         stories["T"] = stories["temperature"].map(_label)
         for axis, score in zip(axes, BOXPLOT_SCORES):
-            sns.boxplot(data=stories, x="T", y=score, hue="T", order=order, hue_order=order, palette=palette,
-                        legend=False, showmeans=True, ax=axis, fliersize=3,
-                        meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black",
-                                   "markersize": 6},
-                        medianprops={"color": "black", "linewidth": 1.5})  # fmt: skip
-            axis.set(xlabel="Temperature", ylabel=SCORE_LABELS[score],
-                     title=f"{SCORE_LABELS[score]}\n{title}" if title else SCORE_LABELS[score])  # fmt: skip
+            sns.boxplot(
+                data=stories,
+                x="T",
+                y=score,
+                hue="T",
+                order=order,
+                hue_order=order,
+                palette=palette,
+                legend=False,
+                showmeans=True,
+                ax=axis,
+                fliersize=3,
+                meanprops={"marker": "D", "markerfacecolor": "white", "markeredgecolor": "black", "markersize": 6},
+                medianprops={"color": "black", "linewidth": 1.5},
+            )
+            axis.set(
+                xlabel="Temperature",
+                ylabel=SCORE_LABELS[score],
+                title=f"{SCORE_LABELS[score]}\n{title}" if title else SCORE_LABELS[score],
+            )
         axes[0].set_yscale("log")
     exemplars = scores.filter(pl.col("is_exemplar"))
     for axes, (_, group) in zip(grid, groups):
@@ -126,8 +143,16 @@ def pca_panels(pca: pl.DataFrame) -> plt.Figure:
         axis.scatter(stories["pc1"], stories["pc2"], s=10, color="0.85", linewidths=0)
         cell = stories.filter(pl.col("temperature") == temperature)
         axis.scatter(cell["pc1"], cell["pc2"], s=22, color=palette[temperature], edgecolor="black", linewidths=0.3)
-        axis.scatter(exemplars["pc1"], exemplars["pc2"], s=220, marker="*", color="black", edgecolor="white",
-                     linewidths=0.8, zorder=5)  # fmt: skip
+        axis.scatter(
+            exemplars["pc1"],
+            exemplars["pc2"],
+            s=220,
+            marker="*",
+            color="black",
+            edgecolor="white",
+            linewidths=0.8,
+            zorder=5,
+        )
         axis.set_title(f"T = {_label(temperature)}")
     for axis in axes.flat[len(temperatures) :]:
         axis.set_visible(False)
@@ -165,10 +190,17 @@ def diversity(summary: pl.DataFrame) -> plt.Figure:
         hue = "prompt_id" if data["prompt_id"].nunique() > 1 else None
     figure, axes = plt.subplots(1, 4, figsize=(17, 4.2))
     for axis, (column, title) in zip(axes, panels):
-        sns.lineplot(data=data, x="temperature", y=column, hue=hue, marker="o", ax=axis,
-                     palette="colorblind" if hue == "sampler" else None,
-                     color=None if hue else sns.color_palette("viridis", 3)[0],
-                     legend=bool(hue) and column == "diversity")  # fmt: skip
+        sns.lineplot(
+            data=data,
+            x="temperature",
+            y=column,
+            hue=hue,
+            marker="o",
+            ax=axis,
+            palette="colorblind" if hue == "sampler" else None,
+            color=None if hue else sns.color_palette("viridis", 3)[0],
+            legend=bool(hue) and column == "diversity",
+        )
         axis.set(xlabel="Temperature", ylabel=title, title=title)
         if column.startswith("share_"):
             axis.set_ylim(-0.03, 1.03)
@@ -208,14 +240,16 @@ def trend_panels(summary: pl.DataFrame, trend_table: pl.DataFrame) -> plt.Figure
         axis.set_visible(False)
     if len(groups) > 1:
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        figure.legend(handles, labels, loc="lower center", ncol=min(4, len(groups)), bbox_to_anchor=(0.5, 1.0),
-                      frameon=False)  # fmt: skip
+        figure.legend(
+            handles, labels, loc="lower center", ncol=min(4, len(groups)), bbox_to_anchor=(0.5, 1.0), frameon=False
+        )
     figure.tight_layout()
     return figure
 
 
-def report_figures(scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.DataFrame,
-                   pca: pl.DataFrame) -> dict[str, plt.Figure]:  # fmt: skip
+def report_figures(
+    scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.DataFrame, pca: pl.DataFrame
+) -> dict[str, plt.Figure]:
     """Every figure of the report, by name, in the order of catalogue.FIGURES; the caller saves them where its
     outputs say."""
     figures = {
@@ -246,15 +280,34 @@ def frontier_figure(table: pl.DataFrame) -> plt.Figure:
             if line.is_empty():
                 continue
             x, y = line["diversity"].to_numpy(), line["quality"].to_numpy()
-            xerr = np.nan_to_num(np.abs(np.vstack([x - line["diversity_ci_low"].to_numpy(),
-                                                   line["diversity_ci_high"].to_numpy() - x])))  # fmt: skip
-            yerr = np.nan_to_num(np.abs(np.vstack([y - line["quality_ci_low"].to_numpy(),
-                                                   line["quality_ci_high"].to_numpy() - y])))  # fmt: skip
-            axis.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="-o", color=colours[sampler], capsize=2, markersize=5,
-                          linewidth=1.5, elinewidth=0.8, label=sampler)  # fmt: skip
+            xerr = np.nan_to_num(
+                np.abs(np.vstack([x - line["diversity_ci_low"].to_numpy(), line["diversity_ci_high"].to_numpy() - x]))
+            )
+            yerr = np.nan_to_num(
+                np.abs(np.vstack([y - line["quality_ci_low"].to_numpy(), line["quality_ci_high"].to_numpy() - y]))
+            )
+            axis.errorbar(
+                x,
+                y,
+                xerr=xerr,
+                yerr=yerr,
+                fmt="-o",
+                color=colours[sampler],
+                capsize=2,
+                markersize=5,
+                linewidth=1.5,
+                elinewidth=0.8,
+                label=sampler,
+            )
             for x_value, y_value, temperature in zip(x, y, line["temperature"]):
-                axis.annotate(_label(temperature), (x_value, y_value), textcoords="offset points", xytext=(4, 4),
-                              fontsize=8, color=colours[sampler])  # fmt: skip
+                axis.annotate(
+                    _label(temperature),
+                    (x_value, y_value),
+                    textcoords="offset points",
+                    xytext=(4, 4),
+                    fontsize=8,
+                    color=colours[sampler],
+                )
         axis.set(xlabel="Diversity (mean pairwise cosine distance)", title=model or None)
     axes.flat[0].set_ylabel(label[0].upper() + label[1:])
     if table["quality_measure"][0] == "perplexity":
@@ -273,7 +326,7 @@ def frontier_figure(table: pl.DataFrame) -> plt.Figure:
         loc="center left",
         bbox_to_anchor=(1.0, 0.5),
         frameon=False,
-    )  # fmt: skip  (outside: save() keeps it, bbox tight)
+    )  # (outside: save() keeps it, bbox tight)
     return figure
 
 
@@ -315,8 +368,14 @@ def judge_vs_people_figure(pairs: pl.DataFrame) -> plt.Figure:
     palette = temperature_palette(pairs["temperature"])
     for axis, criterion in zip(axes.flat, criteria):
         rows = pairs.filter(pl.col("criterion") == criterion)
-        axis.scatter(rows["people"], rows["judge"], c=[palette[t] for t in rows["temperature"]], s=28, edgecolor="black",
-                     linewidth=0.4)  # fmt: skip
+        axis.scatter(
+            rows["people"],
+            rows["judge"],
+            c=[palette[t] for t in rows["temperature"]],
+            s=28,
+            edgecolor="black",
+            linewidth=0.4,
+        )
         axis.plot([1, 5], [1, 5], linestyle="--", color="grey", linewidth=1)
         axis.set(xlim=(1, 5), ylim=(1, 5), xlabel="People's mean rating", ylabel="Judge's rating", title=criterion)
     handles = [
@@ -327,8 +386,12 @@ def judge_vs_people_figure(pairs: pl.DataFrame) -> plt.Figure:
     return figure
 
 
-COMPARED_SCORES = (("perplexity", "Perplexity"), ("edit_distance", "Edit distance to exemplar"),
-                   ("cosine_similarity", "Cosine similarity to exemplar"), ("diversity", "Diversity"))  # fmt: skip
+COMPARED_SCORES = (
+    ("perplexity", "Perplexity"),
+    ("edit_distance", "Edit distance to exemplar"),
+    ("cosine_similarity", "Cosine similarity to exemplar"),
+    ("diversity", "Diversity"),
+)
 
 
 def compare_runs(summaries: dict[str, pl.DataFrame]) -> plt.Figure:

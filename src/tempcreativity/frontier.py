@@ -23,8 +23,10 @@ from tempcreativity.cells import cell_keys, sampler_keys, sampler_label, swept_a
 from tempcreativity.statistics import bootstrap_mean_ci
 
 # name: (label, whether higher is better)
-QUALITY = {"judge_coherence": ("coherence rating (LLM judge; 1 = very easy to follow, 5 = very hard)", False),
-           "perplexity": ("perplexity under the generating model", False)}  # fmt: skip
+QUALITY = {
+    "judge_coherence": ("coherence rating (LLM judge; 1 = very easy to follow, 5 = very hard)", False),
+    "perplexity": ("perplexity under the generating model", False),
+}
 
 
 def distance_to_cell(scores: pl.DataFrame, vectors: np.ndarray) -> pl.DataFrame:
@@ -38,8 +40,9 @@ def distance_to_cell(scores: pl.DataFrame, vectors: np.ndarray) -> pl.DataFrame:
     return pl.concat(parts).sort("row").drop("row")
 
 
-def frontier_table(scores: pl.DataFrame, vectors: np.ndarray, resamples: int,
-                   judge: pl.DataFrame | None = None) -> pl.DataFrame:  # fmt: skip
+def frontier_table(
+    scores: pl.DataFrame, vectors: np.ndarray, resamples: int, judge: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """One row per sampler x temperature: its columns (model_id, swept settings), ``sampler`` (a label),
     temperature, n, diversity and quality with their CIs, and ``quality_measure`` (a key of QUALITY)."""
     stories = distance_to_cell(scores, vectors)
@@ -58,10 +61,20 @@ def frontier_table(scores: pl.DataFrame, vectors: np.ndarray, resamples: int,
         diversity, quality = cell["to_others"].to_numpy(), cell["quality"].cast(pl.Float64).to_numpy()
         div_low, div_high = bootstrap_mean_ci(diversity, resamples)
         q_low, q_high = bootstrap_mean_ci(quality, resamples)
-        rows.append({**row, "sampler": sampler_label(row, axes), "n": cell.height,
-                     "diversity": float(np.nanmean(diversity)), "diversity_ci_low": div_low, "diversity_ci_high": div_high,
-                     "quality": float(np.nanmean(quality)), "quality_ci_low": q_low, "quality_ci_high": q_high,
-                     "quality_measure": measure})  # fmt: skip
+        rows.append(
+            {
+                **row,
+                "sampler": sampler_label(row, axes),
+                "n": cell.height,
+                "diversity": float(np.nanmean(diversity)),
+                "diversity_ci_low": div_low,
+                "diversity_ci_high": div_high,
+                "quality": float(np.nanmean(quality)),
+                "quality_ci_low": q_low,
+                "quality_ci_high": q_high,
+                "quality_measure": measure,
+            }
+        )
     return pl.DataFrame(rows).sort([*keys, "temperature"])
 
 
@@ -96,8 +109,10 @@ def frontier_sentences(table: pl.DataFrame) -> list[str]:
         samplers = rows["sampler"].unique(maintain_order=True).to_list()
         if rows["temperature"].n_unique() == 1 and len(samplers) > 1:  # points, not lines: side by side
             ranked = rows.sort("quality", descending=higher_is_better)
-            cells = "; ".join(f"{row['sampler']} {_number(row['diversity'])} and {_number(row['quality'])}"
-                              for row in ranked.iter_rows(named=True))  # fmt: skip
+            cells = "; ".join(
+                f"{row['sampler']} {_number(row['diversity'])} and {_number(row['quality'])}"
+                for row in ranked.iter_rows(named=True)
+            )
             sentences.append(
                 f"{named}at the one temperature {rows['temperature'][0]:g}, diversity and {label} per sampler, "
                 f"best {label} first: {cells}."

@@ -30,10 +30,19 @@ def judge_vs_people(judge: pl.DataFrame, people: pl.DataFrame, resamples: int) -
         rated = joined[f"{criterion}_people"].to_numpy().astype(float)
         correlation = spearman_with_ci(rated, judged, resamples)
         alpha = interval_alpha(np.vstack([judged, rated]))
-        rows.append({"criterion": criterion, "n": joined.height, "rho": correlation["rho"],
-                     "rho_ci_low": correlation["rho_ci_low"], "rho_ci_high": correlation["rho_ci_high"],
-                     "p_value": correlation["p_value"], "krippendorff_alpha": float(alpha),
-                     "judge_mean": float(judged.mean()), "people_mean": float(rated.mean())})  # fmt: skip
+        rows.append(
+            {
+                "criterion": criterion,
+                "n": joined.height,
+                "rho": correlation["rho"],
+                "rho_ci_low": correlation["rho_ci_low"],
+                "rho_ci_high": correlation["rho_ci_high"],
+                "p_value": correlation["p_value"],
+                "krippendorff_alpha": float(alpha),
+                "judge_mean": float(judged.mean()),
+                "people_mean": float(rated.mean()),
+            }
+        )
     return pl.DataFrame(rows)
 
 
@@ -43,10 +52,15 @@ def pairs(judge: pl.DataFrame, people: pl.DataFrame) -> pl.DataFrame:
         people_means(people), on="story_id", suffix="_people"
     )
     return pl.concat(
-        joined.select("story_id", "temperature", pl.lit(criterion).alias("criterion"),
-                      pl.col(criterion).alias("judge"), pl.col(f"{criterion}_people").alias("people"))
+        joined.select(
+            "story_id",
+            "temperature",
+            pl.lit(criterion).alias("criterion"),
+            pl.col(criterion).alias("judge"),
+            pl.col(f"{criterion}_people").alias("people"),
+        )
         for criterion in RATING_ITEMS
-    )  # fmt: skip
+    )
 
 
 def verdict(table: pl.DataFrame) -> str:

@@ -25,8 +25,10 @@ class _Log:
                 self.log.flush()
             except OSError as error:
                 self.log_failed = True
-                self.console.write(f"\nwarning: cannot write the log file {self.log.name} ({error}); "
-                                   f"messages go to the console\n{'' if self.echo else text}")  # fmt: skip
+                self.console.write(
+                    f"\nwarning: cannot write the log file {self.log.name} ({error}); "
+                    f"messages go to the console\n{'' if self.echo else text}"
+                )
         return len(text)
 
     def flush(self) -> None:

@@ -138,8 +138,14 @@ def folder_sha256(folder: Path) -> str:
 
 # A model folder needs its config and a tokenizer: one of these files (fast tokenizer, SentencePiece, BPE or WordPiece
 # vocabulary).
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "vocab.txt", "spiece.model",
-                   "sentencepiece.bpe.model")  # fmt: skip
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
 # Files whose ``auto_map`` makes transformers (and vLLM) import Python code shipped with the model.
 AUTO_MAP_FILES = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json")
 

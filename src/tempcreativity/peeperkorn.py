@@ -2,7 +2,8 @@
 stories and exemplar as a generations table, so that the same scoring runs on the study's own Llama 2 stories.
 
 Folder layout, as released: ``exemplar.txt``, ``survey_stories/metadata.csv`` (columns id, t, type) and
-``survey_stories/<id>.txt`` (``<id>_practice.txt`` for practice stories), paragraphs separated by ``<br><br>`` (lines by ``<br>``)."""
+``survey_stories/<id>.txt`` (``<id>_practice.txt`` for practice stories), paragraphs separated by ``<br><br>``
+(lines by ``<br>``)."""
 
 from __future__ import annotations
 
@@ -28,12 +29,24 @@ def load_study_stories(folder: str | Path, include_practice: bool = False) -> pl
     metadata = pl.read_csv(folder / "survey_stories" / "metadata.csv")
     if not include_practice:
         metadata = metadata.filter(pl.col("type") != "practice")
-    rows = [{"story_id": EXEMPLAR_ID, "temperature": 0.001, "is_exemplar": True,
-             "text": _read_story(folder / "exemplar.txt")}]  # fmt: skip
+    rows = [
+        {
+            "story_id": EXEMPLAR_ID,
+            "temperature": 0.001,
+            "is_exemplar": True,
+            "text": _read_story(folder / "exemplar.txt"),
+        }
+    ]
     for story in metadata.iter_rows(named=True):
         suffix = "_practice" if story["type"] == "practice" else ""
-        rows.append({"story_id": story["id"], "temperature": float(story["t"]), "is_exemplar": False,
-                     "text": _read_story(folder / "survey_stories" / f"{story['id']}{suffix}.txt")})  # fmt: skip
+        rows.append(
+            {
+                "story_id": story["id"],
+                "temperature": float(story["t"]),
+                "is_exemplar": False,
+                "text": _read_story(folder / "survey_stories" / f"{story['id']}{suffix}.txt"),
+            }
+        )
     filled = [
         {name: None for name in GENERATIONS_SCHEMA}
         | DEFAULTS  # a sampler axis the study did not set is off (its default)

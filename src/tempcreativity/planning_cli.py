@@ -41,16 +41,24 @@ def _joined(values) -> str:
 def add_parsers(commands) -> None:
     """Register the power, survey and survey-import subcommands on cli.py's subparsers."""
     power = commands.add_parser("power", help="power of the temperature test per criterion over a grid of designs")
-    power.add_argument("--ratings", help="ratings whose variance components to simulate from (a pilot); default: the "
-                       "study's released ratings")  # fmt: skip
+    power.add_argument(
+        "--ratings",
+        help="ratings whose variance components to simulate from (a pilot); default: the study's released ratings",
+    )
     power.add_argument("--out", default="reports/power", help="folder for power.csv, power.png/.svg and power.txt")
     power.add_argument(
         "--participants", default=_joined(DEFAULT_PARTICIPANTS), help="numbers of raters, comma-separated"
     )
-    power.add_argument("--stories-per-participant", default=_joined(DEFAULT_STORIES_PER_PARTICIPANT),
-                       help="stories each rater rates, comma-separated")  # fmt: skip
-    power.add_argument("--stories-per-temperature", default=_joined(DEFAULT_STORIES_PER_TEMPERATURE),
-                       help="stories at each temperature, comma-separated")  # fmt: skip
+    power.add_argument(
+        "--stories-per-participant",
+        default=_joined(DEFAULT_STORIES_PER_PARTICIPANT),
+        help="stories each rater rates, comma-separated",
+    )
+    power.add_argument(
+        "--stories-per-temperature",
+        default=_joined(DEFAULT_STORIES_PER_TEMPERATURE),
+        help="stories at each temperature, comma-separated",
+    )
     power.add_argument("--temperatures", help="the survey's temperatures, comma-separated (default: the ratings')")
     power.add_argument("--replicates", default=str(DEFAULT_REPLICATES), help="simulated data sets per design")
     power.add_argument("--seed", default="0", help="random seed (same seed, same table)")
@@ -62,14 +70,26 @@ def add_parsers(commands) -> None:
     survey.add_argument("generations", help="a run's generations.parquet")
     survey.add_argument("--participants", help="number of participants")
     survey.add_argument("--stories-per-participant", help="stories each participant rates")
-    survey.add_argument("--stories-per-temperature", help="stories picked per temperature (per model and sampler "
-                        "where the run has several); default 5, the study's")  # fmt: skip
-    survey.add_argument("--target-power", help="instead of --participants/--stories-per-participant: the smallest "
-                        "design in the power grid that reaches this power")  # fmt: skip
-    survey.add_argument("--criterion", default="all", help="with --target-power: the criterion whose power counts "
-                        f"({', '.join(RATING_ITEMS)}) or all (every one of them)")  # fmt: skip
-    survey.add_argument("--power", help="with --target-power: a power.csv from `tempcreativity power` (default: "
-                        "compute the default grid from the study's ratings, a few minutes)")  # fmt: skip
+    survey.add_argument(
+        "--stories-per-temperature",
+        help="stories picked per temperature (per model and sampler where the run has several); default 5, the study's",
+    )
+    survey.add_argument(
+        "--target-power",
+        help="instead of --participants/--stories-per-participant: the smallest "
+        "design in the power grid that reaches this power",
+    )
+    survey.add_argument(
+        "--criterion",
+        default="all",
+        help="with --target-power: the criterion whose power counts "
+        f"({', '.join(RATING_ITEMS)}) or all (every one of them)",
+    )
+    survey.add_argument(
+        "--power",
+        help="with --target-power: a power.csv from `tempcreativity power` (default: "
+        "compute the default grid from the study's ratings, a few minutes)",
+    )
     survey.add_argument("--out", required=True, help="folder for key.csv, assignments.csv, design.txt and forms/")
     survey.add_argument("--seed", default="0", help="random seed (same seed, same survey)")
     survey.add_argument("--title", default="Rate short stories", help="the forms' title")
@@ -103,8 +123,10 @@ def _numbers(option: str, text: str, kind: type, minimum: float, maximum: float 
     try:
         values = [kind(part.strip()) for part in parts]
     except ValueError:
-        raise ArgumentProblem(f"{option}: {text!r} is not {'a list of ' if many else 'a '}"
-                              f"{noun if many else noun[:-1]}; allowed: {allowed}") from None  # fmt: skip
+        raise ArgumentProblem(
+            f"{option}: {text!r} is not {'a list of ' if many else 'a '}"
+            f"{noun if many else noun[:-1]}; allowed: {allowed}"
+        ) from None
     bad = [value for value in values if not minimum <= value <= maximum or value != value]
     if bad or not values:
         raise ArgumentProblem(f"{option}: {text!r} has {_joined(bad) or 'no value'}; allowed: {allowed}")
@@ -142,11 +164,27 @@ def _power(arguments: argparse.Namespace) -> int:
     source = "the study's" if not arguments.ratings else f"{path.name}'s"
     observed = not arguments.temperatures
     cells = len(participants) * len(per_participant) * len(per_temperature) + observed
-    with tqdm(total=cells * len(RATING_ITEMS) * replicates, desc="Simulated fits", unit="fit", dynamic_ncols=True,
-              disable=arguments.no_progress) as bar:  # fmt: skip
+    with tqdm(
+        total=cells * len(RATING_ITEMS) * replicates,
+        desc="Simulated fits",
+        unit="fit",
+        dynamic_ncols=True,
+        disable=arguments.no_progress,
+    ) as bar:
         grid = (tuple(participants), tuple(per_participant), tuple(per_temperature))
-        table, sentences = power_analysis(ratings, temperatures, *grid, replicates, seed, alpha, arguments.fit,
-                                          target, source, observed, progress=bar.update)  # fmt: skip
+        table, sentences = power_analysis(
+            ratings,
+            temperatures,
+            *grid,
+            replicates,
+            seed,
+            alpha,
+            arguments.fit,
+            target,
+            source,
+            observed,
+            progress=bar.update,
+        )
     out = Path(arguments.out)
     write_texts_atomic(
         {out / "power.csv": table.write_csv(float_precision=6), out / "power.txt": "\n".join(sentences) + "\n"}
@@ -168,15 +206,19 @@ def _survey(arguments: argparse.Namespace) -> int:
     per_temperature = 5
     if arguments.target_power is not None:
         if arguments.participants or arguments.stories_per_participant:
-            raise ArgumentProblem("--target-power: given with --participants/--stories-per-participant; allowed: "
-                                  "either --target-power or both of those")  # fmt: skip
+            raise ArgumentProblem(
+                "--target-power: given with --participants/--stories-per-participant; allowed: "
+                "either --target-power or both of those"
+            )
         participants, per_participant, per_temperature = _design_for_power(arguments)
     else:
         if not (arguments.participants and arguments.stories_per_participant):
-            raise ArgumentProblem("--participants and --stories-per-participant: "
-                                  f"{arguments.participants or 'missing'} and "
-                                  f"{arguments.stories_per_participant or 'missing'}; allowed: both given (whole "
-                                  "numbers), or --target-power instead")  # fmt: skip
+            raise ArgumentProblem(
+                "--participants and --stories-per-participant: "
+                f"{arguments.participants or 'missing'} and "
+                f"{arguments.stories_per_participant or 'missing'}; allowed: both given (whole "
+                "numbers), or --target-power instead"
+            )
         participants = _numbers("--participants", arguments.participants, int, 2, many=False)
         per_participant = _numbers("--stories-per-participant", arguments.stories_per_participant, int, 1, many=False)
     if arguments.stories_per_temperature:
@@ -188,8 +230,9 @@ def _survey(arguments: argparse.Namespace) -> int:
         generations = pl.read_parquet(path)
     except Exception as error:  # polars raises several kinds for a file that is not Parquet
         raise SurveyError(f"generations: {path} is not a readable Parquet file ({type(error).__name__})") from None
-    plan, lines, files = build_survey(generations, participants, per_participant, per_temperature, seed,
-                                      arguments.title)  # fmt: skip
+    plan, lines, files = build_survey(
+        generations, participants, per_participant, per_temperature, seed, arguments.title
+    )
     out = Path(arguments.out)
     write_texts_atomic({out / name: text for name, text in files.items()})
     for line in lines:
@@ -211,24 +254,32 @@ def _design_for_power(arguments: argparse.Namespace) -> tuple[int, int, int]:
         try:
             table = pl.read_csv(arguments.power, infer_schema_length=None)
         except (FileNotFoundError, pl.exceptions.PolarsError) as error:
-            raise ArgumentProblem(f"--power: {arguments.power} could not be read ({type(error).__name__}); "
-                                  "allowed: a power.csv written by `tempcreativity power`") from None  # fmt: skip
+            raise ArgumentProblem(
+                f"--power: {arguments.power} could not be read ({type(error).__name__}); "
+                "allowed: a power.csv written by `tempcreativity power`"
+            ) from None
     else:
         from tempcreativity.power import estimate_components, power_grid
         from tempcreativity.ratings import load_ratings
 
-        print("computing the default power grid from the study's ratings (a few minutes; --power power.csv reuses "
-              "one)", file=sys.stderr)  # fmt: skip
+        print(
+            "computing the default power grid from the study's ratings (a few minutes; --power power.csv reuses one)",
+            file=sys.stderr,
+        )
         ratings = load_ratings(STUDY_RATINGS)
         table = power_grid(estimate_components(ratings), sorted(set(ratings["temperature"].to_list())))
     best = smallest_design(table, target, criterion)
     if best is None:
         scope = f"{criterion}'s" if criterion else "every criterion's"
-        raise ArgumentProblem(f"--target-power: {target:g} for {scope} temperature effect is reached by no design in "
-                              "the power grid; allowed: a lower target, one criterion (--criterion), or a larger "
-                              "grid (`tempcreativity power --participants ...`)")  # fmt: skip
-    print(f"smallest design reaching power {target:g} ({arguments.criterion}): {best['participants']} participants x "
-          f"{best['stories_per_participant']} stories, {best['stories_per_temperature']} per temperature")  # fmt: skip
+        raise ArgumentProblem(
+            f"--target-power: {target:g} for {scope} temperature effect is reached by no design in "
+            "the power grid; allowed: a lower target, one criterion (--criterion), or a larger "
+            "grid (`tempcreativity power --participants ...`)"
+        )
+    print(
+        f"smallest design reaching power {target:g} ({arguments.criterion}): {best['participants']} participants x "
+        f"{best['stories_per_participant']} stories, {best['stories_per_temperature']} per temperature"
+    )
     return int(best["participants"]), int(best["stories_per_participant"]), int(best["stories_per_temperature"])
 
 
@@ -252,8 +303,10 @@ def _survey_import(arguments: argparse.Namespace) -> int:
     answers = [(str(path), _read_csv("answers", path)) for path in files]
     ratings = import_answers(answers, key)
     write_text_atomic(ratings.write_csv(), arguments.out)
-    print(f"{arguments.out}: {ratings.height} ratings from {ratings['participant_id'].n_unique()} participant(s) "
-          f"of {ratings['story_id'].n_unique()} stories")  # fmt: skip
+    print(
+        f"{arguments.out}: {ratings.height} ratings from {ratings['participant_id'].n_unique()} participant(s) "
+        f"of {ratings['story_id'].n_unique()} stories"
+    )
     return 0
 
 
@@ -261,8 +314,15 @@ def _read_csv(option: str, path: Path) -> pl.DataFrame:
     from tempcreativity.survey import SurveyError
 
     try:
-        return pl.read_csv(path, infer_schema_length=None,
-                           schema_overrides={"code": pl.String, "participant_id": pl.String, "story_id": pl.String,
-                                             "survey_id": pl.String})  # fmt: skip
+        return pl.read_csv(
+            path,
+            infer_schema_length=None,
+            schema_overrides={
+                "code": pl.String,
+                "participant_id": pl.String,
+                "story_id": pl.String,
+                "survey_id": pl.String,
+            },
+        )
     except (pl.exceptions.PolarsError, UnicodeDecodeError) as error:
         raise SurveyError(f"{option}: {path} is not a readable CSV ({type(error).__name__})") from None

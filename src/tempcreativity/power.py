@@ -76,8 +76,16 @@ def estimate_components(ratings: pl.DataFrame, criteria: tuple[str, ...] = RATIN
     for criterion in criteria:
         fitted = _fit(frame, f"{criterion} ~ temperature", "crossed")
         variances = _variance_components(fitted)
-        found.append(Components(criterion, float(fitted.fe_params["Intercept"]), float(fitted.fe_params["temperature"]),
-                                variances["participant"], variances["story"], float(fitted.scale)))  # fmt: skip
+        found.append(
+            Components(
+                criterion,
+                float(fitted.fe_params["Intercept"]),
+                float(fitted.fe_params["temperature"]),
+                variances["participant"],
+                variances["story"],
+                float(fitted.scale),
+            )
+        )
     return found
 
 
@@ -95,15 +103,19 @@ def design_from_ratings(ratings: pl.DataFrame) -> RatingDesign:
     temperature = np.zeros(len(stories))
     for story, value in zip(ratings["story_id"], ratings["temperature"]):
         temperature[stories[story]] = value
-    return RatingDesign(np.array([participants[name] for name in ratings["participant_id"]]),
-                        np.array([stories[name] for name in ratings["story_id"]]), temperature)  # fmt: skip
+    return RatingDesign(
+        np.array([participants[name] for name in ratings["participant_id"]]),
+        np.array([stories[name] for name in ratings["story_id"]]),
+        temperature,
+    )
 
 
 def design_from_assignment(assignment: np.ndarray, story_temperature: np.ndarray) -> RatingDesign:
     """A RatingDesign from design.balanced_design's participants x K matrix of story indices."""
     participants, width = assignment.shape
-    return RatingDesign(np.repeat(np.arange(participants), width), assignment.ravel().copy(),
-                        np.asarray(story_temperature, dtype=float))  # fmt: skip
+    return RatingDesign(
+        np.repeat(np.arange(participants), width), assignment.ravel().copy(), np.asarray(story_temperature, dtype=float)
+    )
 
 
 def simulate_ratings(design: RatingDesign, components: Components, rng: np.random.Generator) -> np.ndarray:
@@ -122,8 +134,13 @@ def simulate_ratings(design: RatingDesign, components: Components, rng: np.rando
     participant = rng.normal(0.0, math.sqrt(components.var_participant), n_participants)
     story = rng.normal(0.0, math.sqrt(components.var_story), n_stories)
     noise = rng.normal(0.0, math.sqrt(components.var_residual), design.story.size)
-    return (components.intercept + components.beta * design.temperature + participant[design.participant]
-            + story[design.story] + noise)  # fmt: skip
+    return (
+        components.intercept
+        + components.beta * design.temperature
+        + participant[design.participant]
+        + story[design.story]
+        + noise
+    )
 
 
 def _statsmodels_fitter(design: RatingDesign) -> Callable[[np.ndarray], dict[str, float]]:
@@ -131,15 +148,24 @@ def _statsmodels_fitter(design: RatingDesign) -> Callable[[np.ndarray], dict[str
 
     from tempcreativity.ratings import _fit, _variance_components
 
-    frame = pd.DataFrame({"participant_id": design.participant.astype(str), "story_id": design.story.astype(str),
-                          "temperature": design.temperature})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            "participant_id": design.participant.astype(str),
+            "story_id": design.story.astype(str),
+            "temperature": design.temperature,
+        }
+    )
 
     def fit(y: np.ndarray) -> dict[str, float]:
         fitted = _fit(frame.assign(rating=y), "rating ~ temperature", "crossed")
         variances = _variance_components(fitted)
-        return {"beta": float(fitted.fe_params["temperature"]), "p": float(fitted.pvalues["temperature"]),
-                "var_participant": variances["participant"], "var_story": variances["story"],
-                "var_residual": float(fitted.scale)}  # fmt: skip
+        return {
+            "beta": float(fitted.fe_params["temperature"]),
+            "p": float(fitted.pvalues["temperature"]),
+            "var_participant": variances["participant"],
+            "var_story": variances["story"],
+            "var_residual": float(fitted.scale),
+        }
 
     return fit
 
@@ -151,8 +177,13 @@ def _fast_fitter(design: RatingDesign) -> Callable[[np.ndarray], dict[str, float
 
     def fit(y: np.ndarray) -> dict[str, float]:
         result = model.fit(y)
-        return {"beta": result.beta, "p": result.p, "var_participant": result.var_participant,
-                "var_story": result.var_story, "var_residual": result.var_residual}  # fmt: skip
+        return {
+            "beta": result.beta,
+            "p": result.p,
+            "var_participant": result.var_participant,
+            "var_story": result.var_story,
+            "var_residual": result.var_residual,
+        }
 
     return fit
 
@@ -198,10 +229,19 @@ def simulate_power(
         rejections += found["p"] < alpha
         estimates.append(found)
     low, high = proportion_confint(rejections, replicates, alpha=0.05, method="wilson")
-    means = {f"mean_{key}": float(np.mean([row[key] for row in estimates])) if estimates else math.nan
-             for key in ("beta", "var_participant", "var_story", "var_residual")}  # fmt: skip
-    return {"replicates": replicates, "rejections": int(rejections), "failed": failed,
-            "power": rejections / replicates, "power_low": float(low), "power_high": float(high), **means}  # fmt: skip
+    means = {
+        f"mean_{key}": float(np.mean([row[key] for row in estimates])) if estimates else math.nan
+        for key in ("beta", "var_participant", "var_story", "var_residual")
+    }
+    return {
+        "replicates": replicates,
+        "rejections": int(rejections),
+        "failed": failed,
+        "power": rejections / replicates,
+        "power_low": float(low),
+        "power_high": float(high),
+        **means,
+    }
 
 
 def _seed(*parts: int) -> np.random.Generator:
@@ -274,8 +314,9 @@ def power_grid(
 
     given = {"observed": observed, "planned": planned}
     cells = [(kind, None, None, None) for kind, design in given.items() if design is not None]
-    cells += [("balanced", n, k, p) for n in stories_per_temperature for k in stories_per_participant
-              for p in participants]  # fmt: skip
+    cells += [
+        ("balanced", n, k, p) for n in stories_per_temperature for k in stories_per_participant for p in participants
+    ]
     rows = []
     for kind, per_temperature, per_participant, n_participants in cells:
         note = ""
@@ -295,8 +336,13 @@ def power_grid(
                 design, assignment = grid_design(temperatures, n_participants, per_participant, per_temperature, seed)
             except DesignError as error:
                 design, note = None, str(error)
-        base = {"design": kind, "participants": n_participants, "stories_per_participant": per_participant,
-                "stories_per_temperature": per_temperature, "temperatures": len(temperatures)}  # fmt: skip
+        base = {
+            "design": kind,
+            "participants": n_participants,
+            "stories_per_participant": per_participant,
+            "stories_per_temperature": per_temperature,
+            "temperatures": len(temperatures),
+        }
         if design is not None:
             n_stories = design.story_temperature.size
             per_story = ratings_per_story(assignment, n_stories)
@@ -313,12 +359,20 @@ def power_grid(
             if design is None:
                 row |= {"replicates": replicates, "rejections": None, "power": math.nan}
             else:
-                rng = _seed(seed, n_participants, per_participant or 0, per_temperature or 0, index,
-                            DESIGN_KINDS.index(kind))  # fmt: skip
+                rng = _seed(
+                    seed, n_participants, per_participant or 0, per_temperature or 0, index, DESIGN_KINDS.index(kind)
+                )
                 row |= simulate_power(design, parameters, replicates, rng, alpha, fit)
             generating = asdict(parameters)
-            row = {"criterion": generating.pop("criterion"), **row, "alpha": alpha, "fit": fit, "seed": seed,
-                   **{f"true_{key}": value for key, value in generating.items()}, "note": note}  # fmt: skip
+            row = {
+                "criterion": generating.pop("criterion"),
+                **row,
+                "alpha": alpha,
+                "fit": fit,
+                "seed": seed,
+                **{f"true_{key}": value for key, value in generating.items()},
+                "note": note,
+            }
             rows.append(dict.fromkeys(TABLE_COLUMNS) | row)
             if progress is not None:
                 progress(replicates)
@@ -327,12 +381,37 @@ def power_grid(
 
 DESIGN_KINDS = ("balanced", "observed", "planned")  # (the index seeds a design's simulations)
 TABLE_COLUMNS = (
-    "criterion", "design", "participants", "stories_per_participant", "stories_per_temperature", "temperatures",
-    "stories", "ratings", "ratings_per_story_min", "ratings_per_story_max", "unshared_pair_share", "replicates",
-    "rejections", "failed", "power", "power_low", "power_high", "alpha", "mean_beta", "mean_var_participant",
-    "mean_var_story", "mean_var_residual", "true_intercept", "true_beta", "true_var_participant", "true_var_story",
-    "true_var_residual", "fit", "seed", "note",
-)  # fmt: skip
+    "criterion",
+    "design",
+    "participants",
+    "stories_per_participant",
+    "stories_per_temperature",
+    "temperatures",
+    "stories",
+    "ratings",
+    "ratings_per_story_min",
+    "ratings_per_story_max",
+    "unshared_pair_share",
+    "replicates",
+    "rejections",
+    "failed",
+    "power",
+    "power_low",
+    "power_high",
+    "alpha",
+    "mean_beta",
+    "mean_var_participant",
+    "mean_var_story",
+    "mean_var_residual",
+    "true_intercept",
+    "true_beta",
+    "true_var_participant",
+    "true_var_story",
+    "true_var_residual",
+    "fit",
+    "seed",
+    "note",
+)
 
 
 def smallest_design(table: pl.DataFrame, target: float, criterion: str | None = None) -> dict | None:
@@ -387,33 +466,43 @@ def power_sentences(table: pl.DataFrame, target: float = 0.8, source: str = "the
     for criterion in dict.fromkeys(table["criterion"].to_list()):
         rows = table.filter(pl.col("criterion") == criterion)
         beta = rows["true_beta"][0]
-        lead = (f"With {source} variance components, detecting {criterion}'s temperature effect "
-                f"(beta = {beta:.3f} per unit of temperature) with {target:.0%} power")  # fmt: skip
+        lead = (
+            f"With {source} variance components, detecting {criterion}'s temperature effect "
+            f"(beta = {beta:.3f} per unit of temperature) with {target:.0%} power"
+        )
         best = smallest_design(table, target, criterion)
         if best is not None:
-            sentence = (f"{lead} takes about {best['participants']} raters rating {best['stories_per_participant']} "
-                        f"stories each ({best['stories_per_temperature']} per temperature, {best['ratings']} ratings; "
-                        f"power {_interval(best)})")  # fmt: skip
+            sentence = (
+                f"{lead} takes about {best['participants']} raters rating {best['stories_per_participant']} "
+                f"stories each ({best['stories_per_temperature']} per temperature, {best['ratings']} ratings; "
+                f"power {_interval(best)})"
+            )
         else:
             balanced = rows.filter((pl.col("design") == "balanced") & pl.col("power").is_not_nan())
             if balanced.height:
                 top = balanced.sort("power", "ratings", descending=[True, False]).row(0, named=True)
-                sentence = (f"{lead} is not reached within the grid (at most {_point(top['power'])} with "
-                            f"{top['participants']} raters rating {top['stories_per_participant']} stories each, "
-                            f"{top['stories_per_temperature']} per temperature)")  # fmt: skip
+                sentence = (
+                    f"{lead} is not reached within the grid (at most {_point(top['power'])} with "
+                    f"{top['participants']} raters rating {top['stories_per_participant']} stories each, "
+                    f"{top['stories_per_temperature']} per temperature)"
+                )
             else:
                 sentence = f"{lead} is not reached within the grid (no design in it could be built)"
         planned = rows.filter(pl.col("design") == "planned")
         if planned.height:
             seen = planned.row(0, named=True)
-            sentence += (f"; on the planned survey ({seen['participants']} raters rating "
-                         f"{seen['stories_per_participant']} stories each, {seen['ratings']} ratings of "
-                         f"{seen['stories']} stories) power is {_interval(seen)}")  # fmt: skip
+            sentence += (
+                f"; on the planned survey ({seen['participants']} raters rating "
+                f"{seen['stories_per_participant']} stories each, {seen['ratings']} ratings of "
+                f"{seen['stories']} stories) power is {_interval(seen)}"
+            )
         observed = rows.filter(pl.col("design") == "observed")
         if observed.height:
             seen = observed.row(0, named=True)
-            sentence += (f"; on the ratings' own design ({seen['participants']} raters, {seen['ratings']} ratings) "
-                         f"power is {_interval(seen)}")  # fmt: skip
+            sentence += (
+                f"; on the ratings' own design ({seen['participants']} raters, {seen['ratings']} ratings) "
+                f"power is {_interval(seen)}"
+            )
         sentences.append(sentence + ".")
     return sentences
 
@@ -431,8 +520,10 @@ def design_temperatures(design: RatingDesign) -> tuple[list[float], int]:
 
     values, counts = np.unique(design.story_temperature, return_counts=True)
     if counts.min() != counts.max():
-        raise DesignError(f"stories-per-temperature: the design has {counts.min()} to {counts.max()} stories at a "
-                          "temperature; allowed: the same number at every temperature")  # fmt: skip
+        raise DesignError(
+            f"stories-per-temperature: the design has {counts.min()} to {counts.max()} stories at a "
+            "temperature; allowed: the same number at every temperature"
+        )
     return [float(value) for value in values], int(counts[0])
 
 
@@ -476,9 +567,20 @@ def power_analysis(
     if temperatures is None:
         temperatures = sorted(set(ratings["temperature"].to_list()))
     components = estimate_components(ratings)
-    table = power_grid(components, temperatures, participants, stories_per_participant, stories_per_temperature,
-                       replicates, seed, alpha, fit, design_from_ratings(ratings) if observed else None, progress,
-                       planned)  # fmt: skip
+    table = power_grid(
+        components,
+        temperatures,
+        participants,
+        stories_per_participant,
+        stories_per_temperature,
+        replicates,
+        seed,
+        alpha,
+        fit,
+        design_from_ratings(ratings) if observed else None,
+        progress,
+        planned,
+    )
     return table, power_sentences(table, target, source)
 
 
@@ -511,22 +613,46 @@ def power_figure(table: pl.DataFrame, target: float = 0.8):
     figure, axes = plt.subplots(1, len(criteria), figsize=(3.4 * len(criteria), 3.4), sharey=True, squeeze=False)
     for axis, criterion in zip(axes[0], criteria):
         rows = balanced.filter(pl.col("criterion") == criterion)
-        for (width, stories), group in rows.group_by("stories_per_participant", "stories_per_temperature",
-                                                     maintain_order=True):  # fmt: skip
+        for (width, stories), group in rows.group_by(
+            "stories_per_participant", "stories_per_temperature", maintain_order=True
+        ):
             group = group.sort("participants")
             label = f"{width} stories each" + (f", {stories}/temperature" if len(per_temperature) > 1 else "")
-            axis.plot(group["participants"], group["power"], styles[stories], marker="o", markersize=3.5,
-                      color=palette[width], label=label)  # fmt: skip
-            axis.fill_between(group["participants"], group["power_low"], group["power_high"], color=palette[width],
-                              alpha=0.15, linewidth=0)  # fmt: skip
-        for kind, color, marker, label in (("observed", "black", "x", "the ratings' own design"),
-                                           ("planned", "crimson", "D", "the planned survey")):  # fmt: skip
+            axis.plot(
+                group["participants"],
+                group["power"],
+                styles[stories],
+                marker="o",
+                markersize=3.5,
+                color=palette[width],
+                label=label,
+            )
+            axis.fill_between(
+                group["participants"],
+                group["power_low"],
+                group["power_high"],
+                color=palette[width],
+                alpha=0.15,
+                linewidth=0,
+            )
+        for kind, color, marker, label in (
+            ("observed", "black", "x", "the ratings' own design"),
+            ("planned", "crimson", "D", "the planned survey"),
+        ):
             found = table.filter((pl.col("criterion") == criterion) & (pl.col("design") == kind))
             if found.height:
                 seen = found.row(0, named=True)
-                axis.errorbar([seen["participants"]], [seen["power"]], color=color, marker=marker,
-                              markersize=7 if marker == "x" else 5, linestyle="none", capsize=3, label=label,
-                              yerr=[[seen["power"] - seen["power_low"]], [seen["power_high"] - seen["power"]]])  # fmt: skip
+                axis.errorbar(
+                    [seen["participants"]],
+                    [seen["power"]],
+                    color=color,
+                    marker=marker,
+                    markersize=7 if marker == "x" else 5,
+                    linestyle="none",
+                    capsize=3,
+                    label=label,
+                    yerr=[[seen["power"] - seen["power_low"]], [seen["power_high"] - seen["power"]]],
+                )
         axis.axhline(target, color="grey", linestyle="--", linewidth=1)
         axis.set_title(f"{criterion} (beta = {rows['true_beta'][0] if rows.height else math.nan:.2f})")
         axis.set_xlabel("raters")

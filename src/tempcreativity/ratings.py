@@ -113,8 +113,12 @@ def load_scores(path: str | Path) -> pl.DataFrame:
 def validate_ratings(frame: pl.DataFrame, min_participants: int = 2) -> pl.DataFrame:
     missing = [name for name in REQUIRED_COLUMNS if name not in frame.columns]
     if missing:
-        near = [f"{found!r} would be {name} once stripped and lower-cased" for name in missing
-                for found in frame.columns if found.strip().lower() == name]  # fmt: skip
+        near = [
+            f"{found!r} would be {name} once stripped and lower-cased"
+            for name in missing
+            for found in frame.columns
+            if found.strip().lower() == name
+        ]
         raise RatingsError(
             f"ratings: missing column(s) {', '.join(missing)}; required: {', '.join(REQUIRED_COLUMNS)}; found: "
             f"{', '.join(repr(name) for name in frame.columns[:20])}{' ...' if len(frame.columns) > 20 else ''}"
@@ -199,8 +203,10 @@ def cronbach_alpha(ratings: pl.DataFrame, item: str) -> float:
     count, products, sums = common
     sums_other = sums.T.tocsr()  # [a, b]: the sum of story b's ratings by those who rated a and b
     sums_other.sort_indices()
-    if not all(np.array_equal(count.indices, m.indices) and np.array_equal(count.indptr, m.indptr)
-               for m in (products, sums, sums_other)):  # fmt: skip
+    if not all(
+        np.array_equal(count.indices, m.indices) and np.array_equal(count.indptr, m.indptr)
+        for m in (products, sums, sums_other)
+    ):
         raise AssertionError("Cronbach's alpha: the cross-products do not share their pattern")
     n = count.data
     with np.errstate(all="ignore"):
@@ -262,11 +268,16 @@ def descriptives(ratings: pl.DataFrame) -> pl.DataFrame:
     """Table 1: item, mean, sd (sample), cronbach_alpha (the study's), krippendorff_alpha (interval) and icc (a
     single rating, absolute agreement); then a ``mean`` row averaging each column."""
     rows = [
-        {"item": item, "mean": ratings[item].mean(), "sd": ratings[item].std(ddof=1),
-         "cronbach_alpha": cronbach_alpha(ratings, item), "krippendorff_alpha": krippendorff_alpha(ratings, item),
-         "icc": single_rating_icc(ratings, item)}
+        {
+            "item": item,
+            "mean": ratings[item].mean(),
+            "sd": ratings[item].std(ddof=1),
+            "cronbach_alpha": cronbach_alpha(ratings, item),
+            "krippendorff_alpha": krippendorff_alpha(ratings, item),
+            "icc": single_rating_icc(ratings, item),
+        }
         for item in RATING_ITEMS
-    ]  # fmt: skip
+    ]
     table = pl.DataFrame(rows)
     return pl.concat([table, table.select(pl.lit("mean").alias("item"), pl.exclude("item").mean())])
 
@@ -291,11 +302,14 @@ def resolve_random_effects(ratings: pl.DataFrame, random_effects: str | None) ->
     if random_effects is None:
         random_effects = "both" if repeated else "participant"
     if random_effects not in RANDOM_EFFECTS:
-        raise RatingsError(f"ratings.random_effects: {random_effects!r} is not allowed; allowed values: "
-                           f"{', '.join(RANDOM_EFFECTS)}")  # fmt: skip
+        raise RatingsError(
+            f"ratings.random_effects: {random_effects!r} is not allowed; allowed values: {', '.join(RANDOM_EFFECTS)}"
+        )
     if random_effects != "participant" and not repeated:
-        raise RatingsError(f"ratings.random_effects: {random_effects!r} needs stories rated by more than one "
-                           "participant (a random intercept per story); every story here was rated once: use participant")  # fmt: skip
+        raise RatingsError(
+            f"ratings.random_effects: {random_effects!r} needs stories rated by more than one "
+            "participant (a random intercept per story); every story here was rated once: use participant"
+        )
     return ["participant", "crossed"] if random_effects == "both" else [random_effects]
 
 
@@ -322,8 +336,10 @@ def _fit(data, formula: str, random_effects: str):
     try:
         return fit_random_intercepts(data[response].to_numpy(dtype=float), exog, names, factors)
     except DesignTooLarge as error:
-        raise RatingsError(f"ratings: {error}; allowed: at most {MAX_CROSSED_LEVELS:,} stories (or participants) "
-                           "for the crossed model and the ICC, or --random-effects participant") from None  # fmt: skip
+        raise RatingsError(
+            f"ratings: {error}; allowed: at most {MAX_CROSSED_LEVELS:,} stories (or participants) "
+            "for the crossed model and the ICC, or --random-effects participant"
+        ) from None
 
 
 def _variance_components(fitted) -> dict[str, float]:
@@ -384,14 +400,23 @@ def mixed_models(
         for rating in RATING_ITEMS:
             for predictor in predictors:
                 fit = fit_mixed_model(frame, rating, predictor, model)
-                rows.append({"random_effects": model, "rating": rating, "predictor": predictor, **fit,
-                             "n_obs": len(frame), "n_groups": frame["participant_id"].nunique(),
-                             "n_stories": frame["story_id"].nunique()})  # fmt: skip
+                rows.append(
+                    {
+                        "random_effects": model,
+                        "rating": rating,
+                        "predictor": predictor,
+                        **fit,
+                        "n_obs": len(frame),
+                        "n_groups": frame["participant_id"].nunique(),
+                        "n_stories": frame["story_id"].nunique(),
+                    }
+                )
     return pl.DataFrame(rows)
 
 
-def ratings_tables(ratings: pl.DataFrame, scores: pl.DataFrame | None = None,
-                   random_effects: str | None = None) -> dict[str, str]:  # fmt: skip
+def ratings_tables(
+    ratings: pl.DataFrame, scores: pl.DataFrame | None = None, random_effects: str | None = None
+) -> dict[str, str]:
     """Table 1 and Table 2 as CSV texts, ``descriptives`` and ``lme``, both computed before the caller writes
     either (so a failure leaves earlier tables as they were)."""
     return {
@@ -400,8 +425,9 @@ def ratings_tables(ratings: pl.DataFrame, scores: pl.DataFrame | None = None,
     }
 
 
-def write_tables(ratings: pl.DataFrame, out_dir: str | Path, scores: pl.DataFrame | None = None,
-                 random_effects: str | None = None) -> dict[str, Path]:  # fmt: skip
+def write_tables(
+    ratings: pl.DataFrame, out_dir: str | Path, scores: pl.DataFrame | None = None, random_effects: str | None = None
+) -> dict[str, Path]:
     """The standalone command's form: ratings_descriptives.csv and ratings_lme.csv written into ``out_dir`` as a
     set (atomically); their paths."""
     from tempcreativity.io import write_texts_atomic

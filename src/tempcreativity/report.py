@@ -30,6 +30,11 @@ def _number(value: float, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if abs(value) >= 1000 else f"{value:.{digits}f}".rstrip("0").rstrip(".") or "0"
 
 
+def _estimate(row: dict, name: str) -> str:
+    """``name`` of ``row`` with its interval, from the columns ``name``, ``name_ci_low`` and ``name_ci_high``."""
+    return f"{_number(row[name])} [{_number(row[f'{name}_ci_low'])}, {_number(row[f'{name}_ci_high'])}]"
+
+
 def _p_value(p: float) -> str:
     if math.isnan(p):
         return "p n/a"
@@ -38,8 +43,9 @@ def _p_value(p: float) -> str:
 
 def trend_group(row: dict[str, Any]) -> str:
     """Where a trend was fitted, in words: its model and the other settings' levels ('' for the study's grid)."""
-    return ", ".join(part for part in (row.get("model_id") if row.get("several_models") else "", row.get("within", ""))
-                     if part)  # fmt: skip
+    return ", ".join(
+        part for part in (row.get("model_id") if row.get("several_models") else "", row.get("within", "")) if part
+    )
 
 
 def trend_sentence(row: dict[str, Any]) -> str:
@@ -50,7 +56,10 @@ def trend_sentence(row: dict[str, Any]) -> str:
     group = trend_group(row)
     where = f"[{group}] " if group else ""
     if math.isnan(rho):
-        return f"{where}{label}: no correlation with {axis} could be estimated (constant values or too few stories, n = {row['n']})."
+        return (
+            f"{where}{label}: no correlation with {axis} could be estimated (constant values or too few stories, "
+            f"n = {row['n']})."
+        )
     ci = f"95% CI [{row['rho_ci_low']:.2f}, {row['rho_ci_high']:.2f}]"
     strength = "strongly" if abs(rho) >= 0.5 else "moderately" if abs(rho) >= 0.3 else "weakly"
     if row["rho_ci_low"] > 0:
@@ -113,8 +122,9 @@ def model_comparison(lme: pl.DataFrame) -> list[str]:
     return sentences
 
 
-def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, forest: Path, rater: str,
-                    judge: dict | None = None) -> dict:  # fmt: skip
+def ratings_section(
+    source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, forest: Path, rater: str, judge: dict | None = None
+) -> dict:
     """What the report shows for one source of ratings (people's, or the LLM judge's). ``judge``: the judge's
     config with ``is_generator`` (the judge is the model that wrote the stories)."""
     if source == "human":
@@ -128,7 +138,8 @@ def ratings_section(source: str, descriptives: pl.DataFrame, lme: pl.DataFrame, 
         who = (
             f"These ratings were produced by a language model ({rater}), not by people: one rating per story and "
             f"criterion, {how}. A judge is one rater, so Table 2 is fitted on stories without random effects, and "
-            "agreement between raters does not apply. Read them as a model's opinion, not as a replacement for a survey."
+            "agreement between raters does not apply. Read them as a model's opinion, not as a replacement for a "
+            "survey."
         )
     models = list(dict.fromkeys(lme["random_effects"]))
     return {
@@ -163,10 +174,12 @@ def judge_validation_section(table: pl.DataFrame, figure: Path) -> dict:
     from tempcreativity.judge_validation import verdict
 
     rows = [
-        {**{key: (_number(value, 2) if isinstance(value, float) else value) for key, value in row.items()},
-         "p_text": _p_value(row["p_value"])}
+        {
+            **{key: (_number(value, 2) if isinstance(value, float) else value) for key, value in row.items()},
+            "p_text": _p_value(row["p_value"]),
+        }
         for row in table.iter_rows(named=True)
-    ]  # fmt: skip
+    ]
     return {"rows": rows, "verdict": verdict(table), "figure": _image(figure)}
 
 
@@ -175,11 +188,15 @@ def design_text(config: dict[str, Any], trend_table: pl.DataFrame) -> str:
     model = trend_table["model"][0] if trend_table.height else ""
     unit = trend_table["resampled"][0] if trend_table.height and "resampled" in trend_table.columns else "stories"
     if config["seeding"] == "shared":
-        seeding = ("Seeding is <em>shared</em>: seed s draws the same random numbers at every temperature and for every "
-                   "prompt, so the stories of one seed are paired across cells and are not independent.")  # fmt: skip
+        seeding = (
+            "Seeding is <em>shared</em>: seed s draws the same random numbers at every temperature and for every "
+            "prompt, so the stories of one seed are paired across cells and are not independent."
+        )
     else:
-        seeding = ("Seeding is <em>independent</em>: every story's vLLM seed is a hash of its prompt, its cell's "
-                   "sampling settings and its seed index, so every story is an independent draw, as in the study.")  # fmt: skip
+        seeding = (
+            "Seeding is <em>independent</em>: every story's vLLM seed is a hash of its prompt, its cell's "
+            "sampling settings and its seed index, so every story is an independent draw, as in the study."
+        )
     fitted = "ordinary least squares (one prompt, independent stories)" if model == "ols" else model
     text = (
         f"{seeding} Trend models: {fitted}; a random intercept per prompt where there are several prompts (prompts "
@@ -197,11 +214,15 @@ def design_text(config: dict[str, Any], trend_table: pl.DataFrame) -> str:
             " The grid sweeps more than temperature: each trend is fitted within one model"
             + (" and one level of every other swept setting (temperature included)" if axes else "")
             + ", so that no other setting confounds it"
-            + (f"; besides temperature, scores trend with {', '.join(AXIS_LABELS[a] for a in axes)} (top-k's 'all' "
-               "is left out of its trend; truncation is a level, not an axis)" if axes else "")
+            + (
+                f"; besides temperature, scores trend with {', '.join(AXIS_LABELS[a] for a in axes)} (top-k's 'all' "
+                "is left out of its trend; truncation is a level, not an axis)"
+                if axes
+                else ""
+            )
             + ". A trend is one association within one group: the groups' p-values are not corrected for multiple "
             "comparisons."
-        )  # fmt: skip
+        )
     return text
 
 
@@ -209,8 +230,13 @@ def study_section(table1: pl.DataFrame, table2: pl.DataFrame, story_scores: pl.D
     """The study's own tables (ours beside the paper's printed values) and its stories' scores per temperature."""
 
     def formatted(frame: pl.DataFrame, digits: int = 4) -> list[dict[str, Any]]:
-        return [{key: (_number(value, digits) if isinstance(value, float) else "" if value is None else value)
-                 for key, value in row.items()} for row in frame.iter_rows(named=True)]  # fmt: skip
+        return [
+            {
+                key: (_number(value, digits) if isinstance(value, float) else "" if value is None else value)
+                for key, value in row.items()
+            }
+            for row in frame.iter_rows(named=True)
+        ]
 
     per_temperature = (
         story_scores.filter(~pl.col("is_exemplar"))
@@ -233,8 +259,11 @@ def sampler_text(stories: pl.DataFrame, config: dict[str, Any]) -> str:
         if name in QUIET_DEFAULTS and values == [QUIET_DEFAULTS[name]]:
             continue
         label = AXIS_LABELS[name]
-        parts.append(f"{label} {value_text(values[0])}" if len(values) == 1
-                     else f"{label} swept over {', '.join(value_text(value) for value in values)}")  # fmt: skip
+        parts.append(
+            f"{label} {value_text(values[0])}"
+            if len(values) == 1
+            else f"{label} swept over {', '.join(value_text(value) for value in values)}"
+        )
     return ", ".join(parts)
 
 
@@ -244,18 +273,28 @@ def frontier_section(table: pl.DataFrame, figure: Path) -> dict:
 
     label, _ = QUALITY[table["quality_measure"][0]]
     rows = [
-        {"model_id": row.get("model_id", ""), "sampler": row["sampler"], "temperature": f"{row['temperature']:g}",
-         "n": row["n"],
-         "diversity": f"{_number(row['diversity'])} [{_number(row['diversity_ci_low'])}, {_number(row['diversity_ci_high'])}]",
-         "quality": f"{_number(row['quality'])} [{_number(row['quality_ci_low'])}, {_number(row['quality_ci_high'])}]"}
+        {
+            "model_id": row.get("model_id", ""),
+            "sampler": row["sampler"],
+            "temperature": f"{row['temperature']:g}",
+            "n": row["n"],
+            "diversity": _estimate(row, "diversity"),
+            "quality": _estimate(row, "quality"),
+        }
         for row in table.iter_rows(named=True)
-    ]  # fmt: skip
-    return {"sentences": frontier_sentences(table), "figure": _image(figure), "rows": rows, "quality": label,
-            "several_models": several_models(table)}  # fmt: skip
+    ]
+    return {
+        "sentences": frontier_sentences(table),
+        "figure": _image(figure),
+        "rows": rows,
+        "quality": label,
+        "several_models": several_models(table),
+    }
 
 
-def planning_commands(survey: dict[str, Any], temperatures: list[float], per_temperature: int,
-                      paths: dict[str, Any]) -> list[str]:  # fmt: skip
+def planning_commands(
+    survey: dict[str, Any], temperatures: list[float], per_temperature: int, paths: dict[str, Any]
+) -> list[str]:
     """The commands that recompute the report's power grid, rebuild its survey and bring the answers back.
 
     Args:
@@ -286,8 +325,15 @@ def planning_commands(survey: dict[str, Any], temperatures: list[float], per_tem
     ]
 
 
-def human_study_section(table: pl.DataFrame, sentences: list[str], design_lines: list[str], figure: Path,
-                        survey: dict[str, Any], paths: dict[str, Any], temperatures: list[float]) -> dict:  # fmt: skip
+def human_study_section(
+    table: pl.DataFrame,
+    sentences: list[str],
+    design_lines: list[str],
+    figure: Path,
+    survey: dict[str, Any],
+    paths: dict[str, Any],
+    temperatures: list[float],
+) -> dict:
     """The report's section on planning a human evaluation: one sentence per criterion, the power of the planned
     survey (and of the ratings' own design) per criterion, the figure, the survey's design and the commands.
 
@@ -316,10 +362,15 @@ def human_study_section(table: pl.DataFrame, sentences: list[str], design_lines:
         row = found.row(0, named=True)
         return f"{_number(row['power'], 2)} [{_number(row['power_low'], 2)}, {_number(row['power_high'], 2)}]"
 
-    rows = [{"criterion": criterion,
-             "beta": _number(table.filter(pl.col("criterion") == criterion)["true_beta"][0]),
-             "planned": power(planned, criterion), "observed": power(observed, criterion)}
-            for criterion in dict.fromkeys(table["criterion"].to_list())]  # fmt: skip
+    rows = [
+        {
+            "criterion": criterion,
+            "beta": _number(table.filter(pl.col("criterion") == criterion)["true_beta"][0]),
+            "planned": power(planned, criterion),
+            "observed": power(observed, criterion),
+        }
+        for criterion in dict.fromkeys(table["criterion"].to_list())
+    ]
     design = planned.row(0, named=True) if planned.height else {}
     return {
         "source": paths["source"],
@@ -356,14 +407,22 @@ def _summary_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
     rows = []
     for row in summary.iter_rows(named=True):
         cells = {
-            score: f"{_number(row[f'{score}_mean'])} [{_number(row[f'{score}_ci_low'])}, {_number(row[f'{score}_ci_high'])}]"
+            score: f"{_number(row[f'{score}_mean'])} [{_number(row[f'{score}_ci_low'])}, "
+            f"{_number(row[f'{score}_ci_high'])}]"
             for score in SUMMARY_COLUMNS
         }
         scored = row.get("n_scored", row["n"])  # (a summary written before n_scored: every story scored)
-        rows.append({"prompt_id": row["prompt_id"], "cell": _cell_label(row, several, axes),
-                     "temperature": f"{row['temperature']:g}",
-                     "n": row["n"] if scored == row["n"] else f"{row['n']} ({scored} scored)", **cells,
-                     "diversity": _number(row["diversity"]), "share_duplicates": _number(row["share_duplicates"])})  # fmt: skip
+        rows.append(
+            {
+                "prompt_id": row["prompt_id"],
+                "cell": _cell_label(row, several, axes),
+                "temperature": f"{row['temperature']:g}",
+                "n": row["n"] if scored == row["n"] else f"{row['n']} ({scored} scored)",
+                **cells,
+                "diversity": _number(row["diversity"]),
+                "share_duplicates": _number(row["share_duplicates"]),
+            }
+        )
     return rows
 
 
@@ -381,10 +440,16 @@ def _examples(generations: pl.DataFrame, scores: pl.DataFrame, per_temperature: 
             title = (
                 "exemplar (greedy, T = 0)" if row["is_exemplar"] else f"T = {row['temperature']:g}, seed {row['seed']}"
             )
-            examples.append({"prompt_id": row["prompt_id"], "title": f"{where}: {title}" if where else title,
-                             "text": row["text"].strip(), "perplexity": _number(row["perplexity"]),
-                             "cosine": _number(row["cosine_similarity"]),
-                             "edit": _number(row["edit_distance"])})  # fmt: skip
+            examples.append(
+                {
+                    "prompt_id": row["prompt_id"],
+                    "title": f"{where}: {title}" if where else title,
+                    "text": row["text"].strip(),
+                    "perplexity": _number(row["perplexity"]),
+                    "cosine": _number(row["cosine_similarity"]),
+                    "edit": _number(row["edit_distance"]),
+                }
+            )
     return examples
 
 
@@ -418,17 +483,25 @@ def render_report(
     stories = generations.filter(~pl.col("is_exemplar"))
     several = several_models(trend_table)
     trend_rows = [
-        {**row, "group": trend_group(row), "axis_text": AXIS_LABELS[row.get("axis", "temperature")],
-         "sentence": trend_sentence(row), "rho_text": _number(row["rho"], 2),
-         "ci_text": f"[{_number(row['rho_ci_low'], 2)}, {_number(row['rho_ci_high'], 2)}]",
-         "p_text": _p_value(row["p_value"]), "slope_text": _number(row["slope"]), "response": row.get("response", row["score"]),
-         "slope_ci_text": f"[{_number(row['slope_ci_low'])}, {_number(row['slope_ci_high'])}]"}
+        {
+            **row,
+            "group": trend_group(row),
+            "axis_text": AXIS_LABELS[row.get("axis", "temperature")],
+            "sentence": trend_sentence(row),
+            "rho_text": _number(row["rho"], 2),
+            "ci_text": f"[{_number(row['rho_ci_low'], 2)}, {_number(row['rho_ci_high'], 2)}]",
+            "p_text": _p_value(row["p_value"]),
+            "slope_text": _number(row["slope"]),
+            "response": row.get("response", row["score"]),
+            "slope_ci_text": f"[{_number(row['slope_ci_low'])}, {_number(row['slope_ci_high'])}]",
+        }
         for row in trend_table.with_columns(several_models=pl.lit(several)).iter_rows(named=True)
-    ]  # fmt: skip
+    ]
     headline = [
-        row["sentence"] for row in trend_rows
+        row["sentence"]
+        for row in trend_rows
         if row["score"] in ("perplexity", "cosine_similarity", "edit_distance") and row["axis_text"] == "temperature"
-    ]  # fmt: skip
+    ]
     truncations = sorted(set(stories["truncation"])) if "truncation" in stories.columns else []
     summary_rows = _summary_rows(summary)
     models = models or [{**config["models"][0], **manifest}]
@@ -481,8 +554,14 @@ def rater_name(config: dict[str, Any], manifest: dict[str, Any]) -> str:
     return manifest["model"] if judge_is_first_model(config) else judge_model_path(config)
 
 
-def build(inputs: Mapping[str, Any], config: dict[str, Any], files: dict[str, str], rating_sources: list[str],
-          survey: dict[str, Any] | None, source_dir: Path) -> str:  # fmt: skip
+def build(
+    inputs: Mapping[str, Any],
+    config: dict[str, Any],
+    files: dict[str, str],
+    rating_sources: list[str],
+    survey: dict[str, Any] | None,
+    source_dir: Path,
+) -> str:
     """The report of a run, read from its files: what the build_report rule's script writes.
 
     Args:
@@ -506,12 +585,18 @@ def build(inputs: Mapping[str, Any], config: dict[str, Any], files: dict[str, st
     generations = pl.read_parquet(inputs["stories"])
     judge = dict(config["judge"], is_generator=judge_is_generator(config))
     ratings = [
-        ratings_section(source, pl.read_csv(descriptives), pl.read_csv(lme), Path(forest),
-                        rater=rater_name(config, manifest), judge=judge)
+        ratings_section(
+            source,
+            pl.read_csv(descriptives),
+            pl.read_csv(lme),
+            Path(forest),
+            rater=rater_name(config, manifest),
+            judge=judge,
+        )
         for source, descriptives, lme, forest in zip(
             rating_sources, inputs["ratings_descriptives"], inputs["ratings_lme"], inputs["ratings_forest"]
         )
-    ]  # fmt: skip
+    ]
     judged = inputs.get("judge_vs_people")
     return render_report(
         config=config,

@@ -29,8 +29,9 @@ def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> 
     ``cosine_<name>`` column. A story is compared with the exemplar of its prompt and model."""
     group = [column for column in ("model_id", "prompt_id") if column in generations.columns]
     owners = generations.select(pl.concat_str(group, separator="\x1f")).to_series().to_list()
-    exemplars = {owner: index for index, (owner, exemplar) in enumerate(zip(owners, generations["is_exemplar"]))
-                 if exemplar}  # fmt: skip
+    exemplars = {
+        owner: index for index, (owner, exemplar) in enumerate(zip(owners, generations["is_exemplar"])) if exemplar
+    }
     missing = sorted(set(owners) - set(exemplars))
     if missing:
         named = [owner.replace("\x1f", " x ") for owner in missing]
@@ -61,10 +62,11 @@ STUDY_MIN_P = 0.05  # llama-cpp-python 0.2.32's default min_p, which the study n
 
 
 def share_below_raw_min_p(generations: pl.DataFrame, min_p: float = STUDY_MIN_P) -> pl.DataFrame:
-    """Per prompt and temperature (pooled over models and other settings), the share of sampled tokens whose raw probability is below ``min_p`` times the
-    raw probability of the most likely token: the tokens the study's hidden min-p (applied to the model's own
-    distribution, before temperature) would never have sampled. From each token's stored raw log-probability and
-    the most likely token's (``logprobs``, ``top_logprobs``); the exemplars are left out."""
+    """Per prompt and temperature (pooled over models and other settings), the share of sampled tokens whose raw
+    probability is below ``min_p`` times the raw probability of the most likely token: the tokens the study's
+    hidden min-p (applied to the model's own distribution, before temperature) would never have sampled. From each
+    token's stored raw log-probability and the most likely token's (``logprobs``, ``top_logprobs``); the exemplars
+    are left out."""
     threshold = float(np.log(min_p))
     tokens = (
         generations.filter(~pl.col("is_exemplar"))

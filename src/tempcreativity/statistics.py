@@ -31,9 +31,13 @@ def bootstrap_mean_ci(values: np.ndarray, resamples: int, seed: int = 0) -> tupl
     if np.ptp(values) == 0:
         return float(values[0]), float(values[0])
     result = stats.bootstrap(
-        (values,), np.mean, n_resamples=resamples, confidence_level=CONFIDENCE, method="percentile",
+        (values,),
+        np.mean,
+        n_resamples=resamples,
+        confidence_level=CONFIDENCE,
+        method="percentile",
         rng=np.random.default_rng(seed),
-    )  # fmt: skip
+    )
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
@@ -57,9 +61,12 @@ def summarise(scores: pl.DataFrame, texts: pl.Series, vectors: np.ndarray, resam
             values = scored[score].cast(pl.Float64).to_numpy()
             low, high = bootstrap_mean_ci(values, resamples)
             finite = values[np.isfinite(values)]
-            row |= {f"{score}_mean": float(np.mean(finite)) if finite.size else math.nan,
-                    f"{score}_median": float(np.median(finite)) if finite.size else math.nan,
-                    f"{score}_ci_low": low, f"{score}_ci_high": high}  # fmt: skip
+            row |= {
+                f"{score}_mean": float(np.mean(finite)) if finite.size else math.nan,
+                f"{score}_median": float(np.median(finite)) if finite.size else math.nan,
+                f"{score}_ci_low": low,
+                f"{score}_ci_high": high,
+            }
         cell_texts = cell["text"].to_list()
         to_others = metrics.mean_cosine_distance_to_others(vectors[cell["row"].to_numpy()])
         low, high = bootstrap_mean_ci(to_others, resamples)
@@ -120,8 +127,9 @@ def _cluster_resample(groups: list[list[np.ndarray]], rng: np.random.Generator) 
     return np.concatenate([members[k] for members in groups for k in rng.integers(0, len(members), len(members))])
 
 
-def _within_block_permutation_p(x: np.ndarray, y: np.ndarray, blocks: np.ndarray, observed: float,
-                                permutations: int, rng: np.random.Generator) -> float:  # fmt: skip
+def _within_block_permutation_p(
+    x: np.ndarray, y: np.ndarray, blocks: np.ndarray, observed: float, permutations: int, rng: np.random.Generator
+) -> float:
     """Two-sided p of Spearman's rho when temperatures are shuffled within blocks (exchangeable under no trend)."""
     rank_x, rank_y = stats.rankdata(x), stats.rankdata(y)
     centred_y = rank_y - rank_y.mean()
@@ -207,12 +215,23 @@ def linear_trend(
     response = pl.col(score).cast(pl.Float64)
     if score in LOG_SCALE_SCORES:
         response = response.log()
-    data = frame.select("prompt_id", pl.col(axis).cast(pl.Float64).alias("x"), pl.col("seed").cast(pl.String)
-                        if "seed" in frame.columns else pl.lit("").alias("seed"), response.alias("y"))  # fmt: skip
+    data = frame.select(
+        "prompt_id",
+        pl.col(axis).cast(pl.Float64).alias("x"),
+        pl.col("seed").cast(pl.String) if "seed" in frame.columns else pl.lit("").alias("seed"),
+        response.alias("y"),
+    )
     data = data.filter(pl.col("y").is_finite()).to_pandas().dropna()
     response_name = f"log {score}" if score in LOG_SCALE_SCORES else score
-    empty = {"model": "", "response": response_name, "slope": math.nan, "slope_se": math.nan,
-             "slope_ci_low": math.nan, "slope_ci_high": math.nan, "slope_p": math.nan}  # fmt: skip
+    empty = {
+        "model": "",
+        "response": response_name,
+        "slope": math.nan,
+        "slope_se": math.nan,
+        "slope_ci_low": math.nan,
+        "slope_ci_high": math.nan,
+        "slope_p": math.nan,
+    }
     if len(data) < 3 or data["y"].std() == 0 or data["x"].std() == 0:
         return empty
     with warnings.catch_warnings():
@@ -269,9 +288,18 @@ def trends(scores: pl.DataFrame, resamples: int, seeding: str = "independent") -
             within = levels_label(level, [name for name in levels if name != "model_id"])
             for score, label in SCORE_LABELS.items():
                 y = group[score].cast(pl.Float64).to_numpy()
-                rows.append({"axis": axis, "model_id": level.get("model_id", ""), "within": within, "score": score,
-                             "label": label, **spearman_with_ci(x, y, resamples, units=units),
-                             **linear_trend(group, score, units["random_effects"], axis), "resampled": units["unit"]})  # fmt: skip
+                rows.append(
+                    {
+                        "axis": axis,
+                        "model_id": level.get("model_id", ""),
+                        "within": within,
+                        "score": score,
+                        "label": label,
+                        **spearman_with_ci(x, y, resamples, units=units),
+                        **linear_trend(group, score, units["random_effects"], axis),
+                        "resampled": units["unit"],
+                    }
+                )
     return pl.DataFrame(rows)
 
 

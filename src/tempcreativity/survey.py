@@ -80,8 +80,11 @@ def pick_stories(generations: pl.DataFrame, per_stratum: int, seed: int = 0) -> 
         The picked stories (story_id, stratum, stratum_index, strata columns, prompt_id, model_id, text,
         exemplar_story_id, exemplar_text) in stratum order, and notes (repeated texts) for the researcher.
     """
-    missing = [name for name in ("story_id", "temperature", "is_exemplar", "text", "prompt_id")
-               if name not in generations.columns]  # fmt: skip
+    missing = [
+        name
+        for name in ("story_id", "temperature", "is_exemplar", "text", "prompt_id")
+        if name not in generations.columns
+    ]
     if missing:
         raise SurveyError(f"generations: missing column(s) {', '.join(missing)}; expected a run's generations.parquet")
     frame = generations if "model_id" in generations.columns else generations.with_columns(model_id=pl.lit(""))
@@ -98,10 +101,15 @@ def pick_stories(generations: pl.DataFrame, per_stratum: int, seed: int = 0) -> 
         )
     keys = strata_keys(frame)
     stories = stories.join(
-        exemplars.select("model_id", "prompt_id", pl.col("story_id").alias("exemplar_story_id"),
-                         pl.col("text").alias("exemplar_text")),
-        on=["model_id", "prompt_id"], how="left",
-    )  # fmt: skip
+        exemplars.select(
+            "model_id",
+            "prompt_id",
+            pl.col("story_id").alias("exemplar_story_id"),
+            pl.col("text").alias("exemplar_text"),
+        ),
+        on=["model_id", "prompt_id"],
+        how="left",
+    )
     rng = np.random.default_rng(seed)
     picked, notes = [], []
     groups = sorted(stories.group_by(keys), key=lambda item: tuple(item[0]))
@@ -109,22 +117,37 @@ def pick_stories(generations: pl.DataFrame, per_stratum: int, seed: int = 0) -> 
         row = dict(zip(keys, values))
         label = stratum_label(row, keys)
         if group.height < per_stratum:
-            raise SurveyError(f"stories-per-temperature: {per_stratum}, but {label} has {group.height} stories; "
-                              f"allowed: at most {group.height} (or generate more seeds)")  # fmt: skip
+            raise SurveyError(
+                f"stories-per-temperature: {per_stratum}, but {label} has {group.height} stories; "
+                f"allowed: at most {group.height} (or generate more seeds)"
+            )
         group = group.sort("story_id").with_columns(_draw=pl.Series(rng.random(group.height)))
         group = group.sort("_draw").with_columns(
-            _round=pl.int_range(pl.len()).over("prompt_id"), _repeat=pl.col("text").is_duplicated()
-            & (pl.int_range(pl.len()).over("text") > 0)
-        )  # fmt: skip
+            _round=pl.int_range(pl.len()).over("prompt_id"),
+            _repeat=pl.col("text").is_duplicated() & (pl.int_range(pl.len()).over("text") > 0),
+        )
         chosen = group.sort("_repeat", "_round", "_draw").head(per_stratum)
         repeats = int(chosen["_repeat"].sum())
         if repeats:
-            notes.append(f"{label}: {repeats} of the {per_stratum} picked stories repeat the text of another "
-                         f"(only {group['text'].n_unique()} distinct texts among {group.height} stories)")  # fmt: skip
-        picked.append(chosen.drop("_draw", "_round", "_repeat").with_columns(
-            stratum=pl.lit(label), stratum_index=pl.lit(index)))  # fmt: skip
-    columns = ["story_id", "stratum", "stratum_index", *[k for k in keys if k != "temperature"], "temperature",
-               "prompt_id", "model_id", "text", "exemplar_story_id", "exemplar_text"]  # fmt: skip
+            notes.append(
+                f"{label}: {repeats} of the {per_stratum} picked stories repeat the text of another "
+                f"(only {group['text'].n_unique()} distinct texts among {group.height} stories)"
+            )
+        picked.append(
+            chosen.drop("_draw", "_round", "_repeat").with_columns(stratum=pl.lit(label), stratum_index=pl.lit(index))
+        )
+    columns = [
+        "story_id",
+        "stratum",
+        "stratum_index",
+        *[k for k in keys if k != "temperature"],
+        "temperature",
+        "prompt_id",
+        "model_id",
+        "text",
+        "exemplar_story_id",
+        "exemplar_text",
+    ]
     return pl.concat(picked).select(list(dict.fromkeys(columns))), notes
 
 
@@ -170,8 +193,9 @@ def plan_survey(stories: pl.DataFrame, participants: int, per_participant: int, 
         every participant sees every temperature, connectivity).
     """
     rng = np.random.default_rng(np.random.SeedSequence([seed, 1]))
-    assignment = balanced_design(stories["stratum_index"].to_numpy(), participants, per_participant,
-                                 seed=int(rng.integers(2**32)))  # fmt: skip
+    assignment = balanced_design(
+        stories["stratum_index"].to_numpy(), participants, per_participant, seed=int(rng.integers(2**32))
+    )
     codes = blind_codes(stories.height, rng)
     survey_id = "".join(CODE_ALPHABET[i] for i in rng.integers(len(CODE_ALPHABET), size=8))
     stories = stories.with_columns(code=pl.Series(codes))
@@ -182,7 +206,7 @@ def plan_survey(stories: pl.DataFrame, participants: int, per_participant: int, 
             "participant_id": np.repeat(names, per_participant),
             "position": np.tile(np.arange(1, per_participant + 1), participants),
             "code": [codes[index] for index in assignment.ravel()],
-        }  # fmt: skip
+        }
     )
     key_columns = ["code", "story_id", "temperature", "stratum", "prompt_id", "model_id", "exemplar_story_id"]
     sampler_columns = [column for column in stories.columns if column in SAMPLER_AXES]
@@ -193,14 +217,22 @@ def plan_survey(stories: pl.DataFrame, participants: int, per_participant: int, 
     n_temperatures = np.unique(temperatures).size
     seen = [np.unique(temperatures[row]).size for row in assignment]
     summary = {
-        "survey_id": survey_id, "participants": participants, "stories_per_participant": per_participant,
-        "stories": stories.height, "strata": int(stories["stratum_index"].n_unique()),
+        "survey_id": survey_id,
+        "participants": participants,
+        "stories_per_participant": per_participant,
+        "stories": stories.height,
+        "strata": int(stories["stratum_index"].n_unique()),
         "stories_per_stratum": int(stories.group_by("stratum_index").len()["len"].max()),
-        "temperatures": n_temperatures, "ratings": participants * per_participant,
-        "ratings_per_story_min": int(per_story.min()), "ratings_per_story_max": int(per_story.max()),
-        "temperatures_per_participant_min": int(min(seen)), "unshared_pairs": unshared, "pairs": pairs,
-        "connected": bool(is_connected(assignment, stories.height)), "seed": seed,
-    }  # fmt: skip
+        "temperatures": n_temperatures,
+        "ratings": participants * per_participant,
+        "ratings_per_story_min": int(per_story.min()),
+        "ratings_per_story_max": int(per_story.max()),
+        "temperatures_per_participant_min": int(min(seen)),
+        "unshared_pairs": unshared,
+        "pairs": pairs,
+        "connected": bool(is_connected(assignment, stories.height)),
+        "seed": seed,
+    }
     return SurveyPlan(survey_id, key, assignments, stories, summary)
 
 
@@ -215,24 +247,30 @@ def summary_lines(summary: dict, notes: list[str] = ()) -> list[str]:
         The lines.
     """
     low, high = summary["ratings_per_story_min"], summary["ratings_per_story_max"]
-    balance = (f"every story is rated by {low} participants" if low == high else
-               f"stories are rated by {low} or {high} participants (the {summary['ratings']} ratings are not a "
-               f"multiple of the {summary['stories']} stories)")  # fmt: skip
+    balance = (
+        f"every story is rated by {low} participants"
+        if low == high
+        else f"stories are rated by {low} or {high} participants (the {summary['ratings']} ratings are not a "
+        f"multiple of the {summary['stories']} stories)"
+    )
     every = summary["temperatures_per_participant_min"] == summary["temperatures"]
     study_share = STUDY_UNSHARED[0] / STUDY_UNSHARED[1]
     return [
         f"Survey {summary['survey_id']}: {summary['participants']} participants x {summary['stories_per_participant']} "
         f"stories = {summary['ratings']} ratings of {summary['stories']} stories ({summary['stories_per_stratum']} "
         f"from each of {summary['strata']} strata); {balance}.",
-        ("Every participant sees every temperature." if every else
-         f"Each participant sees {summary['temperatures_per_participant_min']} or more of the "
-         f"{summary['temperatures']} temperatures (fewer stories each than temperatures)."),
+        (
+            "Every participant sees every temperature."
+            if every
+            else f"Each participant sees {summary['temperatures_per_participant_min']} or more of the "
+            f"{summary['temperatures']} temperatures (fewer stories each than temperatures)."
+        ),
         f"Story pairs no participant rated both of: {summary['unshared_pairs']} of {summary['pairs']} "
         f"({summary['unshared_pairs'] / summary['pairs']:.0%}; the study's own design: {STUDY_UNSHARED[0]} of "
         f"{STUDY_UNSHARED[1]}, {study_share:.0%}); the rater-story graph is "
         f"{'connected' if summary['connected'] else 'NOT connected'}.",
         *notes,
-    ]  # fmt: skip
+    ]
 
 
 def render_forms(plan: SurveyPlan, title: str = "Rate short stories") -> dict[str, str]:
@@ -248,20 +286,32 @@ def render_forms(plan: SurveyPlan, title: str = "Rate short stories") -> dict[st
     import jinja2
 
     environment = jinja2.Environment(
-        loader=jinja2.PackageLoader("tempcreativity", "templates"), autoescape=True,
+        loader=jinja2.PackageLoader("tempcreativity", "templates"),
+        autoescape=True,
         undefined=jinja2.StrictUndefined,
-    )  # fmt: skip
+    )
     template = environment.get_template("survey_form.html.j2")
     by_code = {row["code"]: row for row in plan.stories.iter_rows(named=True)}
     forms = {}
     for (participant,), rows in plan.assignments.group_by("participant_id", maintain_order=True):
-        items = [{"code": code, "position": position, "text": by_code[code]["text"],
-                  "exemplar": by_code[code]["exemplar_text"]}
-                 for code, position in rows.sort("position").select("code", "position").iter_rows()]  # fmt: skip
+        items = [
+            {
+                "code": code,
+                "position": position,
+                "text": by_code[code]["text"],
+                "exemplar": by_code[code]["exemplar_text"],
+            }
+            for code, position in rows.sort("position").select("code", "position").iter_rows()
+        ]
         forms[participant] = template.render(
-            title=title, survey_id=plan.survey_id, participant_id=participant, items=items, criteria=CRITERIA,
-            background=BACKGROUND, columns=list(ANSWER_COLUMNS),
-        )  # fmt: skip
+            title=title,
+            survey_id=plan.survey_id,
+            participant_id=participant,
+            items=items,
+            criteria=CRITERIA,
+            background=BACKGROUND,
+            columns=list(ANSWER_COLUMNS),
+        )
     return forms
 
 
@@ -291,8 +341,11 @@ def build_survey(
     stories, notes = pick_stories(generations, per_stratum, seed)
     plan = plan_survey(stories, participants, per_participant, seed)
     lines = summary_lines(plan.summary, notes)
-    files = {"key.csv": plan.key.write_csv(), "assignments.csv": plan.assignments.write_csv(),
-             "design.txt": "\n".join(lines) + "\n"}  # fmt: skip
+    files = {
+        "key.csv": plan.key.write_csv(),
+        "assignments.csv": plan.assignments.write_csv(),
+        "design.txt": "\n".join(lines) + "\n",
+    }
     files |= {f"forms/{participant}.html": html for participant, html in render_forms(plan, title).items()}
     return plan, lines, files
 
@@ -329,8 +382,9 @@ def import_answers(answers: list[tuple[str, pl.DataFrame]], key: pl.DataFrame) -
     needed = ("survey_id", "code", "story_id", "temperature")
     missing = [name for name in needed if name not in key.columns]
     if missing:
-        raise SurveyError(f"--key: missing column(s) {', '.join(missing)}; expected the key.csv that "
-                          "`tempcreativity survey` wrote")  # fmt: skip
+        raise SurveyError(
+            f"--key: missing column(s) {', '.join(missing)}; expected the key.csv that `tempcreativity survey` wrote"
+        )
     if not answers:
         raise SurveyError("answers: no CSV files found; expected the files the participants' forms saved")
     key = key.with_columns(pl.col("survey_id", "code", "story_id").cast(pl.String))
@@ -339,17 +393,21 @@ def import_answers(answers: list[tuple[str, pl.DataFrame]], key: pl.DataFrame) -
     for name, frame in answers:
         absent = [column for column in ANSWER_COLUMNS if column not in frame.columns]
         if absent:
-            raise SurveyError(f"answers: {name} lacks column(s) {', '.join(absent)}; expected a file saved by a "
-                              "survey form")  # fmt: skip
+            raise SurveyError(
+                f"answers: {name} lacks column(s) {', '.join(absent)}; expected a file saved by a survey form"
+            )
         frame = frame.select(ANSWER_COLUMNS).with_columns(pl.col("survey_id", "participant_id", "code").cast(pl.String))
         other = set(frame["survey_id"]) - survey_ids
         if other:
-            raise SurveyError(f"answers: {name} is from survey {', '.join(sorted(other))}, the key from survey "
-                              f"{', '.join(sorted(survey_ids))}; allowed: answers of the key's survey")  # fmt: skip
+            raise SurveyError(
+                f"answers: {name} is from survey {', '.join(sorted(other))}, the key from survey "
+                f"{', '.join(sorted(survey_ids))}; allowed: answers of the key's survey"
+            )
         unknown = sorted(set(frame["code"]) - set(key["code"]))
         if unknown:
-            raise SurveyError(f"answers: {name} has story code(s) {', '.join(unknown[:5])} not in the key; allowed: "
-                              "the key's codes")  # fmt: skip
+            raise SurveyError(
+                f"answers: {name} has story code(s) {', '.join(unknown[:5])} not in the key; allowed: the key's codes"
+            )
         frames.append(frame)
     joined = pl.concat(frames, how="vertical_relaxed")
     for column in BACKGROUND:
@@ -357,13 +415,19 @@ def import_answers(answers: list[tuple[str, pl.DataFrame]], key: pl.DataFrame) -
             ~pl.col(column).cast(pl.Float64, strict=False).is_in([1.0, 2.0, 3.0, 4.0, 5.0])
         )
         if values.height:
-            raise SurveyError(f"answers: column {column} holds {values[column][0]!r} (participant "
-                              f"{values['participant_id'][0]}); allowed: whole numbers 1-5")  # fmt: skip
+            raise SurveyError(
+                f"answers: column {column} holds {values[column][0]!r} (participant "
+                f"{values['participant_id'][0]}); allowed: whole numbers 1-5"
+            )
     joined = joined.join(key.select("code", "story_id", "temperature"), on="code", how="left")
     ratings = joined.select(
-        "story_id", pl.col("temperature").cast(pl.Float64), pl.col("position").alias("evaluation_index"),
-        "participant_id", *RATING_ITEMS, *BACKGROUND,
-    ).sort("participant_id", "evaluation_index")  # fmt: skip
+        "story_id",
+        pl.col("temperature").cast(pl.Float64),
+        pl.col("position").alias("evaluation_index"),
+        "participant_id",
+        *RATING_ITEMS,
+        *BACKGROUND,
+    ).sort("participant_id", "evaluation_index")
     try:
         return validate_ratings(ratings, min_participants=1).select(RATINGS_COLUMNS)
     except RatingsError as error:

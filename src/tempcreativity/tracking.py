@@ -147,19 +147,26 @@ def story_table(generations: pl.DataFrame, scores: pl.DataFrame, judge: pl.DataF
     from tempcreativity.scoring import SCORE_LABELS
 
     identity = [name for name in ("model_id", "prompt_id", *SAMPLER_AXES) if name in generations.columns]
-    table = generations.select("story_id", *identity, "temperature", "seed", pl.col("sampling_seed").cast(pl.String),
-                               "is_exemplar", "text")  # fmt: skip
-    table = table.join(scores.select("story_id", *[name for name in SCORE_LABELS if name in scores.columns]),
-                       on="story_id", how="left")  # fmt: skip
+    table = generations.select(
+        "story_id", *identity, "temperature", "seed", pl.col("sampling_seed").cast(pl.String), "is_exemplar", "text"
+    )
+    table = table.join(
+        scores.select("story_id", *[name for name in SCORE_LABELS if name in scores.columns]), on="story_id", how="left"
+    )
     if judge is not None:
         ratings = judge.select("story_id", *[pl.col(item).alias(f"judge_{item}") for item in RATING_ITEMS])
         table = table.join(ratings, on="story_id", how="left")
     return table
 
 
-def cell_runs(config: dict[str, Any], manifests: dict[str, dict[str, Any]], generations: pl.DataFrame,
-              summary: pl.DataFrame, shard_stats: list[dict[str, Any]],
-              stories_table: pl.DataFrame | None = None) -> list[dict[str, Any]]:  # fmt: skip
+def cell_runs(
+    config: dict[str, Any],
+    manifests: dict[str, dict[str, Any]],
+    generations: pl.DataFrame,
+    summary: pl.DataFrame,
+    shard_stats: list[dict[str, Any]],
+    stories_table: pl.DataFrame | None = None,
+) -> list[dict[str, Any]]:
     """Params, metrics, tags and per-story table of every cell (``manifests`` by model id). A param is not also
     a metric; the judge's mean ratings are metrics where the judge ran."""
     from tempcreativity.axes import SAMPLER_AXES
@@ -189,28 +196,43 @@ def cell_runs(config: dict[str, Any], manifests: dict[str, dict[str, Any]], gene
             )
             table = stories_table.filter(in_cell & ~pl.col("is_exemplar") | exemplar_of_cell)
             rated = table.filter(~pl.col("is_exemplar"))
-            metrics |= {f"judge_{item}_mean": rated[f"judge_{item}"].mean()
-                        for item in RATING_ITEMS if f"judge_{item}" in rated.columns}  # fmt: skip
+            metrics |= {
+                f"judge_{item}_mean": rated[f"judge_{item}"].mean()
+                for item in RATING_ITEMS
+                if f"judge_{item}" in rated.columns
+            }
         if rate:
             metrics |= {"tokens_per_second": rate, "generation_seconds": tokens / rate}
         model_id = row.get("model_id", default_id)
         sampler = {name: cell[name][0] for name in SAMPLER_AXES}  # every story of a cell shares its settings
-        cells.append({
-            "name": cell_name(row, several, axes),
-            "params": {"model": manifests[model_id]["model"], "model_sha256": manifests[model_id]["sha256"],
-                       "model_id": model_id, "prompt_id": row["prompt_id"], "temperature": str(row["temperature"]),
-                       "seeding": config["seeding"], **{name: str(value) for name, value in sampler.items()},
-                       "max_tokens": str(config["decoding"]["max_tokens"]),
-                       "stop": json.dumps(config["decoding"]["stop"])},
-            "metrics": finite(metrics),
-            "tags": {"seeds": json.dumps(sorted(cell["seed"].to_list()))},
-            "table": table,
-        })  # fmt: skip
+        cells.append(
+            {
+                "name": cell_name(row, several, axes),
+                "params": {
+                    "model": manifests[model_id]["model"],
+                    "model_sha256": manifests[model_id]["sha256"],
+                    "model_id": model_id,
+                    "prompt_id": row["prompt_id"],
+                    "temperature": str(row["temperature"]),
+                    "seeding": config["seeding"],
+                    **{name: str(value) for name, value in sampler.items()},
+                    "max_tokens": str(config["decoding"]["max_tokens"]),
+                    "stop": json.dumps(config["decoding"]["stop"]),
+                },
+                "metrics": finite(metrics),
+                "tags": {"seeds": json.dumps(sorted(cell["seed"].to_list()))},
+                "table": table,
+            }
+        )
     return cells
 
 
-def parent_metrics(trends: pl.DataFrame, ratings: dict[str, tuple[pl.DataFrame, pl.DataFrame]],
-                   generations: pl.DataFrame, shard_stats: list[dict[str, Any]]) -> dict[str, float]:  # fmt: skip
+def parent_metrics(
+    trends: pl.DataFrame,
+    ratings: dict[str, tuple[pl.DataFrame, pl.DataFrame]],
+    generations: pl.DataFrame,
+    shard_stats: list[dict[str, Any]],
+) -> dict[str, float]:
     """Experiment-level statistics: correlations and slopes with temperature, the ratings tables, totals."""
     metrics: dict[str, Any] = {}
     groups = trends.select([name for name in ("axis", "model_id", "within") if name in trends.columns]).unique()
@@ -220,8 +242,11 @@ def parent_metrics(trends: pl.DataFrame, ratings: dict[str, tuple[pl.DataFrame, 
             metrics[f"{prefix}{column}.{row['score']}"] = row[column]
     for source, (descriptives, lme) in ratings.items():
         for row in descriptives.iter_rows(named=True):
-            metrics |= {f"ratings.{source}.{row['item']}.{name}": row[name]
-                        for name in ("mean", "sd", "cronbach_alpha", "krippendorff_alpha", "icc") if name in row}  # fmt: skip
+            metrics |= {
+                f"ratings.{source}.{row['item']}.{name}": row[name]
+                for name in ("mean", "sd", "cronbach_alpha", "krippendorff_alpha", "icc")
+                if name in row
+            }
         for row in lme.iter_rows(named=True):
             model = row.get("random_effects", "participant")  # participant, crossed or none (the judge)
             for name in ("beta", "se", "p", "r2m", "r2c", "r2m_nakagawa", "r2c_nakagawa"):
@@ -229,8 +254,10 @@ def parent_metrics(trends: pl.DataFrame, ratings: dict[str, tuple[pl.DataFrame, 
     metrics |= {"stories": generations.height, "tokens": int(generations["num_tokens"].sum())}
     generated = [stats for stats in shard_stats if stats.get("generated", 0) > 0]
     if generated:
-        metrics |= {"generation_seconds": sum(s["generate_seconds"] for s in generated),
-                    "engine_start_seconds": sum(s["engine_start_seconds"] for s in generated)}  # fmt: skip
+        metrics |= {
+            "generation_seconds": sum(s["generate_seconds"] for s in generated),
+            "engine_start_seconds": sum(s["engine_start_seconds"] for s in generated),
+        }
     return finite(metrics)
 
 
@@ -248,8 +275,9 @@ def _batches(items: list, size: int = BATCH) -> Iterable[list]:
         yield items[start : start + size]
 
 
-def _log(client, run_id: str, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str],
-         timestamp_ms: int) -> None:  # fmt: skip
+def _log(
+    client, run_id: str, params: dict[str, str], metrics: dict[str, float], tags: dict[str, str], timestamp_ms: int
+) -> None:
     from mlflow.entities import Metric, Param, RunTag
 
     for chunk in _batches([Param(k, v[:6000]) for k, v in params.items()]):
@@ -275,8 +303,12 @@ def review_tags(git_commit: str, config: dict[str, Any], versions: dict[str, str
     import hashlib
 
     digest = hashlib.sha256(json.dumps(as_written(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
-    tags = {"mlflow.source.name": "tempcreativity Snakefile", "mlflow.source.git.commit": git_commit,
-            "config_digest": digest, "vllm_version": versions.get("vllm", "")}  # fmt: skip
+    tags = {
+        "mlflow.source.name": "tempcreativity Snakefile",
+        "mlflow.source.git.commit": git_commit,
+        "config_digest": digest,
+        "vllm_version": versions.get("vllm", ""),
+    }
     if os.environ.get("SLURM_JOB_ID"):
         tags["slurm_job_id"] = os.environ["SLURM_JOB_ID"]
     return tags
@@ -287,9 +319,18 @@ def prompts_dataset(config: dict[str, Any]):
     input."""
     import mlflow.data
 
-    prompts = pl.DataFrame([{"id": p["id"], "text": p["text"], "system": p.get("system"),
-                             "assistant_prefix": p.get("assistant_prefix", ""), "format": p.get("format", "chat")}
-                            for p in config["prompts"]])  # fmt: skip
+    prompts = pl.DataFrame(
+        [
+            {
+                "id": p["id"],
+                "text": p["text"],
+                "system": p.get("system"),
+                "assistant_prefix": p.get("assistant_prefix", ""),
+                "format": p.get("format", "chat"),
+            }
+            for p in config["prompts"]
+        ]
+    )
     return mlflow.data.from_pandas(prompts.to_pandas(), name="prompts")
 
 
@@ -320,10 +361,21 @@ def _log_input(client, run_id: str, dataset) -> None:
     client.log_inputs(run_id, [DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", "prompts")])])
 
 
-def track_result(*, uri: str, experiment: str, artifact_location: str | None, key: str, params: dict[str, str],
-                 metrics: dict[str, float], tags: dict[str, str], artifacts: dict[str, list[Path]],
-                 cells: list[dict[str, Any]], timestamp_ms: int, common_tags: dict[str, str] | None = None,
-                 dataset=None) -> dict[str, Any]:  # fmt: skip
+def track_result(
+    *,
+    uri: str,
+    experiment: str,
+    artifact_location: str | None,
+    key: str,
+    params: dict[str, str],
+    metrics: dict[str, float],
+    tags: dict[str, str],
+    artifacts: dict[str, list[Path]],
+    cells: list[dict[str, Any]],
+    timestamp_ms: int,
+    common_tags: dict[str, str] | None = None,
+    dataset=None,
+) -> dict[str, Any]:
     """Create or update the parent run and its cell runs; return their ids. Metrics carry ``timestamp_ms``
     (the results' time), so logging the same results again adds no duplicate points to their history.
     ``common_tags`` go on every run, ``dataset`` (the prompts) is every run's input, and a cell's ``table`` is
@@ -349,10 +401,12 @@ def track_result(*, uri: str, experiment: str, artifact_location: str | None, ke
     children = {}
     for cell in cells:
         child_id, _ = _find_or_create(
-            client, experiment_id,
+            client,
+            experiment_id,
             f"tags.`{PARENT_TAG}` = '{parent_id}' and tags.`{CELL_TAG}` = '{cell['name']}'",
-            {PARENT_TAG: parent_id, CELL_TAG: cell["name"]}, cell["name"],
-        )  # fmt: skip
+            {PARENT_TAG: parent_id, CELL_TAG: cell["name"]},
+            cell["name"],
+        )
         _log(client, child_id, cell["params"], cell["metrics"], cell["tags"] | common_tags, timestamp_ms)
         if dataset is not None:
             _log_input(client, child_id, dataset)
@@ -361,8 +415,13 @@ def track_result(*, uri: str, experiment: str, artifact_location: str | None, ke
         client.set_terminated(child_id, "FINISHED")
         children[cell["name"]] = child_id
     client.set_terminated(parent_id, "FINISHED")
-    return {"tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent_id,
-            "parent_created": created, "child_run_ids": children}  # fmt: skip
+    return {
+        "tracking_uri": uri,
+        "experiment_id": experiment_id,
+        "parent_run_id": parent_id,
+        "parent_created": created,
+        "child_run_ids": children,
+    }
 
 
 def run_tags(config: dict[str, Any], weights: str, git: dict[str, Any], versions: dict[str, str]) -> dict[str, str]:
@@ -397,8 +456,14 @@ def artifact_paths(inputs: Mapping[str, Any], rating_sources: list[str], config_
     }
 
 
-def track(inputs: Mapping[str, Any], config: dict[str, Any], rating_sources: list[str], config_file: Path,
-          workdir: Path, source_dir: Path) -> dict[str, Any]:  # fmt: skip
+def track(
+    inputs: Mapping[str, Any],
+    config: dict[str, Any],
+    rating_sources: list[str],
+    config_file: Path,
+    workdir: Path,
+    source_dir: Path,
+) -> dict[str, Any]:
     """Log a run's results to MLflow, read from its files (what the track_mlflow rule's script does): the parent
     run and one child per cell, through ``track_result``, to the config's mlflow.tracking_uri, else
     MLFLOW_TRACKING_URI, else the local store under ``workdir``/results.

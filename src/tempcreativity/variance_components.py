@@ -177,14 +177,20 @@ def _minimise(design: _Design) -> np.ndarray:
 
     starts = [np.full(design.k, value) for value in (0.1, 1.0)]
     best = min(starts, key=criterion)
-    found = optimize.minimize(lambda sd: criterion(sd**2), np.sqrt(best), method="L-BFGS-B",
-                              bounds=[(0.0, None)] * design.k, options={"ftol": 1e-14, "gtol": 1e-9})  # fmt: skip
+    found = optimize.minimize(
+        lambda sd: criterion(sd**2),
+        np.sqrt(best),
+        method="L-BFGS-B",
+        bounds=[(0.0, None)] * design.k,
+        options={"ftol": 1e-14, "gtol": 1e-9},
+    )
     theta = np.maximum(found.x, 0.0) ** 2
     for _ in range(10):  # Newton polish on the free coordinates (those at 0 with an ascending criterion stay there)
         steps = 1e-4 * np.maximum(theta, 1e-3)
         unit = np.eye(design.k) * steps
-        gradient = np.array([(criterion(theta + unit[i]) - criterion(theta - unit[i])) / (2 * steps[i])
-                             for i in range(design.k)])  # fmt: skip
+        gradient = np.array(
+            [(criterion(theta + unit[i]) - criterion(theta - unit[i])) / (2 * steps[i]) for i in range(design.k)]
+        )
         free = ~((theta <= 0) & (gradient >= 0))
         if not free.any():
             break
@@ -195,8 +201,12 @@ def _minimise(design: _Design) -> np.ndarray:
                     second = criterion(theta + unit[i]) - 2 * criterion(theta) + criterion(theta - unit[i])
                     hessian[i, i] = second / steps[i] ** 2
                 else:
-                    second = (criterion(theta + unit[i] + unit[j]) - criterion(theta + unit[i] - unit[j])
-                              - criterion(theta - unit[i] + unit[j]) + criterion(theta - unit[i] - unit[j]))  # fmt: skip
+                    second = (
+                        criterion(theta + unit[i] + unit[j])
+                        - criterion(theta + unit[i] - unit[j])
+                        - criterion(theta - unit[i] + unit[j])
+                        + criterion(theta - unit[i] - unit[j])
+                    )
                     hessian[i, j] = hessian[j, i] = second / (4 * steps[i] * steps[j])
         sub = hessian[np.ix_(free, free)]
         if not np.all(np.isfinite(sub)) or np.any(np.linalg.eigvalsh(sub) <= 0):
@@ -248,8 +258,9 @@ def fit_random_intercepts(
         standard_errors = np.full(design.p, math.nan)
     fixed_prediction = exog @ beta
     residual = y - fixed_prediction
-    residual_sums = [np.bincount(code, weights=residual, minlength=len(sums))
-                     for code, sums in zip(design.codes, design.sums)]  # fmt: skip
+    residual_sums = [
+        np.bincount(code, weights=residual, minlength=len(sums)) for code, sums in zip(design.codes, design.sums)
+    ]
     fitted = fixed_prediction.copy()
     for code, blup in zip(design.codes, design.blups(residual_sums, theta)):
         fitted += blup[code]
