@@ -231,6 +231,12 @@ def main() -> None:
     parser.add_argument("--model-dir", help="converted model folder (default: resources/models/..., or convert)")
     parser.add_argument("--compiled", action="store_true", help="add the pipeline's dtype without enforce_eager")
     parser.add_argument("--no-preload", action="store_true", help="run vLLM without the jobs' preloaded libraries")
+    parser.add_argument(
+        "--rows",
+        default="vllm,vllm-other-dtype,hf-single,hf-batched,llama-cpp",
+        help="the rows to measure, of: vllm, vllm-other-dtype, hf-single, hf-batched, llama-cpp (default all; "
+        "vllm and hf-single are always measured: the others are compared with them)",
+    )
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--dtype", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
@@ -248,14 +254,20 @@ def main() -> None:
     preload = not arguments.no_preload
     rows = []  # (name, dtype, result)
 
-    def add(name: str, engine: str, dtype: str, with_preload: bool = False) -> dict | None:
+    chosen = (
+        set(arguments.rows.split(",")) | {"vllm", "hf-single"} | ({"vllm-compiled"} if arguments.compiled else set())
+    )
+
+    def add(name: str, engine: str, dtype: str, with_preload: bool = False, row: str | None = None) -> dict | None:
+        if (row or engine) not in chosen:
+            return None
         result = run_engine(engine, argparse.Namespace(**{**vars(arguments), "dtype": dtype}), folder, with_preload)
         if result:
             rows.append((name, dtype, result))
         return result
 
     pipeline = add(f"vLLM, the pipeline's settings ({default_dtype})", "vllm", default_dtype, preload)
-    add(f"vLLM, the pipeline's settings but {other_dtype}", "vllm", other_dtype, preload)
+    add(f"vLLM, the pipeline's settings but {other_dtype}", "vllm", other_dtype, preload, row="vllm-other-dtype")
     if arguments.compiled:
         add(
             f"vLLM, the pipeline's settings, compiled (not eager), {default_dtype}",

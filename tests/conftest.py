@@ -120,6 +120,16 @@ def tiny_run(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def grown_run(tiny_run, tmp_path_factory) -> Path:
+    """A copy of the tiny run (results, cache and Snakemake's records) with one temperature added."""
+    workdir = tmp_path_factory.mktemp("grown") / "run"
+    shutil.copytree(tiny_run, workdir, symlinks=True)
+    targets = ("results/tiny/generations.parquet", "results/tiny/embeddings/minilm.parquet")
+    run_snakemake(workdir, {**TINY_CONFIG, "temperatures": [0.5, 1.0, 1.5, 2.0]}, *targets)
+    return workdir
+
+
+@pytest.fixture(scope="session")
 def sharded_run(tiny_run, tmp_path_factory) -> Path:
     """The whole pipeline on SHARDED_CONFIG, run locally: what the SLURM run of the same config must equal."""
     workdir = tmp_path_factory.mktemp("sharded-run")

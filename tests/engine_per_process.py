@@ -1,8 +1,9 @@
-"""Run by tests: generate a few stories with two models in one process, then embed them with the model embedder,
+"""Run by tests: generate a few stories with a model, then embed them with the model embedder, two engines one
+after the other in one process (as the default config's generation job and each model of ``models:`` hand over),
 each engine as the GPU path runs it or in this process (VLLM_ENABLE_V1_MULTIPROCESSING as set by the caller), and
 print what came out as JSON: each story's token ids, the embedding vectors, and the engine statistics.
 
-    python tests/engine_per_process.py MODEL_A MODEL_B CACHE_DIR"""
+    python tests/engine_per_process.py MODEL CACHE_DIR"""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import sys
 from pathlib import Path
 
 
-def main(model_a: str, model_b: str, cache: str) -> None:
+def main(model: str, cache: str) -> None:
     from tempcreativity.embedding import embed_stories
     from tempcreativity.engine import engine_in_process
     from tempcreativity.generation import generate_stories
@@ -21,22 +22,13 @@ def main(model_a: str, model_b: str, cache: str) -> None:
     models = [
         {
             "id": "a",
-            "path": model_a,
+            "path": model,
             "dtype": "float32",
             "max_model_len": 512,
             "tensor_parallel_size": 1,
             "device": "auto",
             "engine_args": {},
-        },
-        {
-            "id": "b",
-            "path": model_b,
-            "dtype": "float32",
-            "max_model_len": 512,
-            "tensor_parallel_size": 1,
-            "device": "auto",
-            "engine_args": {},
-        },
+        }
     ]
     config = {"experiment": "engines", "models": models, "decoding": {"max_tokens": 12, "stop": []}}
     manifests = {
@@ -57,7 +49,7 @@ def main(model_a: str, model_b: str, cache: str) -> None:
             id_parts=(m["id"], ""),
         )
         for m in models
-        for seed in range(3)
+        for seed in range(4)
     ]
     stories, stats = generate_stories(requests, config, manifests, Path(cache) / "generations")
     settings = {name: value for name, value in models[0].items() if name != "id"}
@@ -76,4 +68,4 @@ def main(model_a: str, model_b: str, cache: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:3])

@@ -1,7 +1,8 @@
 """One engine per process, as on GPUs, checked on the CPU: with VLLM_ENABLE_V1_MULTIPROCESSING=1 (vLLM's default,
 which tempcreativity.engine keeps for its CUDA build) every engine core runs in a child process that exits when the
-engine stops. A job that starts several engines one after another (two models, then the model embedder: what
-crashed on an H200 with in-process engines) must run to its end and give the stories the in-process engine gives."""
+engine stops. A job that starts one engine after another (generation, then the model embedder: what crashed on an
+H200 with in-process engines, as did two models in one job) must run to its end and give the stories the in-process
+engine gives."""
 
 from __future__ import annotations
 
@@ -19,10 +20,10 @@ from conftest import REPO
 pytestmark = pytest.mark.e2e
 
 
-def run_job(first: Path, second: Path, workdir: Path, in_process: bool) -> dict:
+def run_job(model: Path, workdir: Path, in_process: bool) -> dict:
     """tests/engine_per_process.py in a fresh process, its engines in-process or each in a child process."""
     completed = subprocess.run(
-        [sys.executable, str(REPO / "tests" / "engine_per_process.py"), str(first), str(second), str(workdir)],
+        [sys.executable, str(REPO / "tests" / "engine_per_process.py"), str(model), str(workdir)],
         capture_output=True,
         text=True,
         timeout=900,
@@ -37,14 +38,13 @@ def test_engines_in_child_processes_hand_over_and_give_the_same_stories(tiny_run
 
     embedded = tiny_run / "resources/models/smollm2-135m-instruct"
     tiny = save_tiny_llama(tmp_path / "tiny", embedded)
-    result = run_job(tiny, embedded, tmp_path, in_process=False)
-    assert result["in_process"] is False and result["generated"] == 6
-    assert result["token_ids"][:3] != result["token_ids"][3:], "the second model's engine generated the stories"
+    result = run_job(tiny, tmp_path, in_process=False)
+    assert result["in_process"] is False and result["generated"] == 4
     vectors = np.asarray(result["vectors"])
-    assert vectors.shape[0] == 6 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
+    assert vectors.shape[0] == 4 and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-4)
 
     # The same requests with the engine in-process (the CPU's mode) find every story and vector in the cache the
     # child engines filled: same cache keys, same stories, no engine started.
-    replay = run_job(tiny, embedded, tmp_path, in_process=True)
+    replay = run_job(tiny, tmp_path, in_process=True)
     assert replay["in_process"] is True and replay["generated"] == 0
     assert replay["token_ids"] == result["token_ids"] and np.allclose(replay["vectors"], vectors)

@@ -36,7 +36,6 @@ from tempcreativity.model import folder_sha256
 pytestmark = pytest.mark.e2e
 
 GENERATIONS = Path("results/tiny/generations.parquet")
-MINILM = "results/tiny/embeddings/minilm.parquet"
 
 
 def stats(workdir: Path, shard: int = 0) -> dict:
@@ -45,15 +44,6 @@ def stats(workdir: Path, shard: int = 0) -> dict:
 
 def stories(workdir: Path) -> pl.DataFrame:
     return pl.read_parquet(workdir / GENERATIONS)
-
-
-@pytest.fixture(scope="session")
-def grown_run(tiny_run, tmp_path_factory) -> Path:
-    """A copy of the tiny run (results, cache and Snakemake's records) with one temperature added."""
-    workdir = tmp_path_factory.mktemp("grown") / "run"
-    shutil.copytree(tiny_run, workdir, symlinks=True)
-    run_snakemake(workdir, {**TINY_CONFIG, "temperatures": [0.5, 1.0, 1.5, 2.0]}, str(GENERATIONS), MINILM)
-    return workdir
 
 
 def test_first_run_generates_every_story_of_the_grid(tiny_run):
@@ -171,7 +161,7 @@ def test_a_killed_generation_job_keeps_its_finished_stories(tiny_run, tmp_path):
     assert 3 <= kept < 14
     assert not (tmp_path / "results/tiny/shards/shard-0.parquet").exists(), "a killed job leaves no shard table"
 
-    run_snakemake(tmp_path, config, str(GENERATIONS))
+    run_snakemake(tmp_path, TINY_CONFIG, str(GENERATIONS))  # batched again: max_num_seqs changes no token
     assert (stats(tmp_path)["cached"], stats(tmp_path)["generated"]) == (kept, 14 - kept)
     resumed, uninterrupted = stories(tmp_path), stories(tiny_run)
     assert resumed.select("story_id", "text", "token_ids").equals(uninterrupted.select("story_id", "text", "token_ids"))

@@ -95,12 +95,15 @@ def rule_of(job: dict[str, str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def slurm_run(tiny_run, slurm_cluster, tmp_path_factory):
+def slurm_run(tiny_run, sharded_run, slurm_cluster, tmp_path_factory):
     """The tiny grid (in two shards) through `snakemake --profile profiles/slurm`; returns its workdir and
-    the SLURM jobs it submitted."""
+    the SLURM jobs it submitted. Every job runs as a SLURM job, but the model's work comes from the caches of the
+    same grid run locally (sharded_run): what is tested here is SLURM's part, the jobs, their resources and what
+    they write; that the stories stay the same in shards is test_pipeline's."""
     workdir = tmp_path_factory.mktemp("slurm-run")
     share_converted_model(tiny_run, workdir)
-    share_analysis_caches(tiny_run, workdir)  # its embedding and judge jobs still run as SLURM jobs
+    share_analysis_caches(tiny_run, workdir)
+    shutil.copytree(sharded_run / "results/cache/generations", workdir / "results/cache/generations")
     shutil.copy(tiny_run / "people.csv", workdir / "people.csv")
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
     run_snakemake(
