@@ -26,15 +26,32 @@ from tempcreativity.generation import (
 )
 from tempcreativity.grid import StoryRequest
 
-DECODING = {"top_k": 50, "top_p": 1.0, "min_p": 0.0, "max_tokens": 32, "repetition_penalty": 1.0, "truncation": "scaled",
-            "presence_penalty": 0.0, "frequency_penalty": 0.0, "stop": []}  # fmt: skip
+DECODING = {
+    "top_k": 50,
+    "top_p": 1.0,
+    "min_p": 0.0,
+    "max_tokens": 32,
+    "repetition_penalty": 1.0,
+    "truncation": "scaled",
+    "presence_penalty": 0.0,
+    "frequency_penalty": 0.0,
+    "stop": [],
+}
 SAMPLING = {name: value for name, value in DECODING.items() if name != "truncation"}
 
 
 def request(**changes) -> StoryRequest:
     """A story's request; a change named after a sampler axis goes into its ``sampler``."""
-    fields = dict(prompt_id="story", prompt_text="Write a story.", system=None, assistant_prefix="",
-                  prompt_format="chat", temperature=1.0, seed=3, is_exemplar=False)  # fmt: skip
+    fields = dict(
+        prompt_id="story",
+        prompt_text="Write a story.",
+        system=None,
+        assistant_prefix="",
+        prompt_format="chat",
+        temperature=1.0,
+        seed=3,
+        is_exemplar=False,
+    )
     sampler = {name: changes.pop(name) for name in list(changes) if name in SAMPLER_AXES}
     fields.update(changes)
     return StoryRequest(**fields, sampler=sampler)
@@ -91,8 +108,15 @@ def test_the_sampler_settings_are_the_cells_and_max_tokens_and_stop_the_configs(
     cell = request(top_k=10, top_p=0.9, min_p=0.1, repetition_penalty=1.2, presence_penalty=-0.5, frequency_penalty=1.5)
     settings = sampling_settings(cell, {**DECODING, "max_tokens": 7, "stop": ["END"]})
     assert {name: value for name, value in settings.items() if name not in ("temperature", "seed", "logprobs")} == {
-        "top_k": 10, "top_p": 0.9, "min_p": 0.1, "repetition_penalty": 1.2, "presence_penalty": -0.5,
-        "frequency_penalty": 1.5, "max_tokens": 7, "stop": ["END"]}  # fmt: skip
+        "top_k": 10,
+        "top_p": 0.9,
+        "min_p": 0.1,
+        "repetition_penalty": 1.2,
+        "presence_penalty": -0.5,
+        "frequency_penalty": 1.5,
+        "max_tokens": 7,
+        "stop": ["END"],
+    }
 
 
 def test_a_raw_prompt_is_tokenised_exactly_as_written(embedded_tokenizer):
@@ -258,8 +282,9 @@ def test_engines_run_in_process_on_the_cpu_build_and_in_a_child_process_otherwis
         environ = {
             k: v for k, v in os.environ.items() if k not in ("VLLM_ENABLE_V1_MULTIPROCESSING", "VLLM_TARGET_DEVICE")
         }
-        return subprocess.run([sys.executable, "-c", code], env=environ | extra, capture_output=True, text=True,
-                              check=True).stdout.strip()  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-c", code], env=environ | extra, capture_output=True, text=True, check=True
+        ).stdout.strip()
 
     assert mode(environment) == expected
     assert mode(environment | {"VLLM_ENABLE_V1_MULTIPROCESSING": "1"}) == "1"
@@ -278,8 +303,15 @@ def test_a_swept_frequency_penalty_is_generated_end_to_end(tiny_run, tmp_path):
 
     def config(**changes) -> dict:
         prompt = {"id": "story", "text": "Write a story.", "assistant_prefix": "Here it is:\n\n"}
-        written = {"experiment": "penalty", "model": {"path": "embedded"}, "prompts": [prompt], "temperatures": [1.0],
-                   "seeds": 2, "decoding": {"max_tokens": 24}, **changes}  # fmt: skip
+        written = {
+            "experiment": "penalty",
+            "model": {"path": "embedded"},
+            "prompts": [prompt],
+            "temperatures": [1.0],
+            "seeds": 2,
+            "decoding": {"max_tokens": 24},
+            **changes,
+        }
         return validate_config(written, SCHEMA)
 
     swept, plain = config(sweep={"frequency_penalty": [0.0, 1.5]}), config()

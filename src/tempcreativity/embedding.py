@@ -110,8 +110,9 @@ def _generating_model(
     longest = max(len(window) for per_story in story_windows for window in per_story)
     pooler = PoolerConfig(pooling_type=pooling.upper(), use_activation=normalise)  # activation = L2 normalisation
     # (its CPU token budget fits every window)
-    running = {"engine": start_engine(model, folder, max(longest, 1), runner="pooling", convert="embed",
-                                      pooler_config=pooler)}  # fmt: skip
+    running = {
+        "engine": start_engine(model, folder, max(longest, 1), runner="pooling", convert="embed", pooler_config=pooler)
+    }
 
     def embed_windows(flat: list[list[int]]) -> np.ndarray:
         outputs = running["engine"].embed([{"prompt_token_ids": window or [tokenizer.eos_token_id]} for window in flat])
@@ -132,8 +133,12 @@ def embedder_identity(name: str, model_manifest: dict, dtype: str, model_embedde
     if name == "minilm":
         return {"embedder": "minilm", "weights_sha256": folder_sha256(minilm_folder())}
     settings = MODEL_EMBEDDER_DEFAULTS | (model_embedder or {})  # (embed_stories passes them complete)
-    identity = {"embedder": "model", "weights_sha256": model_manifest["sha256"], "pooling": settings["pooling"],
-                "dtype": dtype}  # fmt: skip
+    identity = {
+        "embedder": "model",
+        "weights_sha256": model_manifest["sha256"],
+        "pooling": settings["pooling"],
+        "dtype": dtype,
+    }
     if not settings["normalise"]:  # (normalised vectors keep the key they had before this setting existed)
         identity["normalise"] = False
     return identity
@@ -165,8 +170,10 @@ def embed_stories(
             vectors, counts = _generating_model(
                 todo, Path(model_manifest["folder"]), model_settings, settings["pooling"], settings["normalise"]
             )
-        return pl.DataFrame({"cache_key": missing, "vector": vectors.astype(np.float32).tolist(), "windows": counts},
-                            schema=EMBEDDING_SCHEMA)  # fmt: skip
+        return pl.DataFrame(
+            {"cache_key": missing, "vector": vectors.astype(np.float32).tolist(), "windows": counts},
+            schema=EMBEDDING_SCHEMA,
+        )
 
     stored, missing = store.fill(keys, embed)
     stats = {

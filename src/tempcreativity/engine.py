@@ -65,9 +65,15 @@ CPU_BLOCK_SIZE = 32
 # Engine arguments that change only memory and scheduling, never a story's tokens (with float32 on the CPU, where a
 # story does not depend on its batch): they are left out of the cache key. Every other engine argument is in it.
 TOKEN_NEUTRAL_ENGINE_ARGS = frozenset(
-    {"gpu_memory_utilization", "kv_cache_memory_bytes", "swap_space", "max_num_seqs", "max_num_batched_tokens",
-     "disable_log_stats"}
-)  # fmt: skip
+    {
+        "gpu_memory_utilization",
+        "kv_cache_memory_bytes",
+        "swap_space",
+        "max_num_seqs",
+        "max_num_batched_tokens",
+        "disable_log_stats",
+    }
+)
 
 
 # Libraries vLLM's CPU backend asks to have preloaded "for best performance": tcmalloc (Debian's

@@ -1,6 +1,7 @@
 """Generate stories with vLLM's offline engine: one engine per model per job, every missing story of the model
-queued at once with per-request seeded ``SamplingParams``; stories already in the cache are read back. Each story is cached the
-moment it finishes, so a job that dies part-way (time limit, preemption, out of memory) keeps what it generated."""
+queued at once with per-request seeded ``SamplingParams``; stories already in the cache are read back. Each story is
+cached the moment it finishes, so a job that dies part-way (time limit, preemption, out of memory) keeps what it
+generated."""
 
 from __future__ import annotations
 
@@ -208,13 +209,19 @@ def generate_stories(
     with_engine: Callable[[str, pl.DataFrame, Any], dict[str, Any]] | None = None,
 ) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Rows (in request order, GENERATIONS_SCHEMA) for ``requests``, generating only what the cache lacks: one
-    engine per model (``config["models"]`` and ``manifests`` by model id) that has stories missing. Returns the rows and statistics of the
-    work done (stories cached and generated, tokens, seconds; summed over the models). ``with_engine(model_id,
-    rows, engine)`` is called once per model with its rows and its engine while it is still up (None when every
-    story came from the cache); what it returns joins the statistics."""
+    engine per model (``config["models"]`` and ``manifests`` by model id) that has stories missing. Returns the rows
+    and statistics of the work done (stories cached and generated, tokens, seconds; summed over the models).
+    ``with_engine(model_id, rows, engine)`` is called once per model with its rows and its engine while it is still
+    up (None when every story came from the cache); what it returns joins the statistics."""
     model_of = {model["id"]: model for model in config["models"]}
-    stats: dict[str, Any] = {"requested": len(requests), "cached": 0, "generated": 0, "generated_tokens": 0,
-                             "engine_start_seconds": 0.0, "generate_seconds": 0.0}  # fmt: skip
+    stats: dict[str, Any] = {
+        "requested": len(requests),
+        "cached": 0,
+        "generated": 0,
+        "generated_tokens": 0,
+        "engine_start_seconds": 0.0,
+        "generate_seconds": 0.0,
+    }
     rows: list[pl.DataFrame] = []
     for model_id in dict.fromkeys(request.model_id for request in requests):
         indices = [index for index, request in enumerate(requests) if request.model_id == model_id]
@@ -232,9 +239,13 @@ def generate_stories(
 
 
 def _generate_with_model(
-    requests: list[StoryRequest], config: dict[str, Any], model: dict[str, Any], manifest: dict[str, Any],
-    cache_dir: str | Path, with_engine: Callable[[str, pl.DataFrame, Any], dict[str, Any]] | None = None,
-) -> tuple[pl.DataFrame, dict[str, Any]]:  # fmt: skip
+    requests: list[StoryRequest],
+    config: dict[str, Any],
+    model: dict[str, Any],
+    manifest: dict[str, Any],
+    cache_dir: str | Path,
+    with_engine: Callable[[str, pl.DataFrame, Any], dict[str, Any]] | None = None,
+) -> tuple[pl.DataFrame, dict[str, Any]]:
     """The rows of one model's stories, generating what the cache lacks with one engine (then handed to
     ``with_engine``, and stopped)."""
     from transformers import AutoTokenizer
@@ -253,8 +264,7 @@ def _generate_with_model(
         cache_key(story_identity(manifest, model, ids, setting, request.sampler["truncation"], fingerprint))
         for ids, setting, request in zip(prompt_ids, settings, requests)
     ]
-    stats: dict[str, Any] = {"generated_tokens": 0, "engine_start_seconds": 0.0, "generate_seconds": 0.0,
-                             **fingerprint}  # fmt: skip
+    stats: dict[str, Any] = {"generated_tokens": 0, "engine_start_seconds": 0.0, "generate_seconds": 0.0, **fingerprint}
     index_of = {key: index for index, key in enumerate(keys)}
     running: dict[str, Any] = {}  # the engine, once started
 

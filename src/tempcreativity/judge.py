@@ -13,8 +13,9 @@ One rating per story and criterion (a judge is one rater, whatever its seeds: it
 Every question is laid out shared part first: the system line, the whole rubric and the EXAMPLE (the exemplar), then
 the STORY, and only then the criterion's request ("Rate the STORY's novelty."). vLLM's prefix caching then computes
 rubric and example once for all stories, and each story once for its four questions (measured on 24 stories of
-the default grid, with the CPU engines' 32-token KV blocks: 66,336 of 74,152 prompt tokens came from the cache). Every question thus shows all four criteria and the example;
-novelty and typicality ask to compare with the example, cohesion and coherence about the STORY alone.
+the default grid, with the CPU engines' 32-token KV blocks: 66,336 of 74,152 prompt tokens came from the cache).
+Every question thus shows all four criteria and the example; novelty and typicality ask to compare with the
+example, cohesion and coherence about the STORY alone.
 
 The same engine also rates the study's 31 rated stories against the study's exemplar, so that the judge can be
 checked against the study's people (``judge_vs_people``). When the judge is the generating model, the generation
@@ -66,17 +67,26 @@ def truncate_tokens(tokenizer, text: str, max_tokens: int) -> str:
 
 
 ANSWER_SCHEMA = {"cache_key": pl.String, "answer": pl.String, "digit_logprobs": pl.List(pl.Float64)}
-RATINGS_SCHEMA = {"story_id": pl.String, "temperature": pl.Float64, "participant_id": pl.String,
-                  **dict.fromkeys(RATING_ITEMS, pl.Float64), "rater": pl.String, "method": pl.String,
-                  "samples": pl.Int32, "digit_mass": pl.Float64}  # fmt: skip
+RATINGS_SCHEMA = {
+    "story_id": pl.String,
+    "temperature": pl.Float64,
+    "participant_id": pl.String,
+    **dict.fromkeys(RATING_ITEMS, pl.Float64),
+    "rater": pl.String,
+    "method": pl.String,
+    "samples": pl.Int32,
+    "digit_mass": pl.Float64,
+}
 
 
 def scale_token_ids(tokenizer) -> list[int]:
     """The token ids of the answers "1".."5" (each must be one token of the judge's vocabulary)."""
     ids = [tokenizer(answer, add_special_tokens=False)["input_ids"] for answer in SCALE]
     if any(len(token) != 1 for token in ids):
-        raise ValueError(f"judge: the judge's tokenizer splits the answers 1..5 into several tokens ({ids}); "
-                         "use judge.method: sample")  # fmt: skip
+        raise ValueError(
+            f"judge: the judge's tokenizer splits the answers 1..5 into several tokens ({ids}); "
+            "use judge.method: sample"
+        )
     return [token[0] for token in ids]
 
 
@@ -134,8 +144,13 @@ def judge_stories(
     method = judge["method"]
     samples = judge["samples"] if method == "sample" else 1
     digits = scale_token_ids(tokenizer) if method == "expected" else None
-    identity = {"judge": judge_identity, "dtype": model["dtype"], "method": method, "choice": SCALE,
-                "engine": installed_engine_fingerprint()}  # fmt: skip
+    identity = {
+        "judge": judge_identity,
+        "dtype": model["dtype"],
+        "method": method,
+        "choice": SCALE,
+        "engine": installed_engine_fingerprint(),
+    }
     if method == "sample":
         identity["temperature"] = judge["temperature"]
     requests, owners = [], []  # (prompt ids, seed, cache key) per answer; (set name, story, criterion) per answer
@@ -144,8 +159,9 @@ def judge_stories(
             _exemplar_owner(story): truncate_tokens(tokenizer, story["text"], judge["max_story_tokens"])
             for story in generations.filter(pl.col("is_exemplar")).iter_rows(named=True)
         }
-        prompts, keys = _judge_prompts(generations.filter(~pl.col("is_exemplar")), exemplars, tokenizer,
-                                       judge["max_story_tokens"])  # fmt: skip
+        prompts, keys = _judge_prompts(
+            generations.filter(~pl.col("is_exemplar")), exemplars, tokenizer, judge["max_story_tokens"]
+        )
         for prompt, key in zip(prompts, keys):
             for sample in range(samples):
                 seed = None if method == "expected" else 1000 * sample + list(CRITERIA).index(key[2])
@@ -171,10 +187,18 @@ def judge_stories(
     for name, answers_of_set in collected.items():
         rows: dict[str, dict[str, Any]] = {}
         for (story_id, temperature, criterion), ratings in answers_of_set.items():
-            row = rows.setdefault(story_id, {
-                "story_id": story_id, "temperature": temperature, "participant_id": "judge",
-                "rater": f"llm-judge:{judge['model_name']}", "method": method, "samples": samples, "digit_mass": [],
-            })  # fmt: skip
+            row = rows.setdefault(
+                story_id,
+                {
+                    "story_id": story_id,
+                    "temperature": temperature,
+                    "participant_id": "judge",
+                    "rater": f"llm-judge:{judge['model_name']}",
+                    "method": method,
+                    "samples": samples,
+                    "digit_mass": [],
+                },
+            )
             row[criterion] = float(np.mean([value for value, _ in ratings]))
             row["digit_mass"] += [mass for _, mass in ratings]
         for row in rows.values():
@@ -208,8 +232,9 @@ def judge_on_engine(
     judge = judge | {"model_name": manifest["model"]}
     tables, stats = {}, {}
     for name, story_set in story_sets.items():
-        set_tables, set_stats = judge_stories({name: story_set}, manifest["folder"], judge, model, manifest["sha256"],
-                                              cache_dir, engine)  # fmt: skip
+        set_tables, set_stats = judge_stories(
+            {name: story_set}, manifest["folder"], judge, model, manifest["sha256"], cache_dir, engine
+        )
         if set_tables:
             tables[name] = set_tables[name]
             prefix = "" if name == "experiment" else f"{name}_"
@@ -254,8 +279,14 @@ def complete_judge_tables(
     return tables, {"from_generation_jobs": sum(table.height for table in taken.values()), **stats}
 
 
-def _ask(model_folder: str, model: dict[str, Any], requests: list[tuple], judge: dict[str, Any],
-         digits: list[int] | None, engine=None) -> pl.DataFrame:  # fmt: skip
+def _ask(
+    model_folder: str,
+    model: dict[str, Any],
+    requests: list[tuple],
+    judge: dict[str, Any],
+    digits: list[int] | None,
+    engine=None,
+) -> pl.DataFrame:
     """Ask every prompt once, of ``engine`` or else of a new engine: greedy with the five answers'
     log-probabilities (``expected``), or one seeded answer restricted to "1".."5" (``sample``)."""
     from vllm import SamplingParams
@@ -271,10 +302,14 @@ def _ask(model_folder: str, model: dict[str, Any], requests: list[tuple], judge:
         params = [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=digits) for _ in requests]
     else:
         params = [
-            SamplingParams(temperature=judge["temperature"], seed=seed, max_tokens=2,
-                           structured_outputs=StructuredOutputsParams(choice=SCALE))
+            SamplingParams(
+                temperature=judge["temperature"],
+                seed=seed,
+                max_tokens=2,
+                structured_outputs=StructuredOutputsParams(choice=SCALE),
+            )
             for _, seed, _ in requests
-        ]  # fmt: skip
+        ]
     outputs = engine.generate([{"prompt_token_ids": prompt} for prompt, _, _ in requests], params, use_tqdm=True)
     answers, digit_logprobs = [], []
     for output in outputs:

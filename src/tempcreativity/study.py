@@ -43,10 +43,13 @@ def with_published(table: pl.DataFrame, key: str, published: dict[str, dict[str,
     """``table`` with a ``paper_<column>`` column beside each column the paper printed (null where it did not)."""
     columns = sorted({column for values in published.values() for column in values})
     return table.with_columns(
-        pl.col(key).replace_strict({row: values.get(column) for row, values in published.items()}, default=None,
-                                   return_dtype=pl.Float64).alias(f"paper_{column}")
+        pl.col(key)
+        .replace_strict(
+            {row: values.get(column) for row, values in published.items()}, default=None, return_dtype=pl.Float64
+        )
+        .alias(f"paper_{column}")
         for column in columns
-    )  # fmt: skip
+    )
 
 
 def teacher_forced_logprobs(
@@ -87,15 +90,20 @@ def study_tables(data_dir: str | Path) -> dict[str, pl.DataFrame]:
     table2 = with_published(mixed_models(ratings, random_effects="both"), "rating", PUBLISHED_TABLE2)
     crossed = pl.col("random_effects") == "crossed"
     table2 = table2.filter(pl.col("predictor") == "temperature").with_columns(
-        pl.when(crossed).then(None).otherwise(pl.col(name)).alias(name) for name in table2.columns if name.startswith("paper_")
-    )  # fmt: skip
+        pl.when(crossed).then(None).otherwise(pl.col(name)).alias(name)
+        for name in table2.columns
+        if name.startswith("paper_")
+    )
     return {"table1": with_published(descriptives(ratings), "item", PUBLISHED_TABLE1), "table2": table2}
 
 
 def score_study_stories(
-    data_dir: str | Path, cache_dir: str | Path, model_folder: str | Path | None = None, model: dict | None = None,
+    data_dir: str | Path,
+    cache_dir: str | Path,
+    model_folder: str | Path | None = None,
+    model: dict | None = None,
     model_embedder: dict | None = None,
-) -> pl.DataFrame:  # fmt: skip
+) -> pl.DataFrame:
     """The study's exemplar and 31 rated stories scored against its exemplar: edit distance and MiniLM cosine;
     with ``model_folder`` also perplexity (teacher forcing) and the model's cosine similarity."""
     from tempcreativity.embedding import embed_stories
