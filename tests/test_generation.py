@@ -299,7 +299,7 @@ def test_a_swept_frequency_penalty_is_generated_end_to_end(tiny_run, tmp_path):
 
     from tempcreativity.config import validate_config
     from tempcreativity.generation import generate_stories
-    from tempcreativity.grid import expand_grid, models
+    from tempcreativity.grid import expand_grid
 
     def config(**changes) -> dict:
         prompt = {"id": "story", "text": "Write a story.", "assistant_prefix": "Here it is:\n\n"}
@@ -316,7 +316,7 @@ def test_a_swept_frequency_penalty_is_generated_end_to_end(tiny_run, tmp_path):
 
     swept, plain = config(sweep={"frequency_penalty": [0.0, 1.5]}), config()
     manifest = json.loads((tiny_run / "resources/models/smollm2-135m-instruct.json").read_text())
-    manifests = {models(swept)[0]["id"]: manifest | {"folder": str(tiny_run / manifest["folder"])}}
+    manifests = {swept["models"][0]["id"]: manifest | {"folder": str(tiny_run / manifest["folder"])}}
     table, stats = generate_stories(expand_grid(swept), swept, manifests, tmp_path / "cache")
     assert stats["generated"] == 5 and table["frequency_penalty"].dtype == pl.Float64
 
