@@ -289,5 +289,6 @@ def test_a_cpu_job_without_cores_asks_for_no_more_cpus_than_a_node_has(slurm_clu
     from tempcreativity.cluster import DEFAULT_ENGINE_CPUS, cluster_engine_cpus, largest_node_cpus
 
     node_cpus = int(subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True, text=True).stdout.split()[0])
+    largest_node_cpus.cache_clear()  # (read once per process: an earlier test may have read it before SLURM was up)
     assert largest_node_cpus() == node_cpus
     assert cluster_engine_cpus() == min(DEFAULT_ENGINE_CPUS, node_cpus)

@@ -49,7 +49,8 @@ def test_summary_per_cell_trends_per_axis_and_the_frontier(sweep_run):
     assert set(frontier["sampler"]) == {"min-p 0", "min-p 0.1"} and set(frontier["quality_measure"]) == {"perplexity"}
     assert (sweep_run / RESULTS / "figures" / "frontier.png").stat().st_size > 10_000
     report = (sweep_run / "reports" / "sweep" / "index.html").read_text()
-    assert "Samplers at equal diversity" in report and "not a judgement of quality" in report
+    words = " ".join(report.split())  # (the caption's lines wrap anywhere)
+    assert "Samplers at equal diversity" in words and "not a judgement of quality" in words
     assert "2 models × min_p 0.0/0.1 × temperatures 0.7, 1.3" in report
 
 
