@@ -46,7 +46,7 @@ def main():
         snakemake.params.settings,
         manifests,
         snakemake.params.cache_dir,
-        judge_while_up,
+        judge_while_up if snakemake.params.judge else None,  # (an engine that stays up keeps a 4 GiB KV cache)
     )
     embedding = snakemake.params.embedding
     vectors, embed_stats = embed_with_each(

@@ -4,6 +4,7 @@ axis.)"""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -201,6 +202,61 @@ def test_cpu_engine_budget_is_bounded_for_long_prompts():
     assert arguments["max_num_seqs"] >= 1
     default = engine_arguments({**model, "max_model_len": 2048}, Path("/m"), max_prompt_tokens=40, cpu=True)
     assert (default["max_num_seqs"], default["max_num_batched_tokens"]) == (256, 16384)  # the default is unchanged
+
+
+def test_cpu_kv_cache_holds_the_jobs_sequences_and_no_more(tmp_path):
+    """vLLM's CPU engine allocates (and touches) its whole KV cache at start: 4 GiB of resident memory for the 31
+    study stories. The cache is sized to the sequences that can run at once, in whole blocks, at least one
+    max_model_len sequence (vLLM refuses less), at most 4 GiB; 4 GiB where the job or the model does not say."""
+    from tempcreativity.engine import (
+        CPU_BLOCK_SIZE,
+        CPU_KV_CACHE_BYTES,
+        cpu_kv_cache_bytes,
+        kv_cache_bytes_per_token,
+    )
+
+    smollm2 = {"num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "hidden_size": 576}
+    (tmp_path / "config.json").write_text(json.dumps(smollm2))
+    per_token = 2 * 30 * 3 * 64 * 4  # keys and values x layers x KV heads x head size x float32
+    assert kv_cache_bytes_per_token(tmp_path, "float32") == per_token == 46_080
+    assert kv_cache_bytes_per_token(tmp_path, "bfloat16") == per_token // 2
+    assert kv_cache_bytes_per_token(tmp_path / "absent", "float32") is None
+
+    def blocks(tokens):
+        return -(-tokens // CPU_BLOCK_SIZE) + 1  # whole blocks, and one to spare
+
+    lengths = [300, 100, 33]  # three stories: prompt + max_tokens
+    assert cpu_kv_cache_bytes(tmp_path, "float32", lengths, 256, 64) == sum(map(blocks, lengths)) * 32 * per_token
+    assert cpu_kv_cache_bytes(tmp_path, "float32", lengths, 1, 64) == blocks(300) * 32 * per_token, "one at a time"
+    assert cpu_kv_cache_bytes(tmp_path, "float32", lengths, 256, 2048) == blocks(2048) * 32 * per_token, "vLLM's floor"
+    assert cpu_kv_cache_bytes(tmp_path, "float32", [4096] * 256, 256, 4096) == CPU_KV_CACHE_BYTES, "at most 4 GiB"
+    assert cpu_kv_cache_bytes(tmp_path, "float32", None, 256, 2048) == CPU_KV_CACHE_BYTES, "the job did not say"
+    assert cpu_kv_cache_bytes(tmp_path / "absent", "float32", lengths, 256, 64) == CPU_KV_CACHE_BYTES
+
+    model = {"dtype": "float32", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}}
+    sized = engine_arguments(model, tmp_path, max_prompt_tokens=40, cpu=True, sequence_lengths=[296] * 71)
+    assert sized["kv_cache_memory_bytes"] == 71 * blocks(296) * 32 * per_token  # the default run: 0.99 GiB
+    overridden = {**model, "engine_args": {"kv_cache_memory_bytes": 2 << 30}}
+    assert engine_arguments(overridden, tmp_path, 40, cpu=True, sequence_lengths=[296])["kv_cache_memory_bytes"] == (
+        2 << 30
+    )
+
+
+def test_engines_that_only_read_prompts_take_smaller_steps():
+    """The model embedder and teacher forcing hold every token of a step's activations (and, for prompt
+    log-probabilities, its logits over the whole vocabulary) at once: 8,192 tokens a step, not 65,536 (the 225-story
+    grid's generation job peaked at 4.7 GB with the embedder's steps of 65,536 tokens, 2.7 GB with 8,192; the vectors
+    are the same). No prompt is split still."""
+    from tempcreativity.engine import CPU_PREFILL_BATCHED_TOKENS
+
+    model = {"dtype": "float32", "max_model_len": 2048, "tensor_parallel_size": 1, "engine_args": {}}
+    reading = engine_arguments(model, Path("/m"), max_prompt_tokens=600, cpu=True, prefill_only=True)
+    generating = engine_arguments(model, Path("/m"), max_prompt_tokens=600, cpu=True)
+    assert reading["max_num_batched_tokens"] == CPU_PREFILL_BATCHED_TOKENS == 8192
+    assert generating["max_num_batched_tokens"] == CPU_MAX_BATCHED_TOKENS
+    assert reading["max_num_seqs"] * 600 <= reading["max_num_batched_tokens"]
+    long = engine_arguments({**model, "max_model_len": 32768}, Path("/m"), 25_000, cpu=True, prefill_only=True)
+    assert long["max_num_batched_tokens"] == 32768 and long["max_num_seqs"] == 1
 
 
 def test_everything_that_shapes_a_story_is_in_its_cache_key():

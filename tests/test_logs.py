@@ -34,3 +34,29 @@ def test_a_full_disk_sends_the_jobs_messages_to_the_console(echo):
     assert "cannot write the log file /dev/full" in console and "No space left on device" in console
     assert "RuntimeError: the job failed: No space left on device" in completed.stderr
     assert console.count("Traceback") == 1, console  # one clean traceback, not a cascade of logging errors
+
+
+ALLOCATING_JOB = """
+import sys
+from tempcreativity.logs import log_to
+log_to(sys.argv[1])
+block = bytearray(int(sys.argv[2]) * 2**20)  # zero-filled, so resident
+block[::4096] = b"x" * len(block[::4096])
+"""
+
+
+def test_a_jobs_log_ends_with_its_peak_memory(tmp_path):
+    """The last line of a job's log is its peak resident memory, which must cover what it allocated (400 MiB here)
+    and be read as such by the memory benchmark."""
+    import re
+
+    from tempcreativity.logs import PEAK_MEMORY_LINE
+
+    peaks = {}
+    for mib in (0, 400):
+        log = tmp_path / f"job-{mib}.log"
+        subprocess.run([sys.executable, "-c", ALLOCATING_JOB, str(log), str(mib)], check=True)
+        last = log.read_text().splitlines()[-1]
+        pattern = re.escape(PEAK_MEMORY_LINE).replace(r"\{self_mib\}", r"(\d+)").replace(r"\{children_mib\}", r"\d+")
+        peaks[mib] = int(re.fullmatch(pattern, last).group(1))
+    assert peaks[0] < 400 <= peaks[400], peaks

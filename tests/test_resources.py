@@ -52,7 +52,32 @@ def test_the_judges_job_takes_one_core_only_where_the_generation_job_rated_every
 
 
 def test_memory_and_minutes_grow_with_each_retry():
-    assert [engine_mem_mb(config(CPU), attempt) for attempt in (1, 2, 3)] == [8000, 16000, 24000]
+    assert [engine_mem_mb(config(CPU), attempt) for attempt in (1, 2, 3)] == [7096, 14192, 21288]  # 3000 + 4 GiB
     assert [engine_mem_mb(config(GPU), attempt) for attempt in (1, 2)] == [72000, 144000]  # 16 GB per GPU more
     assert engine_mem_mb(config(MIXED), 1) == 40000
     assert [engine_runtime(attempt) for attempt in (1, 2)] == [120, 240]
+
+
+def test_a_cpu_generation_job_asks_for_its_kv_cache_not_4_gib(tmp_path):
+    """The engine's KV cache holds the shard's stories that run at once (tempcreativity.engine.cpu_kv_cache_bytes),
+    so the job asks for that: the default run's 71 stories of 256 tokens of SmolLM2-135M in float32 (46,080 bytes a
+    token) need 1.2 GiB, not 4. Unknown sizes, and the judge asking on the same engine, keep the 4 GiB."""
+    import json
+
+    from tempcreativity.resources import model_kv_bytes_per_token
+
+    default = config(CPU)
+    assert default["decoding"]["max_tokens"] == 256
+    assert engine_mem_mb(default, 1, stories=71, kv_bytes_per_token=46_080) == 3000 + -(-71 * 384 * 46_080 // 2**20)
+    assert engine_mem_mb(default, 2, stories=71, kv_bytes_per_token=46_080) == 2 * 4199
+    assert engine_mem_mb(default, 1, stories=100_000, kv_bytes_per_token=46_080) == 7096, "256 at once, 4 GiB at most"
+    assert engine_mem_mb(default, 1, stories=71, kv_bytes_per_token=None) == 7096
+    judged = config(CPU, judge={"enabled": True})
+    assert engine_mem_mb(judged, 1, stories=71, kv_bytes_per_token=46_080) == 7096
+
+    models_dir = tmp_path / "models"
+    assert model_kv_bytes_per_token(default, models_dir) is None, "not converted yet"
+    (models_dir / "smollm2-135m-instruct").mkdir(parents=True)
+    shape = {"num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "hidden_size": 576}
+    (models_dir / "smollm2-135m-instruct" / "config.json").write_text(json.dumps(shape))
+    assert model_kv_bytes_per_token(default, models_dir) == 46_080

@@ -110,8 +110,18 @@ def _generating_model(
     longest = max(len(window) for per_story in story_windows for window in per_story)
     pooler = PoolerConfig(pooling_type=pooling.upper(), use_activation=normalise)  # activation = L2 normalisation
     # (its CPU token budget fits every window)
+    lengths = [max(len(window), 1) for per_story in story_windows for window in per_story]
     running = {
-        "engine": start_engine(model, folder, max(longest, 1), runner="pooling", convert="embed", pooler_config=pooler)
+        "engine": start_engine(
+            model,
+            folder,
+            max(longest, 1),
+            lengths,
+            prefill_only=True,
+            runner="pooling",
+            convert="embed",
+            pooler_config=pooler,
+        )
     }
 
     def embed_windows(flat: list[list[int]]) -> np.ndarray:

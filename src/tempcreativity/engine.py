@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +57,15 @@ def engine_in_process() -> bool:
 
 
 CPU_MAX_NUM_SEQS = 256
+# The CPU KV cache (vLLM allocates and touches all of it at start, so it is resident memory): sized to what the job's
+# sequences need at once (cpu_kv_cache_bytes), at most CPU_KV_CACHE_BYTES; a job that does not say, 4 GiB.
 CPU_KV_CACHE_BYTES = 4 << 30
+KV_BYTES_PER_VALUE = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
 CPU_MAX_BATCHED_TOKENS = 65536  # bounds the activations of one engine step, whatever the prompts' length
+# The same bound for engines that only read prompts (the model embedder, teacher forcing): every token of a step is
+# a prompt token, whose activations (and, for prompt log-probabilities, logits over the whole vocabulary) are held at
+# once, so a smaller step keeps memory down at the same speed (benchmarks/RESULTS.md, "Peak memory").
+CPU_PREFILL_BATCHED_TOKENS = 8192
 # KV-cache block of 32 tokens instead of the CPU backend's 128: prefix caching reuses only whole blocks, so the judge's
 # four questions about a story recompute up to 31 tokens of it instead of up to 127 (the judge twice as fast, measured;
 # generation as fast, and the same stories token for token).
@@ -181,11 +189,52 @@ def check_context(model: dict[str, Any], folder: Path) -> None:
         )
 
 
-def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int, cpu: bool) -> dict[str, Any]:
-    """Keyword arguments for vllm.LLM. On CPU: eager mode (a start in seconds, not minutes), an explicit KV-cache
-    size in blocks of CPU_BLOCK_SIZE tokens, and a token budget per step large enough that no prompt is split
-    (chunked prefill of many seeded requests crashes the CPU worker): the budget is bounded by
-    CPU_MAX_BATCHED_TOKENS (or max_model_len), and fewer sequences run at once when long prompts would not fit it.
+def kv_cache_bytes_per_token(folder: Path, dtype: str) -> int | None:
+    """Bytes of KV cache one token takes in the model of ``folder`` (its config.json): keys and values of every
+    layer's key-value heads, in ``dtype`` (float32 where it says auto). None where config.json does not say."""
+    config_file = Path(folder) / "config.json"
+    if not config_file.is_file():
+        return None
+    model_config = json.loads(config_file.read_text())
+    model_config = model_config.get("text_config", model_config)
+    try:
+        layers, heads = model_config["num_hidden_layers"], model_config["num_attention_heads"]
+        kv_heads = model_config.get("num_key_value_heads") or heads
+        head_dim = model_config.get("head_dim") or model_config["hidden_size"] // heads
+    except (KeyError, TypeError):
+        return None
+    return 2 * layers * kv_heads * head_dim * KV_BYTES_PER_VALUE.get(dtype, 4)
+
+
+def cpu_kv_cache_bytes(
+    folder: Path, dtype: str, sequence_lengths: Sequence[int] | None, max_num_seqs: int, max_model_len: int
+) -> int:
+    """The CPU KV cache for a job whose sequences (prompt and completion, tokens) are ``sequence_lengths``: whole
+    blocks for the ``max_num_seqs`` longest of them (those that can run at once), and at least one sequence of
+    ``max_model_len`` (vLLM's own floor); at most CPU_KV_CACHE_BYTES, and that where the job does not say (None)
+    or the model's shape is unknown. Every sequence that runs at once fits, so the engine schedules as it would
+    with 4 GiB and the stories are the same; only the resident memory shrinks."""
+    per_token = kv_cache_bytes_per_token(folder, dtype)
+    if not sequence_lengths or per_token is None:
+        return CPU_KV_CACHE_BYTES
+    blocks = sum(-(-length // CPU_BLOCK_SIZE) + 1 for length in sorted(sequence_lengths, reverse=True)[:max_num_seqs])
+    blocks = max(blocks, -(-max_model_len // CPU_BLOCK_SIZE) + 1)
+    return min(CPU_KV_CACHE_BYTES, blocks * CPU_BLOCK_SIZE * per_token)
+
+
+def engine_arguments(
+    model: dict[str, Any],
+    folder: Path,
+    max_prompt_tokens: int,
+    cpu: bool,
+    sequence_lengths: Sequence[int] | None = None,
+    prefill_only: bool = False,
+) -> dict[str, Any]:
+    """Keyword arguments for vllm.LLM. On CPU: eager mode (a start in seconds, not minutes), a KV cache in blocks of
+    CPU_BLOCK_SIZE tokens sized to ``sequence_lengths`` (cpu_kv_cache_bytes), and a token budget per step large
+    enough that no prompt is split (chunked prefill of many seeded requests crashes the CPU worker): the budget is
+    bounded by CPU_MAX_BATCHED_TOKENS, or CPU_PREFILL_BATCHED_TOKENS for an engine that only reads prompts
+    (``prefill_only``), or else max_model_len, and fewer sequences run at once when long prompts would not fit it.
     ``model.engine_args`` overrides any of them, except ``trust_remote_code``: always given, False unless the
     model's config entry sets ``trust_remote_code: true``. Stops when ``model.device`` names another device than the
     one the installed vLLM runs on."""
@@ -200,12 +249,15 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
     }
     if cpu:
         longest = max(1, max_prompt_tokens)
-        budget = max(16384, model["max_model_len"], min(CPU_MAX_BATCHED_TOKENS, CPU_MAX_NUM_SEQS * longest))
+        ceiling = CPU_PREFILL_BATCHED_TOKENS if prefill_only else CPU_MAX_BATCHED_TOKENS
+        budget = max(min(16384, ceiling), model["max_model_len"], min(ceiling, CPU_MAX_NUM_SEQS * longest))
+        max_num_seqs = max(1, min(CPU_MAX_NUM_SEQS, budget // longest))
+        kv_bytes = cpu_kv_cache_bytes(folder, model["dtype"], sequence_lengths, max_num_seqs, model["max_model_len"])
         arguments.update(
             enforce_eager=True,
             block_size=CPU_BLOCK_SIZE,
-            kv_cache_memory_bytes=CPU_KV_CACHE_BYTES,
-            max_num_seqs=max(1, min(CPU_MAX_NUM_SEQS, budget // longest)),
+            kv_cache_memory_bytes=kv_bytes,
+            max_num_seqs=max_num_seqs,
             max_num_batched_tokens=budget,
         )
     arguments.update(model.get("engine_args", {}))
@@ -213,12 +265,21 @@ def engine_arguments(model: dict[str, Any], folder: Path, max_prompt_tokens: int
     return arguments
 
 
-def start_engine(model: dict[str, Any], folder: str | Path, max_prompt_tokens: int, **extra: Any):
-    """A vllm.LLM on ``folder`` with ``engine_arguments`` (for the installed vLLM's device), plus ``extra``
-    arguments (a pooling runner, say)."""
+def start_engine(
+    model: dict[str, Any],
+    folder: str | Path,
+    max_prompt_tokens: int,
+    sequence_lengths: Sequence[int] | None = None,
+    prefill_only: bool = False,
+    **extra: Any,
+):
+    """A vllm.LLM on ``folder`` with ``engine_arguments`` (for the installed vLLM's device; on the CPU a KV cache
+    for ``sequence_lengths``, the tokens of each sequence the job will run, or 4 GiB where None, and smaller steps
+    for an engine that only reads prompts), plus ``extra`` arguments (a pooling runner, say)."""
     from vllm import LLM
 
-    return LLM(**engine_arguments(model, Path(folder), max_prompt_tokens, on_cpu()), **extra)
+    arguments = engine_arguments(model, Path(folder), max_prompt_tokens, on_cpu(), sequence_lengths, prefill_only)
+    return LLM(**arguments, **extra)
 
 
 def stop_engine(engine) -> None:

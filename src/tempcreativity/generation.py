@@ -274,7 +274,9 @@ def _generate_with_model(
 
         indices = [index_of[key] for key in missing]
         started = time.perf_counter()
-        engine = running["engine"] = start_engine(model, folder, max(len(prompt_ids[i]) for i in indices))
+        # the KV cache holds the stories' tokens, unless the engine stays up for with_engine's work (4 GiB then)
+        lengths = None if with_engine else [len(prompt_ids[i]) + settings[i]["max_tokens"] for i in indices]
+        engine = running["engine"] = start_engine(model, folder, max(len(prompt_ids[i]) for i in indices), lengths)
         stats["engine_start_seconds"] = round(time.perf_counter() - started, 3)
         started = time.perf_counter()
         prompts = [{"prompt_token_ids": prompt_ids[i]} for i in indices]

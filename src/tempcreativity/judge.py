@@ -297,7 +297,8 @@ def _ask(
     longest = max(len(prompt) for prompt, _, _ in requests)
     if engine is None:
         context = max(model["max_model_len"], longest + 2)
-        engine = start_engine({**model, "max_model_len": context}, model_folder, longest)
+        lengths = [len(prompt) + 2 for prompt, _, _ in requests]
+        engine = start_engine({**model, "max_model_len": context}, model_folder, longest, lengths)
     if digits is not None:
         params = [SamplingParams(temperature=0.0, max_tokens=1, logprob_token_ids=digits) for _ in requests]
     else:

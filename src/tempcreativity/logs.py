@@ -1,9 +1,12 @@
 """Logging for Snakemake scripts: everything a job prints goes to its log file. If the log cannot be written
 (a full disk), what the job prints goes to the console instead, with one line saying why, so that the job's
-error still reaches Snakemake's output rather than vanishing with the log."""
+error still reaches Snakemake's output rather than vanishing with the log. The log's last line is the job's peak
+resident memory (PEAK_MEMORY_LINE), what its ``mem_mb`` resource must cover (benchmarks/bench_memory.py reads it)."""
 
 from __future__ import annotations
 
+import atexit
+import resource
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -41,10 +44,33 @@ class _Log:
         return (self.console if self.echo else self.log).fileno()
 
 
+PEAK_MEMORY_LINE = "peak resident memory: {self_mib} MiB (this process), {children_mib} MiB (its largest child)"
+
+
+def peak_memory_mib() -> tuple[int, int]:
+    """The peak resident memory (MiB) of this process and of its largest finished child process (an engine core that
+    ran in a child process of its own, on GPUs). This process's is Linux's VmHWM, which starts afresh at exec;
+    getrusage's, the fallback elsewhere, also counts the process that started it (Snakemake) before the exec."""
+    status = Path("/proc/self/status")
+    lines = status.read_text().splitlines() if status.is_file() else []
+    hwm = [int(line.split()[1]) for line in lines if line.startswith("VmHWM:")]  # KiB
+    scale = 1 if sys.platform == "darwin" else 1024  # getrusage counts KiB on Linux, bytes on macOS
+    self_bytes = hwm[0] * 1024 if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    children_bytes = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * scale
+    return round(self_bytes / 2**20), round(children_bytes / 2**20)
+
+
+def _print_peak_memory() -> None:
+    self_mib, children_mib = peak_memory_mib()
+    print(PEAK_MEMORY_LINE.format(self_mib=self_mib, children_mib=children_mib), file=sys.stderr)
+
+
 def log_to(path: str | Path, keep_console: bool = False) -> None:
     """Send this process's stderr (and stdout) to ``path``; with ``keep_console`` also to the terminal, so that
-    long jobs (vLLM's progress bar) can be watched live and read afterwards."""
+    long jobs (vLLM's progress bar) can be watched live and read afterwards. At exit, the log gets the process's
+    peak memory."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     log = open(path, "w", buffering=1)
     sys.stderr = _Log(sys.__stderr__, log, echo=keep_console)
     sys.stdout = _Log(sys.__stdout__, log, echo=keep_console)
+    atexit.register(_print_peak_memory)

@@ -4,13 +4,19 @@ wrappers in workflow/rules/common.smk; steps without an engine state fixed resou
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from tempcreativity.cluster import cluster_engine_cpus
-from tempcreativity.model import judges_on_generation_engine
+from tempcreativity.engine import CPU_KV_CACHE_BYTES, CPU_MAX_NUM_SEQS, kv_cache_bytes_per_token
+from tempcreativity.model import EMBEDDED, judges_on_generation_engine, model_slug
 
 CPUS_PER_GPU = 4  # scheduler, tokenizer and one worker process per GPU
-CPU_ENGINE_MEM_MB = 8000  # the small default model's weights and a 4 GiB KV cache
+# A CPU engine job's memory besides its KV cache: vLLM and torch, the default model's weights, one step's
+# activations, the embedders after generation (measured, benchmarks/RESULTS.md "Peak memory": 2.5 GB, with room).
+CPU_ENGINE_BASE_MEM_MB = 3000
+PROMPT_TOKENS_ALLOWANCE = 128  # a story's prompt tokens and the KV cache's rounding to whole blocks
+GPU_JOB_HOST_MEM_MB = 8000  # a GPU job's host memory besides loading the weights
 MEM_MB_PER_GPU = 16000  # host memory to load one GPU's shard of the weights
 ENGINE_RUNTIME_MINUTES = 120
 
@@ -41,10 +47,34 @@ def judge_threads(config: dict[str, Any], shards: int, cores: int | None) -> int
     return engine_threads(config, cores)
 
 
-def engine_mem_mb(config: dict[str, Any], attempt: int) -> int:
-    """Host memory of a vLLM job, growing with each retry (``attempt`` counts from 1): on the CPU the weights and a
-    4 GiB KV cache of the small default model; on GPUs besides what loading a shard of the weights takes per GPU."""
-    return (CPU_ENGINE_MEM_MB + MEM_MB_PER_GPU * engine_gpus(config)) * attempt
+def model_kv_bytes_per_token(config: dict[str, Any], models_dir: str | Path) -> int | None:
+    """The largest KV-cache bytes per token of the config's models, from their config.json (a local folder, or the
+    converted embedded model under ``models_dir``); None where one is not on disk yet (a hub id, the embedded model
+    before its conversion)."""
+    sizes = []
+    for model in config["models"]:
+        path = Path(model["path"])
+        folder = path if model["path"] != EMBEDDED and path.is_dir() else Path(models_dir) / model_slug(model["path"])
+        sizes.append(kv_cache_bytes_per_token(folder, model["dtype"]))
+    return None if None in sizes else max(sizes)
+
+
+def engine_mem_mb(
+    config: dict[str, Any], attempt: int, stories: int | None = None, kv_bytes_per_token: int | None = None
+) -> int:
+    """Host memory of a vLLM job, growing with each retry (``attempt`` counts from 1). On the CPU,
+    CPU_ENGINE_BASE_MEM_MB and the KV cache its engine allocates (tempcreativity.engine.cpu_kv_cache_bytes): for a
+    generation job of ``stories`` stories of models with ``kv_bytes_per_token``, the stories that run at once at
+    their longest, at most 4 GiB; 4 GiB where either is unknown or the judge asks its questions on the same engine.
+    On GPUs, GPU_JOB_HOST_MEM_MB besides what loading a shard of the weights takes per GPU."""
+    gpus = engine_gpus(config)
+    if gpus:
+        return (GPU_JOB_HOST_MEM_MB + MEM_MB_PER_GPU * gpus) * attempt
+    kv_bytes = CPU_KV_CACHE_BYTES
+    if stories and kv_bytes_per_token and not judges_on_generation_engine(config):
+        tokens = min(CPU_MAX_NUM_SEQS, stories) * (config["decoding"]["max_tokens"] + PROMPT_TOKENS_ALLOWANCE)
+        kv_bytes = min(kv_bytes, tokens * kv_bytes_per_token)
+    return (CPU_ENGINE_BASE_MEM_MB + -(-kv_bytes // 2**20)) * attempt
 
 
 def engine_runtime(attempt: int) -> int:

@@ -67,7 +67,16 @@ def teacher_forced_logprobs(
     prompt = tokenizer(STUDY_PROMPT)["input_ids"]
     stories = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
     longest = max(len(prompt) + len(ids) for ids in stories)
-    running = [start_engine({**model, "max_model_len": max(model["max_model_len"], longest + 1)}, folder, longest)]
+    lengths = [len(prompt) + len(ids) + 1 for ids in stories]
+    running = [
+        start_engine(
+            {**model, "max_model_len": max(model["max_model_len"], longest + 1)},
+            folder,
+            longest,
+            lengths,
+            prefill_only=True,
+        )
+    ]
     try:
         outputs = running[0].generate(
             [{"prompt_token_ids": prompt + ids} for ids in stories],

@@ -305,7 +305,11 @@ def judge_threads(wildcards=None):
 
 
 def engine_mem_mb(wildcards, attempt):
-    return job_resources.engine_mem_mb(config, attempt)
+    """A generation job's memory follows its shard's stories; the judge's job takes the 4 GiB KV cache's."""
+    shard = getattr(wildcards, "shard", None)
+    stories = None if shard is None else len(SHARDS[int(shard)].requests)
+    kv_bytes = job_resources.model_kv_bytes_per_token(config, MODELS_DIR)
+    return job_resources.engine_mem_mb(config, attempt, stories, kv_bytes)
 
 
 def engine_runtime(wildcards, attempt):
