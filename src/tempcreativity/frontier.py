@@ -20,6 +20,7 @@ import polars as pl
 
 from tempcreativity import metrics
 from tempcreativity.cells import cell_keys, sampler_keys, sampler_label, swept_axes
+from tempcreativity.progress import bar
 from tempcreativity.statistics import bootstrap_mean_ci
 
 # name: (label, whether higher is better)
@@ -33,8 +34,10 @@ def distance_to_cell(scores: pl.DataFrame, vectors: np.ndarray) -> pl.DataFrame:
     """The stories (exemplars left out) with ``to_others``: each one's mean cosine distance to the other stories of
     its cell."""
     frame = scores.with_row_index("row").filter(~pl.col("is_exemplar"))
+    keys = cell_keys(scores)
     parts = []
-    for _, cell in frame.group_by(cell_keys(scores), maintain_order=True):
+    cells = frame.group_by(keys, maintain_order=True)
+    for _, cell in bar(cells, "Distances within cells", "cell", total=frame.select(keys).n_unique()):
         distances = metrics.mean_cosine_distance_to_others(vectors[cell["row"].to_numpy()])
         parts.append(cell.with_columns(to_others=pl.Series(distances, dtype=pl.Float64)))
     return pl.concat(parts).sort("row").drop("row")
@@ -56,7 +59,8 @@ def frontier_table(
         measure = "perplexity"
     keys, axes = sampler_keys(scores), swept_axes(scores)
     rows = []
-    for values, cell in stories.group_by([*keys, "temperature"], maintain_order=True):
+    cells = stories.group_by([*keys, "temperature"], maintain_order=True)
+    for values, cell in bar(cells, "Frontier cells", "cell", total=stories.select(*keys, "temperature").n_unique()):
         row = dict(zip([*keys, "temperature"], values))
         diversity, quality = cell["to_others"].to_numpy(), cell["quality"].cast(pl.Float64).to_numpy()
         div_low, div_high = bootstrap_mean_ci(diversity, resamples)

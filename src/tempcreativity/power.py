@@ -24,6 +24,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
+from tempcreativity.progress import bar
 from tempcreativity.ratings import RATING_ITEMS
 
 DEFAULT_PARTICIPANTS = (20, 40, 60, 80, 120, 160)
@@ -302,7 +303,8 @@ def power_grid(
         alpha: the test's level.
         fit: ``fast`` or ``statsmodels``.
         observed: a ratings file's own design, simulated too (design ``observed``).
-        progress: called with the number of fits done after each (design, criterion).
+        progress: called with the number of fits done after each (design, criterion); None: a progress bar
+            (tempcreativity.progress) counts them.
         planned: a survey's design (survey.rating_design of a planned survey), simulated too (design ``planned``).
 
     Returns:
@@ -317,6 +319,10 @@ def power_grid(
     cells += [
         ("balanced", n, k, p) for n in stories_per_temperature for k in stories_per_participant for p in participants
     ]
+    fits = None
+    if progress is None:  # (the power command passes its own bar's update)
+        fits = bar(desc="Simulated fits", unit="fit", total=len(cells) * len(components) * replicates)
+        progress = fits.update
     rows = []
     for kind, per_temperature, per_participant, n_participants in cells:
         note = ""
@@ -374,8 +380,9 @@ def power_grid(
                 "note": note,
             }
             rows.append(dict.fromkeys(TABLE_COLUMNS) | row)
-            if progress is not None:
-                progress(replicates)
+            progress(replicates)
+    if fits is not None:
+        fits.close()
     return pl.DataFrame(rows, infer_schema_length=None).select(TABLE_COLUMNS)
 
 
@@ -559,7 +566,8 @@ def power_analysis(
         source: whose ratings, as words ("the study's", "pilot.csv's").
         observed: simulate the ratings' own design too.
         planned: a survey's design to simulate too.
-        progress: called with the number of fits done after each (design, criterion).
+        progress: called with the number of fits done after each (design, criterion); None: a progress bar
+            counts them.
 
     Returns:
         power_grid's table and power_sentences' sentences.

@@ -7,6 +7,7 @@ import polars as pl
 
 from tempcreativity import metrics
 from tempcreativity.axes import SAMPLER_AXES
+from tempcreativity.progress import bar
 
 # Scores summarised per temperature and tested for a trend, with their labels in tables and figures.
 SCORE_LABELS = {
@@ -23,6 +24,34 @@ SCORE_LABELS = {
 }
 
 
+STORY_MEASURES = (
+    "perplexity",
+    "edit_distance",
+    "edit_distance_words",
+    "num_words",
+    "distinct_1",
+    "distinct_2",
+    "distinct_3",
+    "compression_ratio",
+    "identical_to_exemplar",
+)
+
+
+def story_measures(text: str, reference: str, logprobs: list[float]) -> dict[str, float | int | bool]:
+    """One story's measures (STORY_MEASURES, in order): its own, and its distances to ``reference``, the text of
+    its exemplar."""
+    story_words = metrics.words(text)
+    return {
+        "perplexity": metrics.perplexity(logprobs),
+        "edit_distance": metrics.edit_distance_chars(text, reference),
+        "edit_distance_words": metrics.edit_distance_words(text, reference),
+        "num_words": len(story_words),
+        **{f"distinct_{n}": metrics.distinct_n(story_words, n) for n in (1, 2, 3)},
+        "compression_ratio": metrics.compression_ratio(text),
+        "identical_to_exemplar": text == reference,
+    }
+
+
 def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> pl.DataFrame:
     """One row per story (same order as ``generations``), with the columns that name its cell. ``vectors`` maps
     embedder name to one row per story; the first embedder gives ``cosine_similarity``, every embedder its own
@@ -36,18 +65,13 @@ def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> 
     if missing:
         named = [owner.replace("\x1f", " x ") for owner in missing]
         raise ValueError(f"no exemplar for prompt(s) {named}: every prompt (of every model) needs its greedy exemplar")
-    texts = generations["text"].to_list()
+    texts, logprobs = generations["text"].to_list(), generations["logprobs"].to_list()
     exemplar_of = [exemplars[owner] for owner in owners]
-    story_words = [metrics.words(text) for text in texts]
-    columns: dict[str, list] = {
-        "perplexity": [metrics.perplexity(logprobs) for logprobs in generations["logprobs"].to_list()],
-        "edit_distance": [metrics.edit_distance_chars(t, texts[e]) for t, e in zip(texts, exemplar_of)],
-        "edit_distance_words": [metrics.edit_distance_words(t, texts[e]) for t, e in zip(texts, exemplar_of)],
-        "num_words": [len(w) for w in story_words],
-        **{f"distinct_{n}": [metrics.distinct_n(w, n) for w in story_words] for n in (1, 2, 3)},
-        "compression_ratio": [metrics.compression_ratio(text) for text in texts],
-        "identical_to_exemplar": [t == texts[e] for t, e in zip(texts, exemplar_of)],
-    }
+    measured = [
+        story_measures(texts[i], texts[exemplar_of[i]], logprobs[i])
+        for i in bar(range(len(texts)), "Scored stories", "story")
+    ]
+    columns: dict[str, list] = {name: [row[name] for row in measured] for name in STORY_MEASURES}
     for index, (name, matrix) in enumerate(vectors.items()):
         similarity = metrics.cosine_similarity(matrix, matrix[exemplar_of])
         columns[f"cosine_{name}"] = np.clip(similarity, -1.0, 1.0).tolist()

@@ -17,6 +17,7 @@ from scipy import stats
 from tempcreativity import metrics
 from tempcreativity.axes import NUMERIC_AXES
 from tempcreativity.cells import cell_keys, levels_label, swept_axes
+from tempcreativity.progress import bar
 from tempcreativity.scoring import SCORE_LABELS
 
 CONFIDENCE = 0.95
@@ -53,8 +54,10 @@ def summarise(scores: pl.DataFrame, texts: pl.Series, vectors: np.ndarray, resam
     a story can lack, such as distinct-3 of a two-word story, over those that have it)."""
     frame = scores.with_columns(text=texts, row=pl.int_range(pl.len()))
     keys = cell_keys(scores)
+    stories = frame.filter(~pl.col("is_exemplar"))
+    cells = stories.group_by(keys, maintain_order=True)
     rows = []
-    for values, cell in frame.filter(~pl.col("is_exemplar")).group_by(keys, maintain_order=True):
+    for values, cell in bar(cells, "Summarised cells", "cell", total=stories.select(keys).n_unique()):
         scored = cell.filter(pl.col("perplexity").cast(pl.Float64).is_finite())
         row = {**dict(zip(keys, values)), "n": cell.height, "n_scored": scored.height}
         for score in SCORE_LABELS:
@@ -272,16 +275,21 @@ def trends(scores: pl.DataFrame, resamples: int, seeding: str = "independent") -
     trend."""
     stories = scores.filter(~pl.col("is_exemplar"))
     swept = swept_axes(stories)
-    rows = []
+    fitted = []  # (axis, its levels, their values, the group's stories), in the table's order
     for axis in trend_axes(stories):
         data = stories.filter(pl.col("top_k") > 0) if axis == "top_k" else stories
         levels = (["model_id"] if "model_id" in data.columns else []) + [
             name for name in [*swept, "temperature"] if name != axis
         ]
         groups = data.group_by(levels, maintain_order=True) if levels else [((), data)]
-        for values, group in groups:
-            if axis != "temperature" and group[axis].n_unique() < 2:
-                continue
+        fitted += [
+            (axis, levels, values, group)
+            for values, group in groups
+            if axis == "temperature" or group[axis].n_unique() >= 2
+        ]
+    rows = []
+    with bar(desc="Trends fitted", unit="trend", total=len(fitted) * len(SCORE_LABELS)) as progress:
+        for axis, levels, values, group in fitted:
             level = dict(zip(levels, values))
             units = design_units(group, seeding, axis)
             x = group[axis].cast(pl.Float64).to_numpy()
@@ -300,6 +308,7 @@ def trends(scores: pl.DataFrame, resamples: int, seeding: str = "independent") -
                         "resampled": units["unit"],
                     }
                 )
+                progress.update()
     return pl.DataFrame(rows)
 
 

@@ -21,6 +21,7 @@ import polars as pl
 
 from tempcreativity.axes import without_quiet_defaults
 from tempcreativity.config import as_written
+from tempcreativity.progress import bar
 from tempcreativity.ratings import RATING_ITEMS
 
 KEY_TAG = "tempcreativity.key"
@@ -399,7 +400,7 @@ def track_result(
         for path in paths:
             client.log_artifact(parent_id, str(path), artifact_path=folder or None)
     children = {}
-    for cell in cells:
+    for cell in bar(cells, "MLflow child runs", "run"):
         child_id, _ = _find_or_create(
             client,
             experiment_id,
