@@ -69,3 +69,30 @@ def test_mean_pairwise_edit_similarity():
     # "ab"-"ab": 1; "ab"-"cd": 0; "ab"-"cd": 0 -> 1/3
     assert metrics.mean_pairwise_edit_similarity(["ab", "ab", "cd"]) == pytest.approx(1 / 3)
     assert math.isnan(metrics.mean_pairwise_edit_similarity(["ab"]))
+
+
+def test_self_similarity_of_a_large_cell_compares_a_seeded_sample_of_pairs():
+    """All pairs up to SELF_SIMILARITY_MAX_PAIRS (quadratic work capped), else that many distinct pairs drawn at
+    random: the same number on every run, and close to the all-pairs mean."""
+    import random
+
+    generator = random.Random(1)
+    words = ["the", "fox", "sea", "storm", "light", "old", "ship", "night", "star", "home"]
+    texts = [" ".join(generator.choices(words, k=generator.randint(5, 40))) for _ in range(120)]  # 7,140 pairs
+    exact = metrics.mean_pairwise_edit_similarity(texts, max_pairs=10_000)
+    sampled = metrics.mean_pairwise_edit_similarity(texts)
+    assert metrics.SELF_SIMILARITY_MAX_PAIRS == 2000 < 120 * 119 // 2
+    assert sampled == metrics.mean_pairwise_edit_similarity(texts), "seeded"
+    assert sampled != exact and abs(sampled - exact) < 0.01, (sampled, exact)
+    small = texts[:60]  # 1,770 pairs: all of them
+    assert metrics.mean_pairwise_edit_similarity(small) == metrics.mean_pairwise_edit_similarity(small, 10_000)
+
+
+def test_the_sampled_pairs_are_distinct_pairs_of_the_cell(monkeypatch):
+    """The pair numbers drawn map to distinct (i, j), i < j < n, up to the 100,000-story bound's cells."""
+    compared = []
+    monkeypatch.setattr(metrics, "edit_distance_chars", lambda a, b: compared.append((a, b)) or 0.0)
+    n = 800
+    metrics.mean_pairwise_edit_similarity(list(range(n)), max_pairs=5000)
+    assert len(compared) == len(set(compared)) == 5000
+    assert all(0 <= i < j < n for i, j in compared)
