@@ -81,3 +81,17 @@ def test_a_cpu_generation_job_asks_for_its_kv_cache_not_4_gib(tmp_path):
     shape = {"num_hidden_layers": 30, "num_attention_heads": 9, "num_key_value_heads": 3, "hidden_size": 576}
     (models_dir / "smollm2-135m-instruct" / "config.json").write_text(json.dumps(shape))
     assert model_kv_bytes_per_token(default, models_dir) == 46_080
+
+
+def test_analysis_jobs_ask_for_memory_that_grows_with_the_grids_tokens():
+    """Measured at sweep scale (benchmarks/bench_sweep.py), the report and the gathering of the stories grow with the
+    tokens: the default run asks for the base, a 100,000-story grid of 1,000-token stories for 12 GB (the report);
+    a retry doubles it."""
+    from tempcreativity.resources import ANALYSIS_BASE_MEM_MB, analysis_mem_mb
+
+    default = config(CPU)
+    assert analysis_mem_mb(default, 71, "build_report", 1) == ANALYSIS_BASE_MEM_MB + 2  # 71 x 256 tokens
+    large = config(CPU, decoding={"max_tokens": 1000})
+    assert analysis_mem_mb(large, 100_000, "build_report", 1) == 12_000
+    assert analysis_mem_mb(large, 100_000, "collect_generations", 2) == 2 * 11_000
+    assert analysis_mem_mb(large, 100_000, "plot_figures", 1) == 3_000

@@ -312,6 +312,15 @@ def engine_mem_mb(wildcards, attempt):
     return job_resources.engine_mem_mb(config, attempt, stories, kv_bytes)
 
 
+def analysis_mem_mb(rule):
+    """The memory of an analysis job that grows with the grid's tokens (tempcreativity.resources)."""
+
+    def mem_mb(wildcards, attempt):
+        return job_resources.analysis_mem_mb(config, len(STORIES), rule, attempt)
+
+    return mem_mb
+
+
 def engine_runtime(wildcards, attempt):
     return job_resources.engine_runtime(attempt)
 

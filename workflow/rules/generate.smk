@@ -54,7 +54,7 @@ rule collect_generations:
     log:
         result("logs/collect_generations.log"),
     resources:
-        mem_mb=2000,
+        mem_mb=analysis_mem_mb("collect_generations"),
         runtime=30,
     params:
         story_ids=story_order,

@@ -20,7 +20,7 @@ rule plot_figures:
         result("logs/plot_figures.log"),
     priority: 1  # on the longest chain to the report, with summarise_scores
     resources:
-        mem_mb=2000,
+        mem_mb=analysis_mem_mb("plot_figures"),
         runtime=30,
     params:
         code=script_digest("plot_figures.py"),
@@ -44,7 +44,7 @@ rule frontier:
     log:
         result("logs/frontier.log"),
     resources:
-        mem_mb=2000,
+        mem_mb=analysis_mem_mb("frontier"),
         runtime=30,
     params:
         resamples=config["scoring"]["bootstrap_resamples"],
@@ -81,7 +81,7 @@ rule build_report:
     log:
         result("logs/build_report.log"),
     resources:
-        mem_mb=2000,
+        mem_mb=analysis_mem_mb("build_report"),
         runtime=30,
     params:
         config=config,

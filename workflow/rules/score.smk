@@ -33,7 +33,7 @@ rule score_stories:
     benchmark:
         result("benchmarks/score_stories.tsv")
     resources:
-        mem_mb=4000,
+        mem_mb=analysis_mem_mb("score_stories"),
         runtime=60,
     params:
         embedders=EMBEDDERS,
@@ -57,7 +57,7 @@ rule summarise_scores:
         result("benchmarks/summarise_scores.tsv")
     priority: 1  # the longest chain to the report (summary, figures): started first, the ratings' jobs beside it
     resources:
-        mem_mb=4000,
+        mem_mb=analysis_mem_mb("summarise_scores"),
         runtime=60,
     params:
         resamples=config["scoring"]["bootstrap_resamples"],

@@ -30,7 +30,7 @@ rule track_mlflow:
     log:
         result("logs/track_mlflow.log"),
     resources:
-        mem_mb=2000,
+        mem_mb=analysis_mem_mb("track_mlflow"),
         runtime=30,
     params:
         config=config,
