@@ -10,6 +10,7 @@ import pytest
 
 from tempcreativity.scoring import SCORE_LABELS
 from tempcreativity.statistics import (
+    SpearmanDraws,
     _spearman_rows,
     bootstrap_mean_ci,
     design_units,
@@ -175,6 +176,30 @@ def test_several_prompts_under_shared_seeds_get_crossed_random_intercepts():
     table = trends(scores, 100, "shared")
     assert set(table["model"]) == {"mixedlm: (1 | prompt) + (1 | seed)"}
     assert set(table["resampled"]) == {"seeds (all stories of a seed)"}
+
+
+def test_draws_shared_by_a_groups_scores_give_exactly_what_each_call_computes_alone():
+    """trends reuses one group's resamples and permutations for every score: the same numbers, to the bit, as
+    spearman_with_ci without them, for clusters of unequal size, several strata and blocks, and a score with a NaN
+    (its own kept stories, its own draws)."""
+    rng = np.random.default_rng(8)
+    x = np.repeat([0.5, 1.0, 1.5, 2.0], 15)
+    units = {
+        "clusters": rng.integers(0, 12, x.size).astype(str),  # seeds of unequal size
+        "strata": np.tile(["p", "q"], x.size // 2),
+        "blocks": np.tile(["p|a", "p|b", "q|a"], x.size // 3),
+    }
+    ys = [np.round(slope * x + rng.normal(0, 1, x.size), 1) for slope in (0.0, 0.5, 2.0)]
+    ys.append(ys[1].copy())
+    ys[-1][[3, 40]] = np.nan
+    draws = SpearmanDraws(units)
+    for y in [*ys, ys[-1], ys[0]]:  # each draw is made once and reused, whatever the order
+        alone = spearman_with_ci(x, y, 300, units=units)
+        shared = spearman_with_ci(x, y, 300, units=units, draws=draws)
+        assert shared == alone and all(math.isfinite(value) for value in alone.values())
+    assert spearman_with_ci(x, ys[-1], 300, units=units)["n"] == x.size - 2
+    with pytest.raises(ValueError, match="other units"):
+        spearman_with_ci(x, ys[0], 300, units=dict(units), draws=draws)
 
 
 def test_perplexity_trend_is_fitted_on_its_logarithm():

@@ -130,66 +130,146 @@ def _cluster_resample(groups: list[list[np.ndarray]], rng: np.random.Generator) 
     return np.concatenate([members[k] for members in groups for k in rng.integers(0, len(members), len(members))])
 
 
+# Permutations shuffled at once: a bound on the rows of one batch's matrices (their size is this times the stories).
+PERMUTATION_BATCH = 256
+
+
+def _block_permutations(
+    rank_x: np.ndarray, blocks: np.ndarray, permutations: int, rng: np.random.Generator
+) -> np.ndarray:
+    """The ranks of x shuffled within blocks, one permutation a row, each row centred on its mean.
+
+    Row p is the p-th loop of a one-at-a-time test: its stories' random keys are the p-th ``rng.random(n)`` (drawn
+    in batches of rows, the same stream), sorted within blocks (``lexsort``, stable); every row's arithmetic is the
+    1-D arithmetic of that loop, so each rho, and the p-value, is the same to the bit."""
+    n = len(rank_x)
+    block_ids = np.unique(blocks, return_inverse=True)[1]
+    base = np.lexsort((np.arange(n), block_ids))
+    centred = np.empty((permutations, n))
+    for start in range(0, permutations, PERMUTATION_BATCH):
+        keys = rng.random((min(PERMUTATION_BATCH, permutations - start), n))
+        shuffled = np.lexsort((keys, np.broadcast_to(block_ids, keys.shape)), axis=-1)
+        permuted = np.empty_like(keys)
+        permuted[:, base] = rank_x[shuffled]
+        centred[start : start + len(keys)] = permuted - permuted.mean(axis=1, keepdims=True)
+    return centred
+
+
 def _within_block_permutation_p(
-    x: np.ndarray, y: np.ndarray, blocks: np.ndarray, observed: float, permutations: int, rng: np.random.Generator
+    centred_permuted: np.ndarray, rank_x: np.ndarray, y: np.ndarray, observed: float
 ) -> float:
-    """Two-sided p of Spearman's rho when temperatures are shuffled within blocks (exchangeable under no trend)."""
-    rank_x, rank_y = stats.rankdata(x), stats.rankdata(y)
+    """Two-sided p of Spearman's rho when temperatures are shuffled within blocks (exchangeable under no trend);
+    ``centred_permuted`` holds the shuffled ranks of x (``_block_permutations``), one permutation a row."""
+    rank_y = stats.rankdata(y)
     centred_y = rank_y - rank_y.mean()
     scale = np.sqrt(((rank_x - rank_x.mean()) ** 2).sum() * (centred_y**2).sum())
-    block_ids = np.unique(blocks, return_inverse=True)[1]
-    base = np.lexsort((np.arange(len(x)), block_ids))
-    extreme = 0
-    for _ in range(permutations):
-        shuffled = np.lexsort((rng.random(len(x)), block_ids))
-        permuted = np.empty_like(rank_x)
-        permuted[base] = rank_x[shuffled]
-        rho = ((permuted - permuted.mean()) * centred_y).sum() / scale
-        extreme += abs(rho) >= abs(observed) - 1e-12
-    return (extreme + 1) / (permutations + 1)
+    rho = (centred_permuted * centred_y).sum(axis=1) / scale
+    extreme = int(np.count_nonzero(np.abs(rho) >= abs(observed) - 1e-12))
+    return (extreme + 1) / (len(centred_permuted) + 1)
+
+
+def _centred_ranks(rows: np.ndarray) -> np.ndarray:
+    """The ranks of each row (ties get their mean rank), centred on the row's mean."""
+    ranks = stats.rankdata(rows, axis=1)
+    ranks -= ranks.mean(axis=1, keepdims=True)
+    return ranks
+
+
+def _rho_of_centred_ranks(ranks_x: np.ndarray, ranks_y: np.ndarray, squares_x: np.ndarray | None = None) -> np.ndarray:
+    """Pearson's r of each row of two matrices of centred ranks (``squares_x``: the row sums of ``ranks_x**2``,
+    when known); NaN where a row is constant."""
+    if squares_x is None:
+        squares_x = (ranks_x**2).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho = (ranks_x * ranks_y).sum(axis=1) / np.sqrt(squares_x * (ranks_y**2).sum(axis=1))
+    return np.clip(rho, -1.0, 1.0)
 
 
 def _spearman_rows(x_rows: np.ndarray, y_rows: np.ndarray) -> np.ndarray:
     """Spearman's rho of each row of ``x_rows`` with the same row of ``y_rows``, all rows at once: Pearson's r of
     their ranks (ties get their mean rank), as scipy.stats.spearmanr computes it for one pair; NaN where a row is
     constant."""
-    ranks_x, ranks_y = stats.rankdata(x_rows, axis=1), stats.rankdata(y_rows, axis=1)
-    ranks_x -= ranks_x.mean(axis=1, keepdims=True)
-    ranks_y -= ranks_y.mean(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = (ranks_x * ranks_y).sum(axis=1) / np.sqrt((ranks_x**2).sum(axis=1) * (ranks_y**2).sum(axis=1))
-    return np.clip(rho, -1.0, 1.0)
+    return _rho_of_centred_ranks(_centred_ranks(x_rows), _centred_ranks(y_rows))
+
+
+class SpearmanDraws:
+    """The random draws of ``spearman_with_ci`` over one design's ``units``, kept to be reused by every score.
+
+    The bootstrap's resamples and the permutation test's shuffles depend on the seed, the number of resamples,
+    x and the units of the stories kept (those with x and y finite), never on y: the scores of one group of
+    ``trends`` share them (a score with NaNs keeps other stories and gets draws of its own). Passing the same
+    ``SpearmanDraws`` to every call gives each call exactly what it computes without one."""
+
+    def __init__(self, units: dict | None = None):
+        self.units = units
+        self._plans: dict[tuple, dict[str, object]] = {}
+
+    def plan(self, x: np.ndarray, keep: np.ndarray, resamples: int, seed: int) -> dict[str, object]:
+        """The draws for the kept stories ``x`` (already ``x[keep]``): per resample size, the resamples' row
+        indices and x's centred ranks in them (with their row sums of squares); the shuffled ranks of x of the
+        permutation test (None without blocks); x's ranks."""
+        key = (resamples, seed, keep.tobytes(), x.tobytes())
+        if key not in self._plans:
+            self._plans[key] = self._draw(x, keep, resamples, seed)
+        return self._plans[key]
+
+    def _draw(self, x: np.ndarray, keep: np.ndarray, resamples: int, seed: int) -> dict[str, object]:
+        if self.units is None:
+            clusters, strata, blocks = np.arange(len(x)).astype(str), np.zeros(len(x)), None
+        else:
+            units = self.units
+            clusters, strata, blocks = units["clusters"][keep], units["strata"][keep], units["blocks"][keep]
+        rng = np.random.default_rng(seed)
+        groups = _cluster_members(clusters, strata)
+        samples_by_size: dict[int, list[np.ndarray]] = {}  # resamples of clusters of unequal size differ in size
+        for _ in range(resamples):
+            index = _cluster_resample(groups, rng)
+            samples_by_size.setdefault(len(index), []).append(index)
+        bootstrap = []
+        for index in map(np.vstack, samples_by_size.values()):
+            ranks_x = _centred_ranks(x[index])
+            bootstrap.append((index, ranks_x, (ranks_x**2).sum(axis=1)))
+        rank_x = stats.rankdata(x)
+        permuted = None if blocks is None else _block_permutations(rank_x, blocks, resamples, rng)
+        return {"bootstrap": bootstrap, "permuted": permuted, "rank_x": rank_x}
 
 
 def spearman_with_ci(
-    x: np.ndarray, y: np.ndarray, resamples: int, seed: int = 0, units: dict | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    resamples: int,
+    seed: int = 0,
+    units: dict | None = None,
+    draws: SpearmanDraws | None = None,
 ) -> dict[str, float]:
     """Spearman's rho of y with x, a percentile bootstrap CI and a p-value.
 
     Without ``units`` every story is its own unit: the bootstrap resamples stories and p is scipy's. With the
     ``units`` of ``design_units``, the bootstrap resamples its clusters within its strata and p comes from a
-    permutation test that shuffles x within its blocks (``resamples`` permutations)."""
+    permutation test that shuffles x within its blocks (``resamples`` permutations). ``draws`` (a
+    ``SpearmanDraws`` of the same ``units``) keeps the random draws for the next call with the same x, kept
+    stories, resamples and seed: the result is the same, computed sooner."""
+    if draws is None:
+        draws = SpearmanDraws(units)
+    elif draws.units is not units:
+        raise ValueError("spearman_with_ci: draws were made for other units than the units given")
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
-    if units is None:
-        clusters, strata, blocks = np.arange(len(x)).astype(str), np.zeros(len(x)), None
-    else:
-        clusters, strata, blocks = units["clusters"][keep], units["strata"][keep], units["blocks"][keep]
     if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
         return {"rho": math.nan, "p_value": math.nan, "rho_ci_low": math.nan, "rho_ci_high": math.nan, "n": len(x)}
     rho, p_value = stats.spearmanr(x, y)
-    rng = np.random.default_rng(seed)
-    groups = _cluster_members(clusters, strata)
-    samples_by_size: dict[int, list[np.ndarray]] = {}  # resamples of clusters of unequal size differ in size
-    for _ in range(resamples):
-        index = _cluster_resample(groups, rng)
-        samples_by_size.setdefault(len(index), []).append(index)
-    boot = np.concatenate([_spearman_rows(x[index], y[index]) for index in map(np.vstack, samples_by_size.values())])
+    plan = draws.plan(x, keep, resamples, seed)
+    boot = np.concatenate(
+        [
+            _rho_of_centred_ranks(ranks_x, _centred_ranks(y[index]), squares_x)
+            for index, ranks_x, squares_x in plan["bootstrap"]
+        ]
+    )
     boot = boot[np.isfinite(boot)]  # a resample with x or y constant has no rho
     alpha = (1 - CONFIDENCE) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha]) if boot.size else (math.nan, math.nan)
-    if blocks is not None:
-        p_value = _within_block_permutation_p(x, y, blocks, rho, resamples, rng)
+    if plan["permuted"] is not None:
+        p_value = _within_block_permutation_p(plan["permuted"], plan["rank_x"], y, rho)
     return {
         "rho": float(rho),
         "p_value": float(p_value),
@@ -292,6 +372,7 @@ def trends(scores: pl.DataFrame, resamples: int, seeding: str = "independent") -
         for axis, levels, values, group in fitted:
             level = dict(zip(levels, values))
             units = design_units(group, seeding, axis)
+            draws = SpearmanDraws(units)  # the scores of a group share their resamples and permutations
             x = group[axis].cast(pl.Float64).to_numpy()
             within = levels_label(level, [name for name in levels if name != "model_id"])
             for score, label in SCORE_LABELS.items():
@@ -303,7 +384,7 @@ def trends(scores: pl.DataFrame, resamples: int, seeding: str = "independent") -
                         "within": within,
                         "score": score,
                         "label": label,
-                        **spearman_with_ci(x, y, resamples, units=units),
+                        **spearman_with_ci(x, y, resamples, units=units, draws=draws),
                         **linear_trend(group, score, units["random_effects"], axis),
                         "resampled": units["unit"],
                     }
