@@ -270,7 +270,7 @@ def metrics_distance(vectors: np.ndarray) -> float:
     return float(np.mean([1 - unit[i] @ unit[j] for i, j in pairs]))
 
 
-def test_a_story_with_no_text_is_kept_but_each_cells_scores_are_over_its_scored_stories(tmp_path):
+def test_a_story_with_no_text_is_kept_but_each_cells_scores_are_over_its_scored_stories(tmp_path, monkeypatch):
     """`stop: ["a"]` can end a story before its first token: its perplexity is nan, and its cell used to report
     n = 3 with a perplexity mean over 2, silently. Now the cell has n = 3 and n_scored = 2, every score's mean is
     over the 2 scored stories, and the report says how many stories ended with no text."""
@@ -350,3 +350,24 @@ def test_a_story_with_no_text_is_kept_but_each_cells_scores_are_over_its_scored_
     )
     assert "<strong>1 story ended with no text</strong>" in html and "1 of them with no text at all" in html
     assert '<td class="num">3 (2 scored)</td>' in html and '<td class="num">3</td>' in html
+
+    # a sweep's long tables are folded under a line that names them, every row still there (here 10 trend rows
+    # against a threshold of 5; the 2 cells stay open)
+    from tempcreativity import report
+
+    assert "<details>" not in html
+    monkeypatch.setattr(report, "TABLE_ROWS_SHOWN", 5)
+    folded = render_report(
+        config=config,
+        manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
+        generations=generations,
+        scores=scores,
+        summary=summary,
+        trend_table=trends(scores, 100),
+        figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
+        files={},
+        provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
+    )
+    assert "<details><summary>The 10 trends (every measure, axis and group)" in folded
+    assert folded.count("<details>") == 1 and folded.count("</details>") == 1
+    assert folded.replace("<details><summary>", "").count("<tr>") == html.count("<tr>")

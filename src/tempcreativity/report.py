@@ -426,6 +426,11 @@ def _summary_rows(summary: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+# A table of more rows (the trends, the cells, the frontier of a sweep: 1,230, 126 and 126 rows for a 126-cell grid)
+# is folded under a line that names it, so that the report reads as a report at any size; every row is still there.
+TABLE_ROWS_SHOWN = 60
+
+
 def _examples(generations: pl.DataFrame, scores: pl.DataFrame, per_temperature: int) -> list[dict[str, Any]]:
     """The first stories of every cell (and every exemplar), with their scores."""
     keys = cell_keys(generations)
@@ -524,6 +529,7 @@ def render_report(
         trends=trend_rows,
         summary=summary_rows,
         summary_columns={score: SCORE_LABELS[score] for score in SUMMARY_COLUMNS},
+        rows_shown=TABLE_ROWS_SHOWN,
         figures={name: _image(path) for name, path in figures.items()},
         captions={name: markupsafe.Markup(caption(name)) for name in CAPTION_FILES},  # (our own text)
         examples=_examples(generations, scores, examples_per_temperature),
