@@ -66,7 +66,7 @@ def run_row(row: str, folder: Path, arguments) -> dict:
 
     # every token computed: no prefix caching (the pipeline's stories rarely share a 32-token block; these never do)
     model = pipeline_model() | {"engine_args": {"enable_prefix_caching": False}}
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=False)
     story_ids = [tokenizer(text)["input_ids"] for text in texts(arguments)]
     tokens = sum(map(len, story_ids))
     lengths = [len(ids) for ids in story_ids]
@@ -74,7 +74,7 @@ def run_row(row: str, folder: Path, arguments) -> dict:
         import torch
         from transformers import AutoModel
 
-        network = AutoModel.from_pretrained(folder, dtype=torch.float32).eval()
+        network = AutoModel.from_pretrained(folder, dtype=torch.float32, trust_remote_code=False).eval()
         torch.set_num_threads(os.cpu_count() or 1)
         started = time.perf_counter()
         with torch.inference_mode():

@@ -52,6 +52,15 @@ def story_measures(text: str, reference: str, logprobs: list[float]) -> dict[str
     }
 
 
+def _flat_lists(column: pl.Series) -> tuple[np.ndarray, np.ndarray]:
+    """A list column as one flat array of its values and each row's start offset (row i is values[offsets[i]:
+    offsets[i + 1]]): 8 bytes a token, where Python lists of floats took 32 (3 GB for 100,000 stories)."""
+    array = column.to_arrow()
+    array = array.combine_chunks() if hasattr(array, "combine_chunks") else array
+    offsets = array.offsets.to_numpy()
+    return array.values.to_numpy(zero_copy_only=False), offsets
+
+
 def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> pl.DataFrame:
     """One row per story (same order as ``generations``), with the columns that name its cell. ``vectors`` maps
     embedder name to one row per story; the first embedder gives ``cosine_similarity``, every embedder its own
@@ -65,10 +74,10 @@ def score_stories(generations: pl.DataFrame, vectors: dict[str, np.ndarray]) -> 
     if missing:
         named = [owner.replace("\x1f", " x ") for owner in missing]
         raise ValueError(f"no exemplar for prompt(s) {named}: every prompt (of every model) needs its greedy exemplar")
-    texts, logprobs = generations["text"].to_list(), generations["logprobs"].to_list()
+    texts, (values, offsets) = generations["text"].to_list(), _flat_lists(generations["logprobs"])
     exemplar_of = [exemplars[owner] for owner in owners]
     measured = [
-        story_measures(texts[i], texts[exemplar_of[i]], logprobs[i])
+        story_measures(texts[i], texts[exemplar_of[i]], values[offsets[i] : offsets[i + 1]])
         for i in bar(range(len(texts)), "Scored stories", "story")
     ]
     columns: dict[str, list] = {name: [row[name] for row in measured] for name in STORY_MEASURES}
