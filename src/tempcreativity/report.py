@@ -588,7 +588,9 @@ def build(
         The report as one HTML string.
     """
     manifest = read_manifest(inputs["manifest"])
-    generations = pl.read_parquet(inputs["stories"])
+    unread = {"token_ids"}  # (the report does not use them)
+    columns = [name for name in pl.read_parquet_schema(inputs["stories"]) if name not in unread]
+    generations = pl.read_parquet(inputs["stories"], columns=columns)
     judge = dict(config["judge"], is_generator=judge_is_generator(config))
     ratings = [
         ratings_section(

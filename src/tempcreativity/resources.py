@@ -89,7 +89,7 @@ def engine_runtime(attempt: int) -> int:
 ANALYSIS_BASE_MEM_MB = 2000
 ANALYSIS_MIB_PER_MILLION_TOKENS = {
     "collect_generations": 90,
-    "score_stories": 80,
+    "score_stories": 40,
     "summarise_scores": 20,
     "frontier": 20,
     "plot_figures": 10,

@@ -101,16 +101,21 @@ def share_below_raw_min_p(generations: pl.DataFrame, min_p: float = STUDY_MIN_P)
     token's stored raw log-probability and the most likely token's (``logprobs``, ``top_logprobs``); the exemplars
     are left out."""
     threshold = float(np.log(min_p))
-    tokens = (
+    per_story = (
         generations.filter(~pl.col("is_exemplar"))
-        .select("prompt_id", "temperature", "logprobs", "top_logprobs")
-        .explode("logprobs", "top_logprobs")
-        .drop_nulls("logprobs")
-    )
-    return (
-        tokens.group_by("prompt_id", "temperature", maintain_order=True)
-        .agg(
-            pl.len().alias("tokens"), ((pl.col("logprobs") - pl.col("top_logprobs")) < threshold).mean().alias("share")
+        .select(
+            "prompt_id",
+            "temperature",
+            pl.col("logprobs").list.len().alias("tokens"),
+            ((pl.col("logprobs") - pl.col("top_logprobs")).list.eval(pl.element() < threshold).list.sum()).alias(
+                "below"
+            ),
         )
+        .filter(pl.col("tokens") > 0)
+    )  # (per story, not per token: 100,000 stories' tokens exploded took gigabytes)
+    return (
+        per_story.group_by("prompt_id", "temperature", maintain_order=True)
+        .agg(pl.col("tokens").sum(), pl.col("below").sum())
+        .select("prompt_id", "temperature", "tokens", (pl.col("below") / pl.col("tokens")).alias("share"))
         .sort("prompt_id", "temperature")
     )
