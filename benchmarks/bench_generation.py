@@ -34,7 +34,7 @@ TEMPERATURES = [0.01, 0.334, 0.667, 1.0, 1.334, 1.667, 2.0]
 def matmul_ceiling(dtype: str, largest: int = 2048, budget_seconds: float = 2.0) -> float:
     """Peak matrix-multiply rate of this machine in ``dtype`` (float32 or bfloat16), in FLOP/s: the better of
     torch.matmul (MKL, which on AMD CPUs takes its AVX2 path: 108 GFLOP/s on a 2-core AVX-512 EPYC) and oneDNN's
-    linear (the library of vLLM's CPU kernels: 239 GFLOP/s on the same cores). Each is the best of several timed
+    linear (the library of vLLM's CPU kernels: 455 GFLOP/s on the same cores). Each is the best of several timed
     square products, their size doubled from 256 up to ``largest`` while one product takes under 50 ms, and as many
     repeats as fit in ``budget_seconds`` (3 to 20). A CPU without bf16 instructions (AVX2 only: one bf16 product of
     2048 took 15 s) is measured at a smaller size instead of for minutes."""
