@@ -313,11 +313,12 @@ def _generate_with_model(
 
 def order_stories(frames: list[pl.DataFrame], story_ids: list[str]) -> pl.DataFrame:
     """Concatenate shard tables into the experiment's table, in grid order; every story exactly once."""
-    combined = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema=GENERATIONS_SCHEMA)
-    expected = pl.DataFrame({"story_id": story_ids, "_order": range(len(story_ids))})
+    # (no rechunk, and one gather in grid order: one copy of the stories, where concat, join and sort made three)
+    combined = pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame(schema=GENERATIONS_SCHEMA)
     found = combined["story_id"].to_list()
     if sorted(found) != sorted(story_ids):
         missing = sorted(set(story_ids) - set(found))[:5]
         extra = sorted(set(found) - set(story_ids))[:5]
         raise ValueError(f"shards do not hold the grid's stories exactly once (missing {missing}, unexpected {extra})")
-    return combined.join(expected, on="story_id").sort("_order").drop("_order")
+    row_of = {story_id: row for row, story_id in enumerate(found)}
+    return combined[[row_of[story_id] for story_id in story_ids]]

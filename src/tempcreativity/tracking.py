@@ -488,7 +488,9 @@ def track(
 
     manifests = {model["id"]: read_manifest(path) for model, path in zip(config["models"], inputs["manifests"])}
     weights = models_sha256(manifests)
-    generations = pl.read_parquet(inputs["stories"])
+    unread = {"token_ids", "logprobs", "top_logprobs"}  # (the runs log no token; most of the table's memory)
+    columns = [name for name in pl.read_parquet_schema(inputs["stories"]) if name not in unread]
+    generations = pl.read_parquet(inputs["stories"], columns=columns)
     summary = pl.read_parquet(inputs["summary"])
     shard_stats = [json.loads(Path(path).read_text()) for path in inputs["shard_stats"]]
     ratings = {
