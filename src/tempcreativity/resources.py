@@ -83,24 +83,24 @@ def engine_runtime(attempt: int) -> int:
 
 
 # The analysis jobs whose memory grows with the stories' tokens: MiB per million tokens the grid may generate, from
-# benchmarks/bench_sweep.py at 1,008 and 12,600 synthetic stories (1.1 and 14.1 million tokens; the largest, the
-# report, 1,651 MiB at 12,600), rounded up. The rest of these jobs, and every other analysis job, fit in
+# benchmarks/bench_sweep.py at 12,600 and 100,000 synthetic stories (14.1 and 111.7 million tokens; the largest, the
+# report, 6,783 MiB at 100,000), rounded up. The rest of these jobs, and every other analysis job, fit in
 # ANALYSIS_BASE_MEM_MB.
 ANALYSIS_BASE_MEM_MB = 2000
 ANALYSIS_MIB_PER_MILLION_TOKENS = {
-    "collect_generations": 90,
+    "collect_generations": 60,
     "score_stories": 40,
-    "summarise_scores": 20,
-    "frontier": 20,
+    "summarise_scores": 30,
+    "frontier": 30,
     "plot_figures": 10,
-    "build_report": 100,
-    "track_mlflow": 50,
+    "build_report": 70,
+    "track_mlflow": 10,
 }
 
 
 def analysis_mem_mb(config: dict[str, Any], stories: int, rule: str, attempt: int) -> int:
     """Host memory of the analysis job ``rule`` for a grid of ``stories`` stories (exemplars included), growing with
     each retry: ANALYSIS_BASE_MEM_MB and its share per million tokens, at ``decoding.max_tokens`` a story (a bound:
-    stories that stop early take less). 100,000 stories of 1,000 tokens: 12 GB for the report, 11 GB to gather."""
+    stories that stop early take less). 100,000 stories of 1,000 tokens: 9 GB for the report, 8 GB to gather."""
     tokens = stories * config["decoding"]["max_tokens"]
     return (ANALYSIS_BASE_MEM_MB + -(-ANALYSIS_MIB_PER_MILLION_TOKENS[rule] * tokens // 1_000_000)) * attempt
