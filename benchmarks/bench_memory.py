@@ -1,6 +1,6 @@
 """Peak resident memory of every job of a run, and of `make study`, each from its own measurement:
 
-- the pipeline's jobs: the last line of each job's log (tempcreativity.logs.PEAK_MEMORY_LINE, getrusage's high-water
+- the pipeline's jobs: the last line of each job's log (tempcreativity.logs.PEAK_MEMORY_LINE, the kernel's high-water
   mark of the job's process, sampled by the kernel, so no peak is missed between samples as Snakemake's 1-30 s
   `benchmark:` sampling can), after a run of each --config from empty results in a new folder;
 - `make study`'s scoring (`tempcreativity study`, teacher forcing and both embedders, embedding cache empty): its
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -31,9 +30,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from tempcreativity.logs import PEAK_MEMORY_LINE  # noqa: E402
+from tempcreativity.logs import logged_peak_memory_mib  # noqa: E402
 
-PEAK = re.compile(re.escape(PEAK_MEMORY_LINE).replace(r"\{self_mib\}", r"(\d+)").replace(r"\{children_mib\}", r"(\d+)"))
 EMBEDDED = "resources/models/smollm2-135m-instruct"
 
 
@@ -55,15 +53,14 @@ def job_peaks(workdir: Path) -> dict[str, tuple[int, float | None]]:
     its peak, by log name."""
     peaks = {}
     for log in sorted([*workdir.glob("results/*/logs/*.log"), *workdir.glob("resources/models/logs/*.log")]):
-        lines = log.read_text(errors="replace").splitlines()
-        found = PEAK.fullmatch(lines[-1]) if lines else None
+        found = logged_peak_memory_mib(log.read_text(errors="replace"))
         if found is None:
             continue
         seconds = None
         for benchmark in (log.parent.parent / "benchmarks" / f"{log.stem}.tsv", log.with_suffix(".benchmark.tsv")):
             if benchmark.is_file():
                 seconds = float(pl.read_csv(benchmark, separator="\t")["s"][0])
-        peaks[log.stem] = (max(int(found.group(1)), int(found.group(2))), seconds)
+        peaks[log.stem] = (max(found), seconds)
     return peaks
 
 

@@ -52,14 +52,9 @@ def texts(arguments) -> list[str]:
     return list(pieces.values())[: arguments.stories]
 
 
-def pipeline_model() -> dict:
-    from bench_generation import pipeline_model as default_model
-
-    return default_model()
-
-
 def run_row(row: str, folder: Path, arguments) -> dict:
     """One row's measurement in this process."""
+    from bench_generation import pipeline_model
     from transformers import AutoTokenizer
 
     import tempcreativity.engine as engine_settings

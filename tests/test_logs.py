@@ -48,15 +48,11 @@ block[::4096] = b"x" * len(block[::4096])
 def test_a_jobs_log_ends_with_its_peak_memory(tmp_path):
     """The last line of a job's log is its peak resident memory, which must cover what it allocated (400 MiB here)
     and be read as such by the memory benchmark."""
-    import re
-
-    from tempcreativity.logs import PEAK_MEMORY_LINE
+    from tempcreativity.logs import logged_peak_memory_mib
 
     peaks = {}
     for mib in (0, 400):
         log = tmp_path / f"job-{mib}.log"
         subprocess.run([sys.executable, "-c", ALLOCATING_JOB, str(log), str(mib)], check=True)
-        last = log.read_text().splitlines()[-1]
-        pattern = re.escape(PEAK_MEMORY_LINE).replace(r"\{self_mib\}", r"(\d+)").replace(r"\{children_mib\}", r"\d+")
-        peaks[mib] = int(re.fullmatch(pattern, last).group(1))
+        peaks[mib] = logged_peak_memory_mib(log.read_text())[0]
     assert peaks[0] < 400 <= peaks[400], peaks

@@ -337,17 +337,21 @@ def test_a_story_with_no_text_is_kept_but_each_cells_scores_are_over_its_scored_
         },
         SCHEMA,
     )
-    html = render_report(
-        config=config,
-        manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
-        generations=generations,
-        scores=scores,
-        summary=summary,
-        trend_table=trends(scores, 100),
-        figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
-        files={},
-        provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
-    )
+
+    def render() -> str:
+        return render_report(
+            config=config,
+            manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
+            generations=generations,
+            scores=scores,
+            summary=summary,
+            trend_table=trends(scores, 100),
+            figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
+            files={},
+            provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
+        )
+
+    html = render()
     assert "<strong>1 story ended with no text</strong>" in html and "1 of them with no text at all" in html
     assert '<td class="num">3 (2 scored)</td>' in html and '<td class="num">3</td>' in html
 
@@ -357,17 +361,7 @@ def test_a_story_with_no_text_is_kept_but_each_cells_scores_are_over_its_scored_
 
     assert "<details>" not in html
     monkeypatch.setattr(report, "TABLE_ROWS_SHOWN", 5)
-    folded = render_report(
-        config=config,
-        manifest={"model": "M", "sha256": "abc", "folder": "/m", "config_path": "embedded"},
-        generations=generations,
-        scores=scores,
-        summary=summary,
-        trend_table=trends(scores, 100),
-        figures={name: png for name in ("boxplots", "pca", "diversity", "trends")},
-        files={},
-        provenance={"git": {"commit": "abc", "dirty": False}, "packages": {}},
-    )
+    folded = render()
     assert "<details><summary>The 10 trends (every measure, axis and group)" in folded
     assert folded.count("<details>") == 1 and folded.count("</details>") == 1
     assert folded.replace("<details><summary>", "").count("<tr>") == html.count("<tr>")

@@ -23,6 +23,12 @@ def _temporary_beside(path: Path) -> Path:
     return Path(name)
 
 
+def read_parquet_without(path: str | Path, unread: set[str]) -> pl.DataFrame:
+    """The table at ``path`` without the columns ``unread`` (the generations' token lists, most of its memory, for a
+    job that does not use them)."""
+    return pl.read_parquet(path, columns=[name for name in pl.read_parquet_schema(path) if name not in unread])
+
+
 def write_parquet_atomic(frame: pl.DataFrame, path: str | Path) -> None:
     """Write Parquet deterministically (same frame, same polars: same bytes) and atomically."""
     path = Path(path)

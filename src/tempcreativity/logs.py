@@ -60,6 +60,17 @@ def peak_memory_mib() -> tuple[int, int]:
     return round(self_bytes / 2**20), round(children_bytes / 2**20)
 
 
+def logged_peak_memory_mib(log_text: str) -> tuple[int, int] | None:
+    """The peak memory a job's log ends with (PEAK_MEMORY_LINE: this process's MiB, its largest child's), or None
+    where its last line is not that (a job that died, or one that does not log through log_to)."""
+    import re
+
+    pattern = re.escape(PEAK_MEMORY_LINE).replace(r"\{self_mib\}", r"(\d+)").replace(r"\{children_mib\}", r"(\d+)")
+    lines = log_text.splitlines()
+    found = re.fullmatch(pattern, lines[-1]) if lines else None
+    return (int(found.group(1)), int(found.group(2))) if found else None
+
+
 def _print_peak_memory() -> None:
     self_mib, children_mib = peak_memory_mib()
     print(PEAK_MEMORY_LINE.format(self_mib=self_mib, children_mib=children_mib), file=sys.stderr)

@@ -17,6 +17,7 @@ import polars as pl
 from tempcreativity.axes import AXIS_LABELS, DEFAULTS, QUIET_DEFAULTS, SAMPLER_AXES
 from tempcreativity.catalogue import CAPTION_FILES, caption
 from tempcreativity.cells import cell_keys, levels_label, several_models, swept_axes, value_text
+from tempcreativity.io import read_parquet_without
 from tempcreativity.model import judge_is_first_model, judge_is_generator, judge_model_path, read_manifest
 from tempcreativity.provenance import git_state, package_versions
 from tempcreativity.scoring import SCORE_LABELS, share_below_raw_min_p
@@ -588,9 +589,7 @@ def build(
         The report as one HTML string.
     """
     manifest = read_manifest(inputs["manifest"])
-    unread = {"token_ids"}  # (the report does not use them)
-    columns = [name for name in pl.read_parquet_schema(inputs["stories"]) if name not in unread]
-    generations = pl.read_parquet(inputs["stories"], columns=columns)
+    generations = read_parquet_without(inputs["stories"], {"token_ids"})  # (the report does not use them)
     judge = dict(config["judge"], is_generator=judge_is_generator(config))
     ratings = [
         ratings_section(

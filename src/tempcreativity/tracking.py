@@ -21,6 +21,7 @@ import polars as pl
 
 from tempcreativity.axes import without_quiet_defaults
 from tempcreativity.config import as_written
+from tempcreativity.io import read_parquet_without
 from tempcreativity.progress import bar
 from tempcreativity.ratings import RATING_ITEMS
 
@@ -488,9 +489,8 @@ def track(
 
     manifests = {model["id"]: read_manifest(path) for model, path in zip(config["models"], inputs["manifests"])}
     weights = models_sha256(manifests)
-    unread = {"token_ids", "logprobs", "top_logprobs"}  # (the runs log no token; most of the table's memory)
-    columns = [name for name in pl.read_parquet_schema(inputs["stories"]) if name not in unread]
-    generations = pl.read_parquet(inputs["stories"], columns=columns)
+    # (the runs log no token: the token lists are most of the table's memory)
+    generations = read_parquet_without(inputs["stories"], {"token_ids", "logprobs", "top_logprobs"})
     summary = pl.read_parquet(inputs["summary"])
     shard_stats = [json.loads(Path(path).read_text()) for path in inputs["shard_stats"]]
     ratings = {
